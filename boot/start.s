@@ -1,0 +1,126 @@
+// patchbay boot entry: the first instructions every board runs.
+//
+// Contract on entry (Linux arm64 boot protocol, which QEMU and the Raspberry Pi firmware follow
+// for a raw Image / kernel8.img): x0 = physical address of the DTB, MMU and D-cache off,
+// at EL2 or EL1. Only the boot CPU (MPIDR Aff0 == 0) continues; any other CPU that arrives
+// here parks in a WFE loop until SMP bring-up exists.
+//
+// What this file does, in order, before any Rust runs:
+//   1. drop from EL2 to EL1 if needed (no traps for timers, PMU or FP/SIMD),
+//   2. enable FP/SIMD at EL1 (rustc emits SIMD for ordinary code),
+//   3. set SP_EL1 (exception stack) and SP_EL0 (kernel stack) and run on SP_EL0 (EL1t),
+//      so that an overflow of the kernel stack can still be reported on the exception stack,
+//   4. zero .bss,
+//   5. call __patchbay_early_main(dtb, entry_el).
+
+        .section .text.boot, "ax"
+        .global _start
+        .type   _start, %function
+_start:
+        // arm64 Image header (Linux Documentation/arch/arm64/booting.rst). QEMU loads a raw
+        // image with this header at RAM base + text_offset and passes the DTB in x0.
+        b       primary_entry           // code0
+        .word   0                       // code1
+        .quad   __text_offset           // text_offset: load offset from the start of RAM
+        .quad   __image_size            // image_size: includes .bss and the stacks
+        .quad   0x2                     // flags: little-endian, 4 KiB pages
+        .quad   0                       // res2
+        .quad   0                       // res3
+        .quad   0                       // res4
+        .ascii  "ARM\x64"               // magic
+        .word   0                       // res5
+
+primary_entry:
+        mov     x19, x0                 // x19 = DTB physical address (preserved throughout)
+
+        // Park every CPU but the boot CPU.
+        mrs     x1, mpidr_el1
+        and     x1, x1, #0xff           // Aff0
+        cbnz    x1, park
+
+        mrs     x1, CurrentEL
+        lsr     x1, x1, #2
+        cmp     x1, #2
+        b.eq    from_el2
+        cmp     x1, #1
+        b.ne    park                    // EL3 or EL0: not supported here (see the board BSPs)
+        mov     x20, #1                 // x20 = the EL we were entered at
+        b       at_el1
+
+from_el2:
+        // EL1 may read the physical counter and use the physical timer; no virtual offset.
+        mrs     x1, cnthctl_el2
+        orr     x1, x1, #3              // EL1PCTEN | EL1PCEN
+        msr     cnthctl_el2, x1
+        msr     cntvoff_el2, xzr
+
+        // HCR_EL2: RW=1 (EL1 is AArch64); no stage 2, no traps to EL2.
+        mov     x1, #(1 << 31)
+        msr     hcr_el2, x1
+
+        // CPTR_EL2: do not trap FP/SIMD (TFP=0); bits 13:12 and 9:0 are RES1.
+        mov     x1, #0x33ff
+        msr     cptr_el2, x1
+
+        // MDCR_EL2: HPMN = PMCR_EL0.N so EL1 owns every PMU counter; TPM/TPMCR = 0 (no traps).
+        mrs     x1, pmcr_el0
+        ubfx    x1, x1, #11, #5
+        msr     mdcr_el2, x1
+
+        // EL1 sees the real MIDR/MPIDR.
+        mrs     x1, midr_el1
+        msr     vpidr_el2, x1
+        mrs     x1, mpidr_el1
+        msr     vmpidr_el2, x1
+
+        // SCTLR_EL1 in a known state: MMU and caches off, RES1 bits set (0x30d00800).
+        mov     x1, #0x0800
+        movk    x1, #0x30d0, lsl #16
+        msr     sctlr_el1, x1
+
+        // "Return" to EL1h with D, A, I, F masked.
+        mov     x1, #0x3c5
+        msr     spsr_el2, x1
+        adr     x1, el1_from_el2
+        msr     elr_el2, x1
+        eret
+
+el1_from_el2:
+        mov     x20, #2
+
+at_el1:
+        // CPACR_EL1.FPEN = 0b11: FP/SIMD does not trap at EL1/EL0. Must precede any Rust code.
+        mov     x1, #(3 << 20)
+        msr     cpacr_el1, x1
+        isb
+
+        // SP_EL1 = this CPU's exception stack; SP_EL0 = its kernel stack; then select SP_EL0.
+        adrp    x1, __boot_estack_top
+        add     x1, x1, :lo12:__boot_estack_top
+        mov     sp, x1
+        adrp    x1, __boot_kstack_top
+        add     x1, x1, :lo12:__boot_kstack_top
+        msr     sp_el0, x1
+        msr     spsel, #0
+
+        // Zero .bss (16-byte aligned at both ends by the linker script).
+        adrp    x1, __bss_start
+        add     x1, x1, :lo12:__bss_start
+        adrp    x2, __bss_end
+        add     x2, x2, :lo12:__bss_end
+1:      cmp     x1, x2
+        b.hs    2f
+        stp     xzr, xzr, [x1], #16
+        b       1b
+2:
+        // A null frame record terminates every backtrace.
+        mov     x29, xzr
+        mov     x30, xzr
+        mov     x0, x19
+        mov     x1, x20
+        bl      __patchbay_early_main
+        // not reached
+park:
+        wfe
+        b       park
+        .size   _start, . - _start

@@ -1,0 +1,212 @@
+//! CTR_EL0 (Cache Type Register) decoding and the plan of the cache maintenance that makes
+//! newly written instructions visible to instruction fetch.
+//!
+//! The Arm ARM's rule for self-modifying code (B2.4.4 "Concurrent modification and execution of
+//! instructions" and the cache-maintenance requirements around it) on a PE whose instruction and
+//! data caches are not coherent:
+//!
+//! ```text
+//!   write the new instruction(s)
+//!   DC CVAU  each written D-cache line   -- unless CTR_EL0.IDC == 1 (clean to PoU not required)
+//!   DSB ISH                               -- the cleans complete before the invalidates
+//!   IC IVAU  each written I-cache line   -- unless CTR_EL0.DIC == 1 (I-cache coherent)
+//!   DSB ISH                               -- the invalidates complete (and are broadcast)
+//!   ISB                                   -- this PE refetches; other PEs need their own
+//!                                            context synchronization before relying on it
+//! ```
+//!
+//! Line sizes come from CTR_EL0.DminLine / IminLine (log2 of the number of 4-byte words), the
+//! smallest line of any cache in the system, so stepping by them never skips a line.
+//! [`plan`] turns a set of written ranges into that exact sequence of operations; the kernel
+//! executes the plan and a test build records it, because QEMU does not model I-cache
+//! incoherence and would pass a missing `IC IVAU` silently.
+
+/// CTR_EL0 value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ctr(pub u64);
+
+impl Ctr {
+    /// Smallest data/unified cache line, in bytes (4 << DminLine).
+    pub fn dcache_line(self) -> u64 {
+        4 << ((self.0 >> 16) & 0xf)
+    }
+    /// Smallest instruction cache line, in bytes (4 << IminLine).
+    pub fn icache_line(self) -> u64 {
+        4 << (self.0 & 0xf)
+    }
+    /// IDC: data cache clean to PoU is not required for instruction-to-data coherence.
+    pub fn idc(self) -> bool {
+        self.0 & (1 << 28) != 0
+    }
+    /// DIC: instruction cache invalidation to PoU is not required.
+    pub fn dic(self) -> bool {
+        self.0 & (1 << 29) != 0
+    }
+    /// L1Ip: the L1 instruction cache indexing policy, for the banner.
+    pub fn l1ip(self) -> &'static str {
+        match (self.0 >> 14) & 3 {
+            0 => "VPIPT",
+            1 => "AIVIVT",
+            2 => "VIPT",
+            _ => "PIPT",
+        }
+    }
+}
+
+/// One step of a maintenance plan.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// `DC CVAU` on the line at this (line-aligned) address.
+    DcCvau(u64),
+    /// `DSB ISH`.
+    DsbIsh,
+    /// `IC IVAU` on the line at this (line-aligned) address.
+    IcIvau(u64),
+    /// `ISB`.
+    Isb,
+}
+
+/// The distinct lines of size `line` touched by `ranges` (each `[start, end)`, sorted by start),
+/// in ascending order: one linear pass, each line once even when ranges share it.
+fn lines(ranges: &[(u64, u64)], line: u64, mut f: impl FnMut(u64)) {
+    let mut next_unvisited = 0u64;
+    let mut prev_start = 0u64;
+    for &(s, e) in ranges {
+        debug_assert!(s >= prev_start, "ranges must be sorted by start");
+        prev_start = s;
+        if e <= s {
+            continue;
+        }
+        let mut a = (s & !(line - 1)).max(next_unvisited);
+        while a < e {
+            f(a);
+            a += line;
+        }
+        next_unvisited = next_unvisited.max(a);
+    }
+}
+
+/// The maintenance sequence that publishes instructions written to `ranges` (sorted by start
+/// address), as executed by the kernel. Each line is maintained once even when ranges share it.
+pub fn plan(ctr: Ctr, ranges: &[(u64, u64)], mut f: impl FnMut(Op)) {
+    if !ctr.idc() {
+        lines(ranges, ctr.dcache_line(), |a| f(Op::DcCvau(a)));
+    }
+    f(Op::DsbIsh);
+    if !ctr.dic() {
+        lines(ranges, ctr.icache_line(), |a| f(Op::IcIvau(a)));
+        f(Op::DsbIsh);
+    }
+    f(Op::Isb);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    extern crate std;
+    use std::{vec, vec::Vec};
+
+    /// QEMU's cortex-a72: IminLine = DminLine = 4 (64-byte lines), L1Ip PIPT, IDC = DIC = 0.
+    const QEMU_A72: Ctr = Ctr(0x8444_c004);
+
+    fn collect(ctr: Ctr, ranges: &[(u64, u64)]) -> Vec<Op> {
+        let mut v = Vec::new();
+        plan(ctr, ranges, |o| v.push(o));
+        v
+    }
+
+    #[test]
+    fn fields() {
+        assert_eq!(QEMU_A72.dcache_line(), 64);
+        assert_eq!(QEMU_A72.icache_line(), 64);
+        assert!(!QEMU_A72.idc() && !QEMU_A72.dic());
+        assert_eq!(QEMU_A72.l1ip(), "PIPT");
+        let a76 = Ctr(0x9444_c004); // IDC=1 (Cortex-A76/Pi 5)
+        assert!(a76.idc() && !a76.dic());
+    }
+
+    #[test]
+    fn one_word_full_sequence() {
+        assert_eq!(
+            collect(QEMU_A72, &[(0x1004, 0x1008)]),
+            vec![
+                Op::DcCvau(0x1000),
+                Op::DsbIsh,
+                Op::IcIvau(0x1000),
+                Op::DsbIsh,
+                Op::Isb
+            ]
+        );
+    }
+
+    #[test]
+    fn range_crossing_a_line_and_shared_lines_deduplicated() {
+        let ops = collect(
+            QEMU_A72,
+            &[(0x10fc, 0x1104), (0x1100, 0x1104), (0x2000, 0x2004)],
+        );
+        assert_eq!(
+            ops,
+            vec![
+                Op::DcCvau(0x10c0),
+                Op::DcCvau(0x1100),
+                Op::DcCvau(0x2000),
+                Op::DsbIsh,
+                Op::IcIvau(0x10c0),
+                Op::IcIvau(0x1100),
+                Op::IcIvau(0x2000),
+                Op::DsbIsh,
+                Op::Isb
+            ]
+        );
+    }
+
+    #[test]
+    fn nested_range_inside_an_earlier_one() {
+        let ops = collect(QEMU_A72, &[(0x1000, 0x1080), (0x1010, 0x1014)]);
+        assert_eq!(
+            &ops[..3],
+            &[Op::DcCvau(0x1000), Op::DcCvau(0x1040), Op::DsbIsh]
+        );
+    }
+
+    #[test]
+    fn idc_skips_clean_dic_skips_invalidate() {
+        let idc = Ctr(QEMU_A72.0 | 1 << 28);
+        assert_eq!(
+            collect(idc, &[(0x1000, 0x1004)]),
+            vec![Op::DsbIsh, Op::IcIvau(0x1000), Op::DsbIsh, Op::Isb]
+        );
+        let both = Ctr(QEMU_A72.0 | 3 << 28);
+        assert_eq!(
+            collect(both, &[(0x1000, 0x1004)]),
+            vec![Op::DsbIsh, Op::Isb]
+        );
+    }
+
+    #[test]
+    fn different_line_sizes() {
+        // DminLine = 4 (64 B), IminLine = 3 (32 B): I-side steps are finer.
+        let ctr = Ctr(0x8444_c003);
+        let ops = collect(ctr, &[(0x1000, 0x1040)]);
+        assert_eq!(
+            ops,
+            vec![
+                Op::DcCvau(0x1000),
+                Op::DsbIsh,
+                Op::IcIvau(0x1000),
+                Op::IcIvau(0x1020),
+                Op::DsbIsh,
+                Op::Isb
+            ]
+        );
+    }
+
+    #[test]
+    fn empty_ranges_only_barriers() {
+        assert_eq!(
+            collect(QEMU_A72, &[]),
+            vec![Op::DsbIsh, Op::DsbIsh, Op::Isb]
+        );
+    }
+}

@@ -1,0 +1,2179 @@
+//! A64 instruction encoders and decoders.
+//!
+//! Pure functions that build and inspect single A64 instruction words (`u32`, stored
+//! little-endian in memory). No `asm!`, no global state, no allocation: the same code runs in the
+//! kernel and in host-side unit tests. The encodings come from the Arm Architecture Reference
+//! Manual (Arm ARM, section C4 "A64 Instruction Set Encoding" and the per-instruction pages).
+//!
+//! Two kinds of callers use this module:
+//!
+//! * **The live text patcher** rewrites one instruction of a running function (a patch site,
+//!   typically a `nop` turned into a `bl` to a trampoline and back), possibly while other CPUs
+//!   execute it. It uses [`b`]/[`bl`] to build the new word, [`is_cmodx_safe`] to check that both
+//!   the old and the new word are ones the architecture allows to be modified concurrently with
+//!   their execution, and [`describe`] to say what it found when a site does not look as expected.
+//! * **Trampoline generators** emit short sequences into trampoline pools: save a frame record
+//!   ([`stp`] with pre-index), preserve the return address ([`MOV_X9_X30`], as Linux's ftrace
+//!   does), load a handler address ([`mov_imm64`], [`ldr_literal`], [`adrp`] + [`add_imm`]), call
+//!   it ([`blr`]), restore ([`ldp`] with post-index) and return ([`ret_reg`], [`br`]).
+//!
+//! # Branch-range rule
+//!
+//! Every PC-relative encoder takes the address of the instruction itself (`from`) and the target
+//! (`to`) and computes the offset as `to.wrapping_sub(from) as i64`, so addresses near the top
+//! of the 64-bit space (kernel virtual addresses) work and a "negative" target is simply one
+//! below `from`. The offset must lie in the instruction's inclusive range, checked exactly at
+//! the boundaries:
+//!
+//! | instruction | offset range (inclusive) | granule |
+//! |---|---|---|
+//! | `B`, `BL` | `-128 MiB ..= +128 MiB - 4` ([`BRANCH_RANGE_MIN`], [`BRANCH_RANGE_MAX`]) | 4 bytes |
+//! | `B.cond`, `CBZ`, `CBNZ`, `LDR` (literal) | `-1 MiB ..= +1 MiB - 4` | 4 bytes |
+//! | `ADR` | `-1 MiB ..= +1 MiB - 1` | 1 byte |
+//! | `ADRP` | page delta `-4 GiB ..= +4 GiB - 4 KiB` | 4 KiB page |
+//!
+//! For the 4-byte-granule instructions both `from` and `to` must be 4-byte aligned
+//! ([`EncodeError::Misaligned`]); a target out of range gives [`EncodeError::OutOfRange`]
+//! carrying the offset and the range. Nothing is ever silently truncated. A function further than
+//! ±128 MiB from its patch site must be reached through a trampoline that is itself within
+//! range of the site and loads the full 64-bit address ([`in_branch_range`] is the check the
+//! trampoline allocator uses).
+//!
+//! # How this is tested
+//!
+//! The unit tests use LLVM's disassembler as an independent oracle. They encode several thousand
+//! words (boundary offsets of both signs, zero, ±4, a few hundred pseudo-random values per
+//! encoder from a deterministic xorshift generator, registers across the range including
+//! `sp`/`xzr` where an encoding allows them, all three addressing modes of `STP`/`LDP`), pipe
+//! them in batches through a single `llvm-mc --disassemble -triple=aarch64 -mattr=+bti,+v8.5a`
+//! process per batch, and compare its output with text built from the *inputs* (for example
+//! `format!("bl #{offset}")`), never from the encoder's output. A few fixed cases are also checked
+//! in the other direction (`llvm-mc -show-encoding` on assembly text). Error cases, decoders and
+//! [`describe`] have their own tests; [`describe`] output is compared with `llvm-mc` where the two
+//! syntaxes coincide.
+//!
+//! Worth knowing when reading `llvm-mc` 14 output: PC-relative operands are printed as the
+//! *relative* offset in decimal (`bl #-134217728`, `ldr x17, #-8`, `adr x0, #-1`), `ADRP` as the
+//! page delta in bytes (`adrp x0, #4096`); `MOVZ` is printed as its `mov` alias with the full
+//! shifted value in decimal (`mov x0, #305397760`) except for a zero immediate with a non-zero
+//! shift (`movz x0, #0, lsl #16`); `MOVK` immediates are decimal (`movk x0, #4660, lsl #16`) while
+//! `BRK`/`HVC` immediates are hex (`brk #0x1`) except zero (`brk #0`); `ADD` with `lsl #12`
+//! carries a trailing `// =4096` comment; `ADD` of `#0` involving `sp` is the `mov` alias.
+
+use core::fmt;
+
+// ---------------------------------------------------------------------------------------------
+// Registers
+// ---------------------------------------------------------------------------------------------
+
+/// A general-purpose register number 0..=30, or 31 meaning XZR or SP depending on the instruction.
+///
+/// Each encoder documents what 31 means in each of its operands: a base register of a load or
+/// store and the operands of `ADD`/`SUB` (immediate) read 31 as `sp`; everything else as `xzr`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reg(u8);
+
+impl Reg {
+    /// Register `xN`, `N` in 0..=30. Panics (at compile time in a const context) if `n > 30`;
+    /// use [`XZR`] or [`SP`] for register number 31.
+    pub const fn x(n: u8) -> Reg {
+        assert!(
+            n <= 30,
+            "Reg::x: register number must be 0..=30 (use XZR or SP for 31)"
+        );
+        Reg(n)
+    }
+
+    /// The 5-bit register number as encoded (0..=31).
+    pub const fn num(self) -> u8 {
+        self.0
+    }
+
+    /// The register number as an instruction field, unshifted.
+    const fn field(self) -> u32 {
+        self.0 as u32
+    }
+}
+
+/// `x0`
+pub const X0: Reg = Reg::x(0);
+/// `x1`
+pub const X1: Reg = Reg::x(1);
+/// `x2`
+pub const X2: Reg = Reg::x(2);
+/// `x3`
+pub const X3: Reg = Reg::x(3);
+/// `x4`
+pub const X4: Reg = Reg::x(4);
+/// `x5`
+pub const X5: Reg = Reg::x(5);
+/// `x6`
+pub const X6: Reg = Reg::x(6);
+/// `x7`
+pub const X7: Reg = Reg::x(7);
+/// `x8` (indirect result register)
+pub const X8: Reg = Reg::x(8);
+/// `x9`
+pub const X9: Reg = Reg::x(9);
+/// `x10`
+pub const X10: Reg = Reg::x(10);
+/// `x11`
+pub const X11: Reg = Reg::x(11);
+/// `x12`
+pub const X12: Reg = Reg::x(12);
+/// `x13`
+pub const X13: Reg = Reg::x(13);
+/// `x14`
+pub const X14: Reg = Reg::x(14);
+/// `x15`
+pub const X15: Reg = Reg::x(15);
+/// `x16` (IP0, intra-procedure-call scratch)
+pub const X16: Reg = Reg::x(16);
+/// `x17` (IP1, intra-procedure-call scratch)
+pub const X17: Reg = Reg::x(17);
+/// `x18` (platform register)
+pub const X18: Reg = Reg::x(18);
+/// `x19`
+pub const X19: Reg = Reg::x(19);
+/// `x20`
+pub const X20: Reg = Reg::x(20);
+/// `x21`
+pub const X21: Reg = Reg::x(21);
+/// `x22`
+pub const X22: Reg = Reg::x(22);
+/// `x23`
+pub const X23: Reg = Reg::x(23);
+/// `x24`
+pub const X24: Reg = Reg::x(24);
+/// `x25`
+pub const X25: Reg = Reg::x(25);
+/// `x26`
+pub const X26: Reg = Reg::x(26);
+/// `x27`
+pub const X27: Reg = Reg::x(27);
+/// `x28`
+pub const X28: Reg = Reg::x(28);
+/// `x29`, the frame pointer
+pub const X29: Reg = Reg::x(29);
+/// `x30`, the link register
+pub const X30: Reg = Reg::x(30);
+/// The frame pointer, `x29`.
+pub const FP: Reg = X29;
+/// The link register, `x30`.
+pub const LR: Reg = X30;
+/// Register number 31 where the instruction reads it as the zero register.
+pub const XZR: Reg = Reg(31);
+/// Register number 31 where the instruction reads it as the stack pointer.
+pub const SP: Reg = Reg(31);
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------------------------
+
+/// Why an instruction could not be encoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EncodeError {
+    /// `from` or `to` is not 4-byte aligned, for an instruction whose offset counts words
+    /// (everything PC-relative except `ADR`/`ADRP`)
+    Misaligned {
+        /// address of the instruction
+        from: u64,
+        /// target address
+        to: u64,
+    },
+    /// the displacement does not fit; carries the offset and the allowed inclusive range
+    OutOfRange {
+        /// address of the instruction
+        from: u64,
+        /// target address
+        to: u64,
+        /// `to - from` (for `ADRP`: the page delta in bytes)
+        offset: i64,
+        /// smallest encodable offset
+        min: i64,
+        /// largest encodable offset
+        max: i64,
+    },
+    /// an immediate operand does not fit its field
+    ImmediateOutOfRange {
+        /// the immediate given (for `MOVZ`/`MOVK`: the shift)
+        value: i64,
+        /// smallest allowed value
+        min: i64,
+        /// largest allowed value
+        max: i64,
+    },
+    /// an immediate is not a multiple of the access size
+    UnscaledImmediate {
+        /// the immediate given (for `MOVZ`/`MOVK`: the shift)
+        value: i64,
+        /// what it must be a multiple of
+        scale: u32,
+    },
+}
+
+impl fmt::Display for EncodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            EncodeError::Misaligned { from, to } => write!(
+                f,
+                "misaligned PC-relative reference from {from:#x} to {to:#x}: \
+                 both addresses must be 4-byte aligned"
+            ),
+            EncodeError::OutOfRange {
+                from,
+                to,
+                offset,
+                min,
+                max,
+            } => {
+                let (what, hint) = match (min, max) {
+                    (BRANCH_RANGE_MIN, BRANCH_RANGE_MAX) => ("branch", " (B/BL reach ±128 MiB)"),
+                    (COND_BRANCH_RANGE_MIN, COND_BRANCH_RANGE_MAX) => (
+                        "PC-relative reference",
+                        " (B.cond/CBZ/CBNZ/LDR literal reach ±1 MiB)",
+                    ),
+                    (ADR_RANGE_MIN, ADR_RANGE_MAX) => {
+                        ("PC-relative address", " (ADR reaches ±1 MiB)")
+                    }
+                    (ADRP_RANGE_MIN, ADRP_RANGE_MAX) => (
+                        "page-relative address",
+                        " (ADRP reaches ±4 GiB in 4 KiB pages)",
+                    ),
+                    _ => ("PC-relative reference", ""),
+                };
+                write!(
+                    f,
+                    "{what} from {from:#x} to {to:#x} is out of range: \
+                     offset {offset} not in [{min}, {max}]{hint}"
+                )
+            }
+            EncodeError::ImmediateOutOfRange { value, min, max } => {
+                write!(f, "immediate {value} out of range: not in [{min}, {max}]")
+            }
+            EncodeError::UnscaledImmediate { value, scale } => {
+                write!(f, "immediate {value} is not a multiple of {scale}")
+            }
+        }
+    }
+}
+
+impl core::error::Error for EncodeError {}
+
+// ---------------------------------------------------------------------------------------------
+// Instruction words and opcode templates
+// ---------------------------------------------------------------------------------------------
+
+/// `nop`
+pub const NOP: u32 = 0xd503_201f; // nop
+/// `bti c`: landing pad for indirect calls (`hint #34`, a NOP without FEAT_BTI)
+pub const BTI_C: u32 = 0xd503_245f; // bti c
+/// `isb` (option SY)
+pub const ISB: u32 = 0xd503_3fdf; // isb
+/// `ret` (returns through x30)
+pub const RET: u32 = 0xd65f_03c0; // ret (x30)
+/// `mov x9, x30`: the ftrace-style "save the caller's return address" instruction
+pub const MOV_X9_X30: u32 = 0xaa1e_03e9; // mov x9, x30   (== orr x9, xzr, x30)
+
+// Opcode templates: every operand field zero. Encoders OR the fields in.
+const B_OP: u32 = 0x1400_0000; // b #0
+const BL_OP: u32 = 0x9400_0000; // bl #0
+const B_COND_OP: u32 = 0x5400_0000; // b.eq #0
+const CBZ_OP: u32 = 0xb400_0000; // cbz x0, #0
+const CBNZ_OP: u32 = 0xb500_0000; // cbnz x0, #0
+const LDR_LIT_OP: u32 = 0x5800_0000; // ldr x0, #0
+const ADR_OP: u32 = 0x1000_0000; // adr x0, #0
+const ADRP_OP: u32 = 0x9000_0000; // adrp x0, #0
+const BR_OP: u32 = 0xd61f_0000; // br x0
+const BLR_OP: u32 = 0xd63f_0000; // blr x0
+const RET_OP: u32 = 0xd65f_0000; // ret x0
+const SVC_OP: u32 = 0xd400_0001; // svc #0
+const HVC_OP: u32 = 0xd400_0002; // hvc #0
+const SMC_OP: u32 = 0xd400_0003; // smc #0
+const BRK_OP: u32 = 0xd420_0000; // brk #0
+const ISB_OP: u32 = 0xd503_30df; // isb #0 (CRm = option field zero)
+const MOV_REG_OP: u32 = 0xaa00_03e0; // mov x0, x0   (== orr x0, xzr, x0)
+const ADD_IMM_OP: u32 = 0x9100_0000; // add x0, x0, #0
+const SUB_IMM_OP: u32 = 0xd100_0000; // sub x0, x0, #0
+const MOVZ_OP: u32 = 0xd280_0000; // movz x0, #0   (llvm-mc: mov x0, #0)
+const MOVK_OP: u32 = 0xf280_0000; // movk x0, #0
+const STP_POST_OP: u32 = 0xa880_0000; // stp x0, x0, [x0], #0
+const STP_OFF_OP: u32 = 0xa900_0000; // stp x0, x0, [x0]
+const STP_PRE_OP: u32 = 0xa980_0000; // stp x0, x0, [x0, #0]!
+const LDP_POST_OP: u32 = 0xa8c0_0000; // ldp x0, x0, [x0], #0
+const LDP_OFF_OP: u32 = 0xa940_0000; // ldp x0, x0, [x0]
+const LDP_PRE_OP: u32 = 0xa9c0_0000; // ldp x0, x0, [x0, #0]!
+const STR_IMM_OP: u32 = 0xf900_0000; // str x0, [x0]
+const LDR_IMM_OP: u32 = 0xf940_0000; // ldr x0, [x0]
+
+// Masks selecting the fixed (opcode) bits of each class; not instruction words.
+const B_MASK: u32 = 0xfc00_0000; // B, BL: imm26 free
+const B_COND_MASK: u32 = 0xff00_0010; // B.cond: imm19 and cond free (bit 4 set is BC.cond)
+const IMM19_MASK: u32 = 0xff00_0000; // CBZ, CBNZ, LDR literal: imm19 and Rt free
+const ADR_MASK: u32 = 0x9f00_0000; // ADR, ADRP: immlo, immhi and Rd free
+const BRANCH_REG_MASK: u32 = 0xffff_fc1f; // BR, BLR, RET: Rn free
+const EXCEPTION_MASK: u32 = 0xffe0_001f; // SVC, HVC, SMC, BRK: imm16 free
+const ISB_MASK: u32 = 0xffff_f0ff; // ISB: CRm (option) free
+const MOV_REG_MASK: u32 = 0xffe0_ffe0; // ORR Xd, XZR, Xm (LSL #0): Rm and Rd free
+const ADD_SUB_IMM_MASK: u32 = 0xff80_0000; // ADD/SUB imm: sh, imm12, Rn, Rd free
+const MOVE_WIDE_MASK: u32 = 0xff80_0000; // MOVZ/MOVK: hw, imm16, Rd free
+const LDST_MASK: u32 = 0xffc0_0000; // STP/LDP (imm7) and STR/LDR (imm12): offset and regs free
+
+// ---------------------------------------------------------------------------------------------
+// Ranges
+// ---------------------------------------------------------------------------------------------
+
+/// Smallest `B`/`BL` offset: -128 MiB.
+pub const BRANCH_RANGE_MIN: i64 = -(128 << 20);
+/// Largest `B`/`BL` offset: +128 MiB - 4.
+pub const BRANCH_RANGE_MAX: i64 = (128 << 20) - 4;
+/// Smallest `B.cond`/`CBZ`/`CBNZ`/`LDR` (literal) offset: -1 MiB.
+pub const COND_BRANCH_RANGE_MIN: i64 = -(1 << 20);
+/// Largest `B.cond`/`CBZ`/`CBNZ`/`LDR` (literal) offset: +1 MiB - 4.
+pub const COND_BRANCH_RANGE_MAX: i64 = (1 << 20) - 4;
+/// Smallest `ADR` offset: -1 MiB.
+pub const ADR_RANGE_MIN: i64 = -(1 << 20);
+/// Largest `ADR` offset: +1 MiB - 1.
+pub const ADR_RANGE_MAX: i64 = (1 << 20) - 1;
+/// Smallest `ADRP` page delta (in bytes): -4 GiB.
+pub const ADRP_RANGE_MIN: i64 = -(1 << 32);
+/// Largest `ADRP` page delta (in bytes): +4 GiB - 4 KiB.
+pub const ADRP_RANGE_MAX: i64 = (1 << 32) - 4096;
+
+/// Can a `B`/`BL` at `from` reach `to`? Pure range math on `to.wrapping_sub(from) as i64`
+/// (inclusive [`BRANCH_RANGE_MIN`]..=[`BRANCH_RANGE_MAX`]); alignment is not checked.
+pub const fn in_branch_range(from: u64, to: u64) -> bool {
+    let offset = to.wrapping_sub(from) as i64;
+    offset >= BRANCH_RANGE_MIN && offset <= BRANCH_RANGE_MAX
+}
+
+/// Range-check `to - from` against `[min, max]`.
+fn offset_in(from: u64, to: u64, min: i64, max: i64) -> Result<i64, EncodeError> {
+    let offset = to.wrapping_sub(from) as i64;
+    if (min..=max).contains(&offset) {
+        Ok(offset)
+    } else {
+        Err(EncodeError::OutOfRange {
+            from,
+            to,
+            offset,
+            min,
+            max,
+        })
+    }
+}
+
+/// Word-granular PC-relative offset: both ends 4-aligned, then range-checked.
+fn word_offset(from: u64, to: u64, min: i64, max: i64) -> Result<i64, EncodeError> {
+    if (from | to) & 3 != 0 {
+        return Err(EncodeError::Misaligned { from, to });
+    }
+    offset_in(from, to, min, max)
+}
+
+/// The low `bits` bits of `value` (two's complement), as a field value.
+const fn field(value: i64, bits: u32) -> u32 {
+    (value as u32) & ((1u32 << bits) - 1)
+}
+
+/// Sign-extend the low `bits` bits of `value`.
+const fn sign_extend(value: u32, bits: u32) -> i64 {
+    (((value << (32 - bits)) as i32) >> (32 - bits)) as i64
+}
+
+// ---------------------------------------------------------------------------------------------
+// Branches and PC-relative addressing
+// ---------------------------------------------------------------------------------------------
+
+/// `B to` placed at `from`. Offset range `-128 MiB ..= +128 MiB - 4`, both addresses 4-aligned.
+pub fn b(from: u64, to: u64) -> Result<u32, EncodeError> {
+    let offset = word_offset(from, to, BRANCH_RANGE_MIN, BRANCH_RANGE_MAX)?;
+    Ok(B_OP | field(offset >> 2, 26))
+}
+
+/// `BL to` placed at `from` (writes the return address `from + 4` to x30). Same range as [`b`].
+pub fn bl(from: u64, to: u64) -> Result<u32, EncodeError> {
+    let offset = word_offset(from, to, BRANCH_RANGE_MIN, BRANCH_RANGE_MAX)?;
+    Ok(BL_OP | field(offset >> 2, 26))
+}
+
+/// A condition code for [`b_cond`] (`hs`/`lo` are the unsigned `cs`/`cc`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Cond {
+    /// equal (Z)
+    Eq = 0,
+    /// not equal (!Z)
+    Ne = 1,
+    /// unsigned higher or same, a.k.a. carry set (C)
+    Hs = 2,
+    /// unsigned lower, a.k.a. carry clear (!C)
+    Lo = 3,
+    /// negative (N)
+    Mi = 4,
+    /// positive or zero (!N)
+    Pl = 5,
+    /// overflow (V)
+    Vs = 6,
+    /// no overflow (!V)
+    Vc = 7,
+    /// unsigned higher (C && !Z)
+    Hi = 8,
+    /// unsigned lower or same (!C || Z)
+    Ls = 9,
+    /// signed greater or equal (N == V)
+    Ge = 10,
+    /// signed less than (N != V)
+    Lt = 11,
+    /// signed greater than (!Z && N == V)
+    Gt = 12,
+    /// signed less or equal (Z || N != V)
+    Le = 13,
+    /// always
+    Al = 14,
+}
+
+impl Cond {
+    /// The 4-bit condition field.
+    pub const fn code(self) -> u32 {
+        self as u32
+    }
+
+    /// The assembler suffix, e.g. `"ne"` for `b.ne`.
+    pub const fn name(self) -> &'static str {
+        cond_name(self as u32)
+    }
+}
+
+/// Assembler name of a 4-bit condition field (15 is `nv`, which behaves as "always").
+const fn cond_name(code: u32) -> &'static str {
+    match code & 0xf {
+        0 => "eq",
+        1 => "ne",
+        2 => "hs",
+        3 => "lo",
+        4 => "mi",
+        5 => "pl",
+        6 => "vs",
+        7 => "vc",
+        8 => "hi",
+        9 => "ls",
+        10 => "ge",
+        11 => "lt",
+        12 => "gt",
+        13 => "le",
+        14 => "al",
+        _ => "nv",
+    }
+}
+
+/// `B.cond to` placed at `from`. Offset range `-1 MiB ..= +1 MiB - 4`, both addresses 4-aligned.
+pub fn b_cond(cond: Cond, from: u64, to: u64) -> Result<u32, EncodeError> {
+    let offset = word_offset(from, to, COND_BRANCH_RANGE_MIN, COND_BRANCH_RANGE_MAX)?;
+    Ok(B_COND_OP | field(offset >> 2, 19) << 5 | cond.code())
+}
+
+/// `CBZ Xt, to` (64-bit) placed at `from`; `rt` 31 is `xzr`. Range as [`b_cond`].
+pub fn cbz(rt: Reg, from: u64, to: u64) -> Result<u32, EncodeError> {
+    let offset = word_offset(from, to, COND_BRANCH_RANGE_MIN, COND_BRANCH_RANGE_MAX)?;
+    Ok(CBZ_OP | field(offset >> 2, 19) << 5 | rt.field())
+}
+
+/// `CBNZ Xt, to` (64-bit) placed at `from`; `rt` 31 is `xzr`. Range as [`b_cond`].
+pub fn cbnz(rt: Reg, from: u64, to: u64) -> Result<u32, EncodeError> {
+    let offset = word_offset(from, to, COND_BRANCH_RANGE_MIN, COND_BRANCH_RANGE_MAX)?;
+    Ok(CBNZ_OP | field(offset >> 2, 19) << 5 | rt.field())
+}
+
+/// `LDR Xt, to`: load the 64-bit literal at `to` (PC-relative, instruction at `from`).
+/// Offset range `-1 MiB ..= +1 MiB - 4`; both addresses must be 4-aligned, which is all the
+/// encoding needs. A literal that is rewritten while other CPUs may load it (a trampoline's target
+/// address) should additionally be 8-aligned so the load is single-copy atomic; that placement is
+/// the caller's business. `rt` 31 is `xzr`.
+pub fn ldr_literal(rt: Reg, from: u64, to: u64) -> Result<u32, EncodeError> {
+    let offset = word_offset(from, to, COND_BRANCH_RANGE_MIN, COND_BRANCH_RANGE_MAX)?;
+    Ok(LDR_LIT_OP | field(offset >> 2, 19) << 5 | rt.field())
+}
+
+/// The immlo:immhi fields shared by ADR and ADRP.
+const fn adr_fields(imm21: i64) -> u32 {
+    field(imm21, 2) << 29 | field(imm21 >> 2, 19) << 5
+}
+
+/// `ADR Xd, to` (instruction at `from`): byte-granular, offset range `-1 MiB ..= +1 MiB - 1`,
+/// no alignment requirement. `rd` 31 is `xzr`.
+pub fn adr(rd: Reg, from: u64, to: u64) -> Result<u32, EncodeError> {
+    let offset = offset_in(from, to, ADR_RANGE_MIN, ADR_RANGE_MAX)?;
+    Ok(ADR_OP | adr_fields(offset) | rd.field())
+}
+
+/// `ADRP Xd, to` (instruction at `from`): sets `Xd` to the 4 KiB page of `to`. The encoded value is
+/// the page delta `(to & !0xfff) - (from & !0xfff)`, which must lie in `-4 GiB ..= +4 GiB - 4 KiB`
+/// (reported in bytes by [`EncodeError::OutOfRange`]). Follow with [`add_imm`] of `to & 0xfff` for
+/// the exact address. `rd` 31 is `xzr`.
+pub fn adrp(rd: Reg, from: u64, to: u64) -> Result<u32, EncodeError> {
+    let delta = (to & !0xfff).wrapping_sub(from & !0xfff) as i64;
+    if !(ADRP_RANGE_MIN..=ADRP_RANGE_MAX).contains(&delta) {
+        return Err(EncodeError::OutOfRange {
+            from,
+            to,
+            offset: delta,
+            min: ADRP_RANGE_MIN,
+            max: ADRP_RANGE_MAX,
+        });
+    }
+    Ok(ADRP_OP | adr_fields(delta >> 12) | rd.field())
+}
+
+/// `BR Xn`: branch to the address in `Xn` (`rn` 31 would be `xzr`).
+pub const fn br(rn: Reg) -> u32 {
+    BR_OP | rn.field() << 5
+}
+
+/// `BLR Xn`: call the address in `Xn` (`rn` 31 would be `xzr`).
+pub const fn blr(rn: Reg) -> u32 {
+    BLR_OP | rn.field() << 5
+}
+
+/// `RET Xn`: return through `Xn`; `ret_reg(X30) == RET`.
+pub const fn ret_reg(rn: Reg) -> u32 {
+    RET_OP | rn.field() << 5
+}
+
+/// `BRK #imm16`: breakpoint exception with the immediate reported in ESR_ELx.ISS.
+pub const fn brk(imm16: u16) -> u32 {
+    BRK_OP | (imm16 as u32) << 5
+}
+
+// ---------------------------------------------------------------------------------------------
+// Moves and arithmetic
+// ---------------------------------------------------------------------------------------------
+
+/// `MOV Xd, Xm`, i.e. `ORR Xd, XZR, Xm`. Register 31 is `xzr` in both operands, so this cannot
+/// move to or from `sp`: use [`mov_from_sp`] / [`mov_to_sp`] for that.
+pub const fn mov_reg(rd: Reg, rm: Reg) -> u32 {
+    MOV_REG_OP | rm.field() << 16 | rd.field()
+}
+
+/// `MOV Xd, SP`, i.e. `ADD Xd, SP, #0` (`rd` 31 is `sp`, giving `mov sp, sp`).
+pub const fn mov_from_sp(rd: Reg) -> u32 {
+    ADD_IMM_OP | SP.field() << 5 | rd.field()
+}
+
+/// `MOV SP, Xn`, i.e. `ADD SP, Xn, #0` (`rn` 31 is `sp`).
+pub const fn mov_to_sp(rn: Reg) -> u32 {
+    ADD_IMM_OP | rn.field() << 5 | SP.field()
+}
+
+/// Shared ADD/SUB (immediate, 64-bit) encoding.
+fn add_sub_imm(op: u32, rd: Reg, rn: Reg, imm: u32, lsl12: bool) -> Result<u32, EncodeError> {
+    if imm > 4095 {
+        return Err(EncodeError::ImmediateOutOfRange {
+            value: imm as i64,
+            min: 0,
+            max: 4095,
+        });
+    }
+    Ok(op | (lsl12 as u32) << 22 | imm << 10 | rn.field() << 5 | rd.field())
+}
+
+/// `ADD Xd|SP, Xn|SP, #imm{, LSL #12}` (64-bit). `imm` in 0..=4095; `lsl12` shifts it left by 12.
+/// Register 31 is `sp` in both operands.
+pub fn add_imm(rd: Reg, rn: Reg, imm: u32, lsl12: bool) -> Result<u32, EncodeError> {
+    add_sub_imm(ADD_IMM_OP, rd, rn, imm, lsl12)
+}
+
+/// `SUB Xd|SP, Xn|SP, #imm{, LSL #12}` (64-bit); operands as [`add_imm`].
+pub fn sub_imm(rd: Reg, rn: Reg, imm: u32, lsl12: bool) -> Result<u32, EncodeError> {
+    add_sub_imm(SUB_IMM_OP, rd, rn, imm, lsl12)
+}
+
+/// The `hw` field for a move-wide shift: range first, then granularity.
+fn move_wide_hw(shift: u8) -> Result<u32, EncodeError> {
+    if shift > 48 {
+        Err(EncodeError::ImmediateOutOfRange {
+            value: shift as i64,
+            min: 0,
+            max: 48,
+        })
+    } else if !shift.is_multiple_of(16) {
+        Err(EncodeError::UnscaledImmediate {
+            value: shift as i64,
+            scale: 16,
+        })
+    } else {
+        Ok(shift as u32 / 16)
+    }
+}
+
+/// A move-wide word from already-checked fields.
+const fn move_wide(op: u32, rd: Reg, imm16: u16, hw: u32) -> u32 {
+    op | hw << 21 | (imm16 as u32) << 5 | rd.field()
+}
+
+/// `MOVZ Xd, #imm16, LSL #shift` (64-bit): `Xd = imm16 << shift`, other bits zero.
+/// `shift` must be 0, 16, 32 or 48 (a larger value is [`EncodeError::ImmediateOutOfRange`], one
+/// that is not a multiple of 16 is [`EncodeError::UnscaledImmediate`]). `rd` 31 is `xzr`.
+pub fn movz(rd: Reg, imm16: u16, shift: u8) -> Result<u32, EncodeError> {
+    Ok(move_wide(MOVZ_OP, rd, imm16, move_wide_hw(shift)?))
+}
+
+/// `MOVK Xd, #imm16, LSL #shift` (64-bit): replace bits `shift..shift + 16` of `Xd`, keep the
+/// rest. `shift` as for [`movz`].
+pub fn movk(rd: Reg, imm16: u16, shift: u8) -> Result<u32, EncodeError> {
+    Ok(move_wide(MOVK_OP, rd, imm16, move_wide_hw(shift)?))
+}
+
+/// MOVZ + 3×MOVK loading an arbitrary 64-bit constant (always 4 words, so code size is fixed)
+///
+/// The words are `movz Xd, #v[15:0]`, `movk Xd, #v[31:16], lsl #16`, `movk .. lsl #32`,
+/// `movk .. lsl #48`; none is skipped even when a chunk is zero, so a trampoline's layout does not
+/// depend on the address it loads.
+pub const fn mov_imm64(rd: Reg, value: u64) -> [u32; 4] {
+    [
+        move_wide(MOVZ_OP, rd, value as u16, 0),
+        move_wide(MOVK_OP, rd, (value >> 16) as u16, 1),
+        move_wide(MOVK_OP, rd, (value >> 32) as u16, 2),
+        move_wide(MOVK_OP, rd, (value >> 48) as u16, 3),
+    ]
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loads and stores
+// ---------------------------------------------------------------------------------------------
+
+/// Addressing mode of [`stp`] / [`ldp`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Index {
+    /// `[Xn|SP, #imm]`: address `Xn + imm`, no writeback
+    Offset,
+    /// `[Xn|SP, #imm]!`: `Xn += imm` first, then access `Xn`
+    PreIndex,
+    /// `[Xn|SP], #imm`: access `Xn`, then `Xn += imm`
+    PostIndex,
+}
+
+/// Shared STP/LDP (64-bit) encoding; `ops` are the post, offset and pre templates.
+fn pair(
+    ops: [u32; 3],
+    rt1: Reg,
+    rt2: Reg,
+    rn: Reg,
+    imm: i32,
+    index: Index,
+) -> Result<u32, EncodeError> {
+    if !(-512..=504).contains(&imm) {
+        return Err(EncodeError::ImmediateOutOfRange {
+            value: imm as i64,
+            min: -512,
+            max: 504,
+        });
+    }
+    if imm % 8 != 0 {
+        return Err(EncodeError::UnscaledImmediate {
+            value: imm as i64,
+            scale: 8,
+        });
+    }
+    let op = match index {
+        Index::PostIndex => ops[0],
+        Index::Offset => ops[1],
+        Index::PreIndex => ops[2],
+    };
+    Ok(op | field(imm as i64 / 8, 7) << 15 | rt2.field() << 10 | rn.field() << 5 | rt1.field())
+}
+
+/// `STP Xt1, Xt2, [Xn|SP, #imm]` / `[Xn|SP, #imm]!` / `[Xn|SP], #imm` (64-bit).
+///
+/// `imm` is a multiple of 8 in -512..=504 (checked in that order: range, then scale). `rn` 31 is
+/// `sp`; `rt1`/`rt2` 31 are `xzr`. With writeback, `rn` equal to `rt1` or `rt2` (other than `sp`)
+/// is CONSTRAINED UNPREDICTABLE in the Arm ARM; the encoder does not reject it.
+pub fn stp(rt1: Reg, rt2: Reg, rn: Reg, imm: i32, index: Index) -> Result<u32, EncodeError> {
+    pair(
+        [STP_POST_OP, STP_OFF_OP, STP_PRE_OP],
+        rt1,
+        rt2,
+        rn,
+        imm,
+        index,
+    )
+}
+
+/// `LDP Xt1, Xt2, [Xn|SP, #imm]` / `[Xn|SP, #imm]!` / `[Xn|SP], #imm` (64-bit); operands as for
+/// [`stp`]. `rt1 == rt2`, and `rn` equal to either with writeback, are CONSTRAINED UNPREDICTABLE
+/// and not rejected.
+pub fn ldp(rt1: Reg, rt2: Reg, rn: Reg, imm: i32, index: Index) -> Result<u32, EncodeError> {
+    pair(
+        [LDP_POST_OP, LDP_OFF_OP, LDP_PRE_OP],
+        rt1,
+        rt2,
+        rn,
+        imm,
+        index,
+    )
+}
+
+/// Shared STR/LDR (immediate, unsigned offset, 64-bit) encoding.
+fn single(op: u32, rt: Reg, rn: Reg, imm: u32) -> Result<u32, EncodeError> {
+    if imm > 32760 {
+        return Err(EncodeError::ImmediateOutOfRange {
+            value: imm as i64,
+            min: 0,
+            max: 32760,
+        });
+    }
+    if !imm.is_multiple_of(8) {
+        return Err(EncodeError::UnscaledImmediate {
+            value: imm as i64,
+            scale: 8,
+        });
+    }
+    Ok(op | (imm / 8) << 10 | rn.field() << 5 | rt.field())
+}
+
+/// `STR Xt, [Xn|SP, #imm]` (unsigned offset, 64-bit): `imm` a multiple of 8 in 0..=32760.
+/// `rn` 31 is `sp`, `rt` 31 is `xzr`.
+pub fn str_imm(rt: Reg, rn: Reg, imm: u32) -> Result<u32, EncodeError> {
+    single(STR_IMM_OP, rt, rn, imm)
+}
+
+/// `LDR Xt, [Xn|SP, #imm]` (unsigned offset, 64-bit); operands as for [`str_imm`].
+pub fn ldr_imm(rt: Reg, rn: Reg, imm: u32) -> Result<u32, EncodeError> {
+    single(LDR_IMM_OP, rt, rn, imm)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Decoders
+// ---------------------------------------------------------------------------------------------
+
+/// Is `w` exactly `nop`?
+pub const fn is_nop(w: u32) -> bool {
+    w == NOP
+}
+
+/// Is `w` a `B` (unconditional, immediate)?
+pub const fn is_b(w: u32) -> bool {
+    w & B_MASK == B_OP
+}
+
+/// Is `w` a `BL`?
+pub const fn is_bl(w: u32) -> bool {
+    w & B_MASK == BL_OP
+}
+
+/// Is `w` a `BRK #imm` (any immediate)?
+pub const fn is_brk(w: u32) -> bool {
+    w & EXCEPTION_MASK == BRK_OP
+}
+
+/// Target of a B or BL at `pc`, None if `w` is not B/BL.
+pub const fn branch_target(w: u32, pc: u64) -> Option<u64> {
+    if is_b(w) || is_bl(w) {
+        Some(pc.wrapping_add((sign_extend(w & 0x03ff_ffff, 26) * 4) as u64))
+    } else {
+        None
+    }
+}
+
+/// Is this instruction one the Arm ARM allows to be concurrently modified and executed (CMODX)?
+///
+/// The Arm ARM ("Concurrent modification and execution of instructions") guarantees that when
+/// one thread replaces an instruction while another executes it, the executing thread sees
+/// either the old or the new instruction, *only* if both are in the list
+/// `B, BL, BRK, HVC, ISB, NOP, SMC, SVC` (any immediate/target; any `ISB` option). Anything else
+/// needs the patcher to stop the other CPUs (or to route them through a `BRK` first). Newer
+/// editions of the Arm ARM extend the guarantee to further instructions; patchbay deliberately
+/// sticks to this classic set, which every Armv8-A implementation honours.
+pub const fn is_cmodx_safe(w: u32) -> bool {
+    is_b(w)
+        || is_bl(w)
+        || is_nop(w)
+        || w & ISB_MASK == ISB_OP
+        || matches!(w & EXCEPTION_MASK, BRK_OP | HVC_OP | SMC_OP | SVC_OP)
+}
+
+/// A decoded instruction, printable: the value returned by [`describe`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Describe {
+    word: u32,
+    pc: u64,
+}
+
+/// Short human description for error messages: `"nop"`, `"bl 0x..."`, `"mov x9, x30"`,
+/// `"brk #0x.."`, else `"0x%08x"`.
+///
+/// Recognised are the instructions this module encodes plus `hvc`/`svc`/`smc`; PC-relative ones
+/// show the absolute target computed from `pc` (`b 0xffff800000081000`, `adrp x0, 0x...000`).
+/// Otherwise the syntax follows `llvm-mc` (decimal immediates, `mov` aliases), except that
+/// `movz`/`movk` are shown as such with a hex immediate (`movz x0, #0x1234, lsl #16`).
+pub const fn describe(w: u32, pc: u64) -> Describe {
+    Describe { word: w, pc }
+}
+
+/// Register name for display: number 31 is `sp` or `xzr` depending on the operand.
+struct RegName {
+    num: u32,
+    sp: bool,
+}
+
+impl fmt::Display for RegName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.num, self.sp) {
+            (31, true) => f.write_str("sp"),
+            (31, false) => f.write_str("xzr"),
+            (n, _) => write!(f, "x{n}"),
+        }
+    }
+}
+
+/// Operand that reads 31 as `xzr`.
+const fn xr(num: u32) -> RegName {
+    RegName {
+        num: num & 31,
+        sp: false,
+    }
+}
+
+/// Operand that reads 31 as `sp`.
+const fn sr(num: u32) -> RegName {
+    RegName {
+        num: num & 31,
+        sp: true,
+    }
+}
+
+impl fmt::Display for Describe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (w, pc) = (self.word, self.pc);
+        let rt = w & 31;
+        let rn = (w >> 5) & 31;
+        let rel19 = || pc.wrapping_add((sign_extend((w >> 5) & 0x7_ffff, 19) * 4) as u64);
+
+        if w == NOP {
+            return f.write_str("nop");
+        }
+        if w == BTI_C {
+            return f.write_str("bti c");
+        }
+        if w & ISB_MASK == ISB_OP {
+            return match (w >> 8) & 0xf {
+                0xf => f.write_str("isb"),
+                option => write!(f, "isb #{option}"),
+            };
+        }
+        if w == RET {
+            return f.write_str("ret");
+        }
+        match w & BRANCH_REG_MASK {
+            BR_OP => return write!(f, "br {}", xr(rn)),
+            BLR_OP => return write!(f, "blr {}", xr(rn)),
+            RET_OP => return write!(f, "ret {}", xr(rn)),
+            _ => {}
+        }
+        if let Some(target) = branch_target(w, pc) {
+            let name = if is_bl(w) { "bl" } else { "b" };
+            return write!(f, "{name} {target:#x}");
+        }
+        if w & B_COND_MASK == B_COND_OP {
+            return write!(f, "b.{} {:#x}", cond_name(w & 0xf), rel19());
+        }
+        match w & IMM19_MASK {
+            CBZ_OP => return write!(f, "cbz {}, {:#x}", xr(rt), rel19()),
+            CBNZ_OP => return write!(f, "cbnz {}, {:#x}", xr(rt), rel19()),
+            LDR_LIT_OP => return write!(f, "ldr {}, {:#x}", xr(rt), rel19()),
+            _ => {}
+        }
+        let imm21 = sign_extend(((w >> 5) & 0x7_ffff) << 2 | (w >> 29) & 3, 21);
+        match w & ADR_MASK {
+            ADR_OP => return write!(f, "adr {}, {:#x}", xr(rt), pc.wrapping_add(imm21 as u64)),
+            ADRP_OP => {
+                let page = (pc & !0xfff).wrapping_add((imm21 << 12) as u64);
+                return write!(f, "adrp {}, {page:#x}", xr(rt));
+            }
+            _ => {}
+        }
+        let imm16 = (w >> 5) & 0xffff;
+        let exception = match w & EXCEPTION_MASK {
+            BRK_OP => Some("brk"),
+            HVC_OP => Some("hvc"),
+            SMC_OP => Some("smc"),
+            SVC_OP => Some("svc"),
+            _ => None,
+        };
+        if let Some(name) = exception {
+            return match imm16 {
+                0 => write!(f, "{name} #0"),
+                imm => write!(f, "{name} #{imm:#x}"),
+            };
+        }
+        if w & MOV_REG_MASK == MOV_REG_OP {
+            return write!(f, "mov {}, {}", xr(rt), xr(w >> 16));
+        }
+        let op = w & ADD_SUB_IMM_MASK;
+        if op == ADD_IMM_OP || op == SUB_IMM_OP {
+            let imm12 = (w >> 10) & 0xfff;
+            let lsl12 = (w >> 22) & 1 == 1;
+            if op == ADD_IMM_OP && imm12 == 0 && !lsl12 && (rt == 31 || rn == 31) {
+                return write!(f, "mov {}, {}", sr(rt), sr(rn));
+            }
+            let name = if op == ADD_IMM_OP { "add" } else { "sub" };
+            write!(f, "{name} {}, {}, #{imm12}", sr(rt), sr(rn))?;
+            return if lsl12 {
+                f.write_str(", lsl #12")
+            } else {
+                Ok(())
+            };
+        }
+        let op = w & MOVE_WIDE_MASK;
+        if op == MOVZ_OP || op == MOVK_OP {
+            let name = if op == MOVZ_OP { "movz" } else { "movk" };
+            write!(f, "{name} {}, #{imm16:#x}", xr(rt))?;
+            return match (w >> 21) & 3 {
+                0 => Ok(()),
+                hw => write!(f, ", lsl #{}", hw * 16),
+            };
+        }
+        let op = w & LDST_MASK;
+        let pair_op = match op {
+            STP_POST_OP | STP_OFF_OP | STP_PRE_OP => Some("stp"),
+            LDP_POST_OP | LDP_OFF_OP | LDP_PRE_OP => Some("ldp"),
+            _ => None,
+        };
+        if let Some(name) = pair_op {
+            let imm = sign_extend((w >> 15) & 0x7f, 7) * 8;
+            write!(f, "{name} {}, {}, [{}", xr(rt), xr(w >> 10), sr(rn))?;
+            return match op {
+                STP_POST_OP | LDP_POST_OP => write!(f, "], #{imm}"),
+                STP_PRE_OP | LDP_PRE_OP => write!(f, ", #{imm}]!"),
+                _ if imm == 0 => f.write_str("]"),
+                _ => write!(f, ", #{imm}]"),
+            };
+        }
+        if op == STR_IMM_OP || op == LDR_IMM_OP {
+            let name = if op == STR_IMM_OP { "str" } else { "ldr" };
+            let imm = ((w >> 10) & 0xfff) * 8;
+            write!(f, "{name} {}, [{}", xr(rt), sr(rn))?;
+            return if imm == 0 {
+                f.write_str("]")
+            } else {
+                write!(f, ", #{imm}]")
+            };
+        }
+        write!(f, "{w:#010x}")
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests
+// ---------------------------------------------------------------------------------------------
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    use std::sync::OnceLock;
+    use std::thread;
+
+    // ----- llvm-mc plumbing ------------------------------------------------------------------
+
+    /// The llvm-mc binary: `$LLVM_MC`, else the first of a few usual names that runs.
+    fn llvm_mc() -> &'static str {
+        static FOUND: OnceLock<String> = OnceLock::new();
+        FOUND.get_or_init(|| {
+            let mut candidates: Vec<String> = Vec::new();
+            if let Ok(path) = std::env::var("LLVM_MC") {
+                candidates.push(path);
+            }
+            for name in [
+                "llvm-mc",
+                "/usr/bin/llvm-mc",
+                "llvm-mc-14",
+                "llvm-mc-15",
+                "llvm-mc-16",
+            ] {
+                candidates.push(name.to_string());
+            }
+            candidates
+                .into_iter()
+                .find(|c| {
+                    Command::new(c)
+                        .arg("--version")
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null())
+                        .status()
+                        .is_ok_and(|s| s.success())
+                })
+                .unwrap_or_else(|| {
+                    panic!("llvm-mc not found: run `make deps` (installs Debian's llvm package)")
+                })
+        })
+    }
+
+    /// Run one llvm-mc process with `args`, feeding `input` on stdin; returns stdout.
+    /// Any diagnostic on stderr (invalid or "potentially undefined" encodings, syntax errors)
+    /// fails the test.
+    fn run_llvm_mc(args: &[&str], input: String) -> String {
+        let mut child = Command::new(llvm_mc())
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawning llvm-mc");
+        let mut stdin = child.stdin.take().expect("llvm-mc stdin");
+        // Feed stdin from another thread so a large output cannot deadlock against our input.
+        let writer = thread::spawn(move || stdin.write_all(input.as_bytes()));
+        let out = child.wait_with_output().expect("waiting for llvm-mc");
+        writer
+            .join()
+            .expect("writer thread")
+            .expect("writing to llvm-mc");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && stderr.trim().is_empty(),
+            "llvm-mc {args:?} complained (status {}):\n{stderr}",
+            out.status
+        );
+        String::from_utf8(out.stdout).expect("llvm-mc output is UTF-8")
+    }
+
+    /// Disassemble `words` with a single llvm-mc process; one normalised line per word
+    /// (comments dropped, whitespace runs collapsed to one space).
+    fn disassemble(words: &[u32]) -> Vec<String> {
+        let mut input = String::with_capacity(words.len() * 20);
+        for w in words {
+            let [a, b, c, d] = w.to_le_bytes();
+            input.push_str(&format!("0x{a:02x},0x{b:02x},0x{c:02x},0x{d:02x}\n"));
+        }
+        let text = run_llvm_mc(
+            &["--disassemble", "-triple=aarch64", "-mattr=+bti,+v8.5a"],
+            input,
+        );
+        let lines: Vec<String> = text
+            .lines()
+            .map(|l| {
+                l.split("//")
+                    .next()
+                    .unwrap_or("")
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+            })
+            .filter(|toks| !toks.is_empty() && !toks[0].starts_with('.'))
+            .map(|toks| toks.join(" "))
+            .collect();
+        assert_eq!(
+            lines.len(),
+            words.len(),
+            "llvm-mc printed a different number of lines"
+        );
+        lines
+    }
+
+    /// Assemble `lines` with llvm-mc -show-encoding; one word per line.
+    fn assemble(lines: &[&str]) -> Vec<u32> {
+        let text = run_llvm_mc(
+            &["-triple=aarch64", "-mattr=+bti", "-show-encoding"],
+            lines.join("\n") + "\n",
+        );
+        let words: Vec<u32> = text
+            .lines()
+            .filter_map(|l| l.split_once("encoding: [").map(|(_, rest)| rest))
+            .map(|rest| {
+                let bytes: Vec<u8> = rest
+                    .trim_end_matches(']')
+                    .split(',')
+                    .map(|b| u8::from_str_radix(b.trim().trim_start_matches("0x"), 16).unwrap())
+                    .collect();
+                u32::from_le_bytes(bytes.try_into().expect("4-byte encoding"))
+            })
+            .collect();
+        assert_eq!(words.len(), lines.len(), "llvm-mc output:\n{text}");
+        words
+    }
+
+    /// Disassemble all case words in one batch and compare with the expected text. With
+    /// `describe_too`, [`describe`] must also print exactly what llvm-mc prints (only for words
+    /// that are neither PC-relative nor MOVZ/MOVK, where the syntaxes deliberately differ).
+    fn check(cases: &[(u32, String)], describe_too: bool) {
+        let words: Vec<u32> = cases.iter().map(|c| c.0).collect();
+        let got = disassemble(&words);
+        let mut bad = Vec::new();
+        for ((w, expected), got) in cases.iter().zip(&got) {
+            if expected != got {
+                bad.push(format!(
+                    "{w:#010x}: expected `{expected}`, llvm-mc says `{got}`"
+                ));
+            }
+            let described = describe(*w, 0).to_string();
+            if describe_too && &described != got {
+                bad.push(format!(
+                    "{w:#010x}: describe says `{described}`, llvm-mc `{got}`"
+                ));
+            }
+        }
+        assert!(
+            bad.is_empty(),
+            "{} mismatches in {} cases:\n{}",
+            bad.len(),
+            cases.len(),
+            bad.iter().take(40).cloned().collect::<Vec<_>>().join("\n")
+        );
+    }
+
+    // ----- inputs ----------------------------------------------------------------------------
+
+    /// xorshift64: deterministic, good enough to spread test values.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            let mut x = self.0;
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            self.0 = x;
+            x
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+        /// Uniform in `min..=max`.
+        fn range(&mut self, min: i64, max: i64) -> i64 {
+            min + self.below((max - min) as u64 + 1) as i64
+        }
+        /// A 4-aligned address: anywhere, kernel-like, low, or next to the ends of the space.
+        fn addr(&mut self) -> u64 {
+            let a = match self.below(4) {
+                0 => self.next(),
+                1 => 0xffff_8000_0000_0000 + self.below(1 << 32),
+                2 => 0x4000_0000 + self.below(1 << 30),
+                _ => self.below(1 << 22).wrapping_sub(1 << 21),
+            };
+            a & !3
+        }
+        /// Any register number 0..=31.
+        fn reg(&mut self) -> Reg {
+            Reg(self.below(32) as u8)
+        }
+    }
+
+    /// Registers every encoder test walks through (31 added where the encoding allows it).
+    const REGS: [Reg; 6] = [X0, X1, X9, X17, X29, X30];
+
+    /// Register name as llvm-mc prints it: 31 is `xzr`.
+    fn xn(r: Reg) -> String {
+        if r.num() == 31 {
+            "xzr".to_string()
+        } else {
+            format!("x{}", r.num())
+        }
+    }
+
+    /// Register name as llvm-mc prints it: 31 is `sp`.
+    fn spn(r: Reg) -> String {
+        if r.num() == 31 {
+            "sp".to_string()
+        } else {
+            format!("x{}", r.num())
+        }
+    }
+
+    /// Condition names in encoding order, written out independently of `Cond::name`.
+    const CONDS: [(Cond, &str); 15] = [
+        (Cond::Eq, "eq"),
+        (Cond::Ne, "ne"),
+        (Cond::Hs, "hs"),
+        (Cond::Lo, "lo"),
+        (Cond::Mi, "mi"),
+        (Cond::Pl, "pl"),
+        (Cond::Vs, "vs"),
+        (Cond::Vc, "vc"),
+        (Cond::Hi, "hi"),
+        (Cond::Ls, "ls"),
+        (Cond::Ge, "ge"),
+        (Cond::Lt, "lt"),
+        (Cond::Gt, "gt"),
+        (Cond::Le, "le"),
+        (Cond::Al, "al"),
+    ];
+
+    /// Boundary offsets for a word-granular range: both ends, one step inside, 0 and ±4.
+    fn word_boundaries(min: i64, max: i64) -> Vec<i64> {
+        vec![min, min + 4, -4, 0, 4, max - 4, max]
+    }
+
+    /// Boundary plus `n` random 4-aligned offsets in `[min, max]`, each with a random `from`.
+    fn word_offsets(rng: &mut Rng, min: i64, max: i64, n: usize) -> Vec<(u64, i64)> {
+        let mut v: Vec<(u64, i64)> = word_boundaries(min, max)
+            .into_iter()
+            .flat_map(|off| [(0x4008_0000, off), (0xffff_8000_1000_0000, off), (0, off)])
+            .collect();
+        for _ in 0..n {
+            v.push((rng.addr(), rng.range(min / 4, max / 4) * 4));
+        }
+        v
+    }
+
+    fn at(from: u64, offset: i64) -> u64 {
+        from.wrapping_add(offset as u64)
+    }
+
+    // ----- against llvm-mc: disassembly ------------------------------------------------------
+
+    #[test]
+    fn fixed_words_and_register_forms_match_llvm() {
+        let mut cases: Vec<(u32, String)> = vec![
+            (NOP, "nop".into()),
+            (BTI_C, "bti c".into()),
+            (ISB, "isb".into()),
+            (RET, "ret".into()),
+            (MOV_X9_X30, "mov x9, x30".into()),
+            (0xd400_0002, "hvc #0".into()),
+            (0xd400_0001, "svc #0".into()),
+            (0xd400_0003, "smc #0".into()),
+            (0xd400_0202, "hvc #0x10".into()),
+        ];
+        let mut regs: Vec<Reg> = REGS.to_vec();
+        regs.push(XZR);
+        for (i, &r) in regs.iter().enumerate() {
+            let other = regs[(i + 3) % regs.len()];
+            cases.push((br(r), format!("br {}", xn(r))));
+            cases.push((blr(r), format!("blr {}", xn(r))));
+            let ret_text = if r == X30 {
+                "ret".to_string()
+            } else {
+                format!("ret {}", xn(r))
+            };
+            cases.push((ret_reg(r), ret_text));
+            cases.push((mov_reg(r, other), format!("mov {}, {}", xn(r), xn(other))));
+            cases.push((mov_reg(other, r), format!("mov {}, {}", xn(other), xn(r))));
+            cases.push((mov_from_sp(r), format!("mov {}, sp", spn(r))));
+            cases.push((mov_to_sp(r), format!("mov sp, {}", spn(r))));
+        }
+        for imm in [0u16, 1, 2, 0x7f, 0x800, 0x1234, 0xf000, 0xffff] {
+            let text = if imm == 0 {
+                "brk #0".to_string()
+            } else {
+                format!("brk #{imm:#x}")
+            };
+            cases.push((brk(imm), text));
+        }
+        let mut rng = Rng(0x0123_4567_89ab_cdef);
+        for _ in 0..100 {
+            let imm = rng.next() as u16;
+            let text = if imm == 0 {
+                "brk #0".to_string()
+            } else {
+                format!("brk #{imm:#x}")
+            };
+            cases.push((brk(imm), text));
+            let (a, c) = (rng.reg(), rng.reg());
+            cases.push((mov_reg(a, c), format!("mov {}, {}", xn(a), xn(c))));
+            let r = rng.reg();
+            cases.push((br(r), format!("br {}", xn(r))));
+            cases.push((blr(r), format!("blr {}", xn(r))));
+        }
+        check(&cases, true);
+        assert_eq!(ret_reg(X30), RET);
+        assert_eq!(mov_reg(X9, X30), MOV_X9_X30);
+        assert_eq!(mov_from_sp(X29), add_imm(X29, SP, 0, false).unwrap());
+    }
+
+    #[test]
+    fn branches_match_llvm() {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut cases: Vec<(u32, String)> = Vec::new();
+        // (word, from, expected describe) for PC-relative words.
+        let mut described: Vec<(u32, u64, String)> = Vec::new();
+
+        for (from, off) in word_offsets(&mut rng, BRANCH_RANGE_MIN, BRANCH_RANGE_MAX, 400) {
+            let to = at(from, off);
+            let w = b(from, to).unwrap();
+            cases.push((w, format!("b #{off}")));
+            described.push((w, from, format!("b {to:#x}")));
+            let w = bl(from, to).unwrap();
+            cases.push((w, format!("bl #{off}")));
+            described.push((w, from, format!("bl {to:#x}")));
+        }
+        let offsets = word_offsets(&mut rng, COND_BRANCH_RANGE_MIN, COND_BRANCH_RANGE_MAX, 300);
+        for (i, &(from, off)) in offsets.iter().enumerate() {
+            let to = at(from, off);
+            let (cond, name) = CONDS[i % CONDS.len()];
+            let w = b_cond(cond, from, to).unwrap();
+            cases.push((w, format!("b.{name} #{off}")));
+            described.push((w, from, format!("b.{name} {to:#x}")));
+
+            let rt = if i < REGS.len() * 3 {
+                REGS[i % REGS.len()]
+            } else {
+                rng.reg()
+            };
+            let w = cbz(rt, from, to).unwrap();
+            cases.push((w, format!("cbz {}, #{off}", xn(rt))));
+            described.push((w, from, format!("cbz {}, {to:#x}", xn(rt))));
+            let w = cbnz(rt, from, to).unwrap();
+            cases.push((w, format!("cbnz {}, #{off}", xn(rt))));
+            described.push((w, from, format!("cbnz {}, {to:#x}", xn(rt))));
+        }
+        for (cond, name) in CONDS {
+            cases.push((
+                b_cond(cond, 0x1000, 0x1008).unwrap(),
+                format!("b.{name} #8"),
+            ));
+        }
+        cases.push((cbz(XZR, 0x1000, 0x1000).unwrap(), "cbz xzr, #0".into()));
+        cases.push((cbnz(XZR, 0x1000, 0xffc).unwrap(), "cbnz xzr, #-4".into()));
+        check(&cases, false);
+        for (w, pc, text) in described {
+            assert_eq!(
+                describe(w, pc).to_string(),
+                text,
+                "describe({w:#010x}, {pc:#x})"
+            );
+        }
+    }
+
+    #[test]
+    fn pc_relative_data_match_llvm() {
+        let mut rng = Rng(0xdead_beef_cafe_f00d);
+        let mut cases: Vec<(u32, String)> = Vec::new();
+        let mut described: Vec<(u32, u64, String)> = Vec::new();
+        let mut regs: Vec<Reg> = REGS.to_vec();
+        regs.push(XZR);
+
+        let offsets = word_offsets(&mut rng, COND_BRANCH_RANGE_MIN, COND_BRANCH_RANGE_MAX, 300);
+        for (i, &(from, off)) in offsets.iter().enumerate() {
+            let to = at(from, off);
+            let rt = if i < regs.len() * 3 {
+                regs[i % regs.len()]
+            } else {
+                rng.reg()
+            };
+            let w = ldr_literal(rt, from, to).unwrap();
+            cases.push((w, format!("ldr {}, #{off}", xn(rt))));
+            described.push((w, from, format!("ldr {}, {to:#x}", xn(rt))));
+        }
+
+        // ADR: byte granular.
+        let mut adr_offsets: Vec<(u64, i64)> = Vec::new();
+        for off in [
+            ADR_RANGE_MIN,
+            ADR_RANGE_MIN + 1,
+            -4,
+            -1,
+            0,
+            1,
+            2,
+            3,
+            4,
+            ADR_RANGE_MAX - 1,
+        ] {
+            adr_offsets.extend([
+                (0x4008_0000, off),
+                (0x4008_0003, off),
+                (0xffff_ffff_ffff_fffe, off),
+            ]);
+        }
+        adr_offsets.push((0x1234, ADR_RANGE_MAX));
+        for _ in 0..300 {
+            adr_offsets.push((rng.next(), rng.range(ADR_RANGE_MIN, ADR_RANGE_MAX)));
+        }
+        for (i, &(from, off)) in adr_offsets.iter().enumerate() {
+            let to = at(from, off);
+            let rd = if i < regs.len() * 3 {
+                regs[i % regs.len()]
+            } else {
+                rng.reg()
+            };
+            let w = adr(rd, from, to).unwrap();
+            cases.push((w, format!("adr {}, #{off}", xn(rd))));
+            described.push((w, from, format!("adr {}, {to:#x}", xn(rd))));
+        }
+
+        // ADRP: page granular; `from` and `to` carry arbitrary in-page offsets.
+        let mut pages: Vec<i64> = vec![
+            ADRP_RANGE_MIN,
+            ADRP_RANGE_MIN + 4096,
+            -4096,
+            0,
+            4096,
+            ADRP_RANGE_MAX - 4096,
+            ADRP_RANGE_MAX,
+        ];
+        for _ in 0..300 {
+            pages.push(rng.range(ADRP_RANGE_MIN >> 12, ADRP_RANGE_MAX >> 12) << 12);
+        }
+        for (i, &delta) in pages.iter().enumerate() {
+            let from_page = if i % 2 == 0 {
+                rng.next() & !0xfff
+            } else {
+                0xffff_8000_4000_0000
+            };
+            let from = from_page | rng.below(4096);
+            let to_page = at(from_page, delta);
+            let to = to_page | rng.below(4096);
+            let rd = if i < regs.len() * 3 {
+                regs[i % regs.len()]
+            } else {
+                rng.reg()
+            };
+            let w = adrp(rd, from, to).unwrap();
+            cases.push((w, format!("adrp {}, #{delta}", xn(rd))));
+            described.push((w, from, format!("adrp {}, {to_page:#x}", xn(rd))));
+        }
+        check(&cases, false);
+        for (w, pc, text) in described {
+            assert_eq!(
+                describe(w, pc).to_string(),
+                text,
+                "describe({w:#010x}, {pc:#x})"
+            );
+        }
+    }
+
+    #[test]
+    fn add_sub_match_llvm() {
+        let mut rng = Rng(0x1357_9bdf_0246_8ace);
+        let mut regs: Vec<Reg> = REGS.to_vec();
+        regs.push(SP);
+        let mut inputs: Vec<(Reg, Reg, u32, bool)> = Vec::new();
+        for (i, &rd) in regs.iter().enumerate() {
+            let rn = regs[(i + 2) % regs.len()];
+            for imm in [0, 1, 16, 4095] {
+                for lsl12 in [false, true] {
+                    inputs.push((rd, rn, imm, lsl12));
+                    inputs.push((rd, rd, imm, lsl12));
+                }
+            }
+        }
+        for _ in 0..300 {
+            let imm = if rng.below(8) == 0 {
+                0
+            } else {
+                rng.below(4096) as u32
+            };
+            inputs.push((rng.reg(), rng.reg(), imm, rng.below(2) == 1));
+        }
+        let mut cases: Vec<(u32, String)> = Vec::new();
+        for (rd, rn, imm, lsl12) in inputs {
+            let shift = if lsl12 { ", lsl #12" } else { "" };
+            let (d, n) = (spn(rd), spn(rn));
+            let add_text = if imm == 0 && !lsl12 && (rd.num() == 31 || rn.num() == 31) {
+                format!("mov {d}, {n}")
+            } else {
+                format!("add {d}, {n}, #{imm}{shift}")
+            };
+            cases.push((add_imm(rd, rn, imm, lsl12).unwrap(), add_text));
+            cases.push((
+                sub_imm(rd, rn, imm, lsl12).unwrap(),
+                format!("sub {d}, {n}, #{imm}{shift}"),
+            ));
+        }
+        check(&cases, true);
+    }
+
+    #[test]
+    fn move_wide_matches_llvm() {
+        let mut rng = Rng(0x0f1e_2d3c_4b5a_6978);
+        let mut regs: Vec<Reg> = REGS.to_vec();
+        regs.push(XZR);
+        let mut inputs: Vec<(Reg, u16, u8)> = Vec::new();
+        for &rd in &regs {
+            for imm in [0u16, 1, 0x1234, 0x8000, 0xffff] {
+                for shift in [0u8, 16, 32, 48] {
+                    inputs.push((rd, imm, shift));
+                }
+            }
+        }
+        for _ in 0..300 {
+            let imm = if rng.below(8) == 0 {
+                0
+            } else {
+                rng.next() as u16
+            };
+            inputs.push((rng.reg(), imm, rng.below(4) as u8 * 16));
+        }
+        let mut cases: Vec<(u32, String)> = Vec::new();
+        for &(rd, imm, shift) in &inputs {
+            let r = xn(rd);
+            let movz_text = if imm == 0 && shift != 0 {
+                format!("movz {r}, #0, lsl #{shift}")
+            } else {
+                format!("mov {r}, #{}", ((imm as u64) << shift) as i64)
+            };
+            cases.push((movz(rd, imm, shift).unwrap(), movz_text));
+            let movk_text = if shift == 0 {
+                format!("movk {r}, #{imm}")
+            } else {
+                format!("movk {r}, #{imm}, lsl #{shift}")
+            };
+            cases.push((movk(rd, imm, shift).unwrap(), movk_text));
+        }
+        let mut values: Vec<u64> =
+            vec![0, 1, u64::MAX, 0xffff_8000_0008_1234, 0x0000_ffff_0000_ffff];
+        for _ in 0..200 {
+            values.push(rng.next());
+        }
+        for (i, &v) in values.iter().enumerate() {
+            let rd = regs[i % regs.len()];
+            let r = xn(rd);
+            let words = mov_imm64(rd, v);
+            let lo = v & 0xffff;
+            cases.push((words[0], format!("mov {r}, #{lo}")));
+            for (k, w) in words.iter().enumerate().skip(1) {
+                let chunk = (v >> (16 * k)) & 0xffff;
+                cases.push((*w, format!("movk {r}, #{chunk}, lsl #{}", 16 * k)));
+            }
+        }
+        check(&cases, false);
+        // describe's own (non-alias, hex) syntax.
+        assert_eq!(
+            describe(movz(X0, 0x1234, 16).unwrap(), 0).to_string(),
+            "movz x0, #0x1234, lsl #16"
+        );
+        assert_eq!(
+            describe(movk(X17, 0xbeef, 48).unwrap(), 0).to_string(),
+            "movk x17, #0xbeef, lsl #48"
+        );
+        assert_eq!(
+            describe(movz(XZR, 0, 0).unwrap(), 0).to_string(),
+            "movz xzr, #0x0"
+        );
+    }
+
+    #[test]
+    fn loads_and_stores_match_llvm() {
+        let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+        let mut cases: Vec<(u32, String)> = Vec::new();
+        let modes = [Index::Offset, Index::PreIndex, Index::PostIndex];
+        let addressing = |rn: Reg, imm: i32, index: Index| -> String {
+            let base = spn(rn);
+            match index {
+                Index::Offset if imm == 0 => format!("[{base}]"),
+                Index::Offset => format!("[{base}, #{imm}]"),
+                Index::PreIndex => format!("[{base}, #{imm}]!"),
+                Index::PostIndex => format!("[{base}], #{imm}"),
+            }
+        };
+        // (rt1, rt2, rn): no overlap between the data registers and a written-back base, and
+        // rt1 != rt2 for LDP (both are CONSTRAINED UNPREDICTABLE and llvm-mc warns about them).
+        let mut inputs: Vec<(Reg, Reg, Reg, i32, Index)> = Vec::new();
+        let triples = [
+            (X29, X30, SP),
+            (X0, X1, SP),
+            (X9, X17, X0),
+            (X17, X29, X30),
+            (XZR, XZR, SP),
+            (X30, X0, X9),
+            (X1, XZR, X17),
+        ];
+        for (rt1, rt2, rn) in triples {
+            for imm in [-512, -504, -16, -8, 0, 8, 16, 496, 504] {
+                for index in modes {
+                    inputs.push((rt1, rt2, rn, imm, index));
+                }
+            }
+        }
+        while inputs.len() < 500 {
+            let (rt1, rt2, rn) = (rng.reg(), rng.reg(), rng.reg());
+            let index = modes[rng.below(3) as usize];
+            let clash = rn.num() != 31 && (rn == rt1 || rn == rt2);
+            if rt1 == rt2 || (index != Index::Offset && clash) {
+                continue;
+            }
+            inputs.push((rt1, rt2, rn, rng.range(-64, 63) as i32 * 8, index));
+        }
+        for (rt1, rt2, rn, imm, index) in inputs {
+            let (a, b) = (xn(rt1), xn(rt2));
+            let mem = addressing(rn, imm, index);
+            cases.push((
+                stp(rt1, rt2, rn, imm, index).unwrap(),
+                format!("stp {a}, {b}, {mem}"),
+            ));
+            if rt1 != rt2 {
+                cases.push((
+                    ldp(rt1, rt2, rn, imm, index).unwrap(),
+                    format!("ldp {a}, {b}, {mem}"),
+                ));
+            }
+        }
+
+        let mut singles: Vec<(Reg, Reg, u32)> = Vec::new();
+        for (i, &rt) in REGS.iter().chain([&XZR]).enumerate() {
+            for imm in [0, 8, 16, 4096, 32752, 32760] {
+                singles.push((
+                    rt,
+                    if i % 2 == 0 {
+                        SP
+                    } else {
+                        REGS[(i + 1) % REGS.len()]
+                    },
+                    imm,
+                ));
+            }
+        }
+        for _ in 0..300 {
+            singles.push((rng.reg(), rng.reg(), rng.below(4096) as u32 * 8));
+        }
+        for (rt, rn, imm) in singles {
+            let mem = if imm == 0 {
+                format!("[{}]", spn(rn))
+            } else {
+                format!("[{}, #{imm}]", spn(rn))
+            };
+            cases.push((
+                str_imm(rt, rn, imm).unwrap(),
+                format!("str {}, {mem}", xn(rt)),
+            ));
+            cases.push((
+                ldr_imm(rt, rn, imm).unwrap(),
+                format!("ldr {}, {mem}", xn(rt)),
+            ));
+        }
+        check(&cases, true);
+    }
+
+    // ----- against llvm-mc: assembly ---------------------------------------------------------
+
+    #[test]
+    fn assembler_agrees_with_encoders() {
+        let base = 0xffff_8000_0010_0000u64;
+        let cases: Vec<(&str, u32)> = vec![
+            ("nop", NOP),
+            ("bti c", BTI_C),
+            ("isb", ISB),
+            ("ret", RET),
+            ("mov x9, x30", MOV_X9_X30),
+            ("b #0", b(base, base).unwrap()),
+            ("b #134217724", b(base, base + (128 << 20) - 4).unwrap()),
+            ("bl #-134217728", bl(base, base - (128 << 20)).unwrap()),
+            ("bl #4", bl(base, base + 4).unwrap()),
+            ("b.ne #8", b_cond(Cond::Ne, base, base + 8).unwrap()),
+            (
+                "b.le #-1048576",
+                b_cond(Cond::Le, base, base - (1 << 20)).unwrap(),
+            ),
+            ("cbz x0, #-4", cbz(X0, base, base - 4).unwrap()),
+            (
+                "cbnz x30, #1048572",
+                cbnz(X30, base, base + (1 << 20) - 4).unwrap(),
+            ),
+            ("ldr x17, #-8", ldr_literal(X17, base, base - 8).unwrap()),
+            ("adr x0, #-1", adr(X0, base, base - 1).unwrap()),
+            (
+                "adr x9, #1048575",
+                adr(X9, base, base + (1 << 20) - 1).unwrap(),
+            ),
+            (
+                "adrp x0, #4096",
+                adrp(X0, base + 0x123, base + 0x1fff).unwrap(),
+            ),
+            (
+                "adrp x16, #-4294967296",
+                adrp(X16, base, base - (1 << 32)).unwrap(),
+            ),
+            ("br x17", br(X17)),
+            ("blr x9", blr(X9)),
+            ("ret x9", ret_reg(X9)),
+            ("brk #0x1", brk(1)),
+            ("brk #0xffff", brk(0xffff)),
+            ("mov x0, x1", mov_reg(X0, X1)),
+            ("mov x29, sp", mov_from_sp(X29)),
+            ("mov sp, x9", mov_to_sp(X9)),
+            ("add x0, x1, #1, lsl #12", add_imm(X0, X1, 1, true).unwrap()),
+            ("add sp, sp, #4095", add_imm(SP, SP, 4095, false).unwrap()),
+            ("sub sp, sp, #16", sub_imm(SP, SP, 16, false).unwrap()),
+            ("movz x0, #0x1234, lsl #16", movz(X0, 0x1234, 16).unwrap()),
+            ("movz x3, #0, lsl #48", movz(X3, 0, 48).unwrap()),
+            ("movk x0, #0x1234, lsl #16", movk(X0, 0x1234, 16).unwrap()),
+            ("movk x30, #0xffff, lsl #48", movk(X30, 0xffff, 48).unwrap()),
+            (
+                "stp x29, x30, [sp, #-16]!",
+                stp(X29, X30, SP, -16, Index::PreIndex).unwrap(),
+            ),
+            (
+                "ldp x29, x30, [sp], #16",
+                ldp(X29, X30, SP, 16, Index::PostIndex).unwrap(),
+            ),
+            (
+                "stp x0, x1, [x2, #-512]",
+                stp(X0, X1, X2, -512, Index::Offset).unwrap(),
+            ),
+            (
+                "ldp x19, x20, [sp, #504]",
+                ldp(X19, X20, SP, 504, Index::Offset).unwrap(),
+            ),
+            ("str x0, [sp, #32760]", str_imm(X0, SP, 32760).unwrap()),
+            ("ldr x30, [sp, #8]", ldr_imm(X30, SP, 8).unwrap()),
+            ("str xzr, [x0]", str_imm(XZR, X0, 0).unwrap()),
+            // mov_imm64(x16, 0xffff800000081234)
+            (
+                "movz x16, #0x1234",
+                mov_imm64(X16, 0xffff_8000_0008_1234)[0],
+            ),
+            (
+                "movk x16, #0x8, lsl #16",
+                mov_imm64(X16, 0xffff_8000_0008_1234)[1],
+            ),
+            (
+                "movk x16, #0x8000, lsl #32",
+                mov_imm64(X16, 0xffff_8000_0008_1234)[2],
+            ),
+            (
+                "movk x16, #0xffff, lsl #48",
+                mov_imm64(X16, 0xffff_8000_0008_1234)[3],
+            ),
+        ];
+        let text: Vec<&str> = cases.iter().map(|c| c.0).collect();
+        let words = assemble(&text);
+        for ((asm, ours), theirs) in cases.iter().zip(words) {
+            assert_eq!(
+                *ours, theirs,
+                "`{asm}`: ours {ours:#010x}, llvm-mc {theirs:#010x}"
+            );
+        }
+    }
+
+    // ----- errors ----------------------------------------------------------------------------
+
+    #[test]
+    fn branch_range_boundaries_are_exact() {
+        let from = 0xffff_8000_1000_0000u64;
+        let min = BRANCH_RANGE_MIN;
+        let max = BRANCH_RANGE_MAX;
+        assert_eq!((min, max), (-134_217_728, 134_217_724));
+        for f in [b, bl] {
+            assert!(f(from, at(from, min)).is_ok());
+            assert!(f(from, at(from, max)).is_ok());
+            for off in [
+                min - 4,
+                max + 4,
+                128 << 20,
+                i64::MIN,
+                i64::MAX & !3,
+                1 << 40,
+            ] {
+                let to = at(from, off);
+                assert_eq!(
+                    f(from, to),
+                    Err(EncodeError::OutOfRange {
+                        from,
+                        to,
+                        offset: off,
+                        min,
+                        max
+                    }),
+                    "offset {off}"
+                );
+            }
+        }
+        assert!(in_branch_range(from, at(from, min)));
+        assert!(in_branch_range(from, at(from, max)));
+        assert!(!in_branch_range(from, at(from, min - 4)));
+        assert!(!in_branch_range(from, at(from, max + 4)));
+        assert!(!in_branch_range(from, at(from, 128 << 20)));
+        // Wrapping: a branch across address 0 is just a small offset.
+        assert!(in_branch_range(0x10, 0xffff_ffff_ffff_fff0));
+        assert_eq!(b(0x10, 0xffff_ffff_ffff_fff0), b(0x1000, 0x1000 - 0x20));
+    }
+
+    #[test]
+    fn imm19_boundaries_are_exact() {
+        let from = 0x4008_0000u64;
+        let (min, max) = (COND_BRANCH_RANGE_MIN, COND_BRANCH_RANGE_MAX);
+        assert_eq!((min, max), (-1_048_576, 1_048_572));
+        let encoders: [&dyn Fn(u64, u64) -> Result<u32, EncodeError>; 4] = [
+            &|f, t| b_cond(Cond::Eq, f, t),
+            &|f, t| cbz(X0, f, t),
+            &|f, t| cbnz(X30, f, t),
+            &|f, t| ldr_literal(X17, f, t),
+        ];
+        for enc in encoders {
+            assert!(enc(from, at(from, min)).is_ok());
+            assert!(enc(from, at(from, max)).is_ok());
+            for off in [min - 4, max + 4, 1 << 20, BRANCH_RANGE_MIN] {
+                let to = at(from, off);
+                assert_eq!(
+                    enc(from, to),
+                    Err(EncodeError::OutOfRange {
+                        from,
+                        to,
+                        offset: off,
+                        min,
+                        max
+                    })
+                );
+            }
+            for (f, t) in [(from + 2, from + 8), (from, from + 9), (from + 1, from + 3)] {
+                assert_eq!(enc(f, t), Err(EncodeError::Misaligned { from: f, to: t }));
+            }
+        }
+    }
+
+    #[test]
+    fn misaligned_branches_are_rejected() {
+        for (f, t) in [
+            (0x1002, 0x2000),
+            (0x1000, 0x2001),
+            (0x1003, 0x2003),
+            (0x1000, 0x1006),
+        ] {
+            let err = EncodeError::Misaligned { from: f, to: t };
+            assert_eq!(b(f, t), Err(err));
+            assert_eq!(bl(f, t), Err(err));
+        }
+        // Alignment is checked before range.
+        assert_eq!(
+            b(0, 1 << 40 | 2),
+            Err(EncodeError::Misaligned {
+                from: 0,
+                to: 1 << 40 | 2
+            })
+        );
+    }
+
+    #[test]
+    fn adr_and_adrp_boundaries_are_exact() {
+        let from = 0x4008_0001u64; // ADR needs no alignment
+        let (min, max) = (ADR_RANGE_MIN, ADR_RANGE_MAX);
+        assert!(adr(X0, from, at(from, min)).is_ok());
+        assert!(adr(X0, from, at(from, max)).is_ok());
+        for off in [min - 1, max + 1] {
+            let to = at(from, off);
+            assert_eq!(
+                adr(X0, from, to),
+                Err(EncodeError::OutOfRange {
+                    from,
+                    to,
+                    offset: off,
+                    min,
+                    max
+                })
+            );
+        }
+
+        let (min, max) = (ADRP_RANGE_MIN, ADRP_RANGE_MAX);
+        let from = 0xffff_8000_4000_0abcu64;
+        let page = from & !0xfff;
+        // In-page offsets of either address do not matter, only the page delta.
+        assert!(adrp(X0, from, at(page, min)).is_ok());
+        assert!(adrp(X0, from, at(page, max) + 0xfff).is_ok());
+        for delta in [min - 4096, max + 4096] {
+            let to = at(page, delta) + 0x10;
+            assert_eq!(
+                adrp(X0, from, to),
+                Err(EncodeError::OutOfRange {
+                    from,
+                    to,
+                    offset: delta,
+                    min,
+                    max
+                })
+            );
+        }
+    }
+
+    #[test]
+    fn immediate_errors() {
+        use EncodeError::{ImmediateOutOfRange as Range, UnscaledImmediate as Unscaled};
+        for f in [add_imm, sub_imm] {
+            assert!(f(SP, SP, 4095, true).is_ok());
+            assert_eq!(
+                f(X0, X1, 4096, false),
+                Err(Range {
+                    value: 4096,
+                    min: 0,
+                    max: 4095
+                })
+            );
+            assert_eq!(
+                f(X0, X1, u32::MAX, true),
+                Err(Range {
+                    value: u32::MAX as i64,
+                    min: 0,
+                    max: 4095
+                })
+            );
+        }
+        for f in [movz, movk] {
+            assert_eq!(
+                f(X0, 1, 8),
+                Err(Unscaled {
+                    value: 8,
+                    scale: 16
+                })
+            );
+            assert_eq!(
+                f(X0, 1, 1),
+                Err(Unscaled {
+                    value: 1,
+                    scale: 16
+                })
+            );
+            assert_eq!(
+                f(X0, 1, 64),
+                Err(Range {
+                    value: 64,
+                    min: 0,
+                    max: 48
+                })
+            );
+            assert_eq!(
+                f(X0, 1, 49),
+                Err(Range {
+                    value: 49,
+                    min: 0,
+                    max: 48
+                })
+            );
+        }
+        for f in [stp, ldp] {
+            for index in [Index::Offset, Index::PreIndex, Index::PostIndex] {
+                assert!(f(X0, X1, SP, -512, index).is_ok());
+                assert!(f(X0, X1, SP, 504, index).is_ok());
+                assert_eq!(
+                    f(X0, X1, SP, -520, index),
+                    Err(Range {
+                        value: -520,
+                        min: -512,
+                        max: 504
+                    })
+                );
+                assert_eq!(
+                    f(X0, X1, SP, 512, index),
+                    Err(Range {
+                        value: 512,
+                        min: -512,
+                        max: 504
+                    })
+                );
+                assert_eq!(
+                    f(X0, X1, SP, 508, index),
+                    Err(Range {
+                        value: 508,
+                        min: -512,
+                        max: 504
+                    })
+                );
+                assert_eq!(
+                    f(X0, X1, SP, -513, index),
+                    Err(Range {
+                        value: -513,
+                        min: -512,
+                        max: 504
+                    })
+                );
+                assert_eq!(
+                    f(X0, X1, SP, -4, index),
+                    Err(Unscaled {
+                        value: -4,
+                        scale: 8
+                    })
+                );
+                assert_eq!(
+                    f(X0, X1, SP, 12, index),
+                    Err(Unscaled {
+                        value: 12,
+                        scale: 8
+                    })
+                );
+            }
+        }
+        for f in [str_imm, ldr_imm] {
+            assert!(f(X0, SP, 32760).is_ok());
+            assert_eq!(
+                f(X0, SP, 32768),
+                Err(Range {
+                    value: 32768,
+                    min: 0,
+                    max: 32760
+                })
+            );
+            assert_eq!(
+                f(X0, SP, 32761),
+                Err(Range {
+                    value: 32761,
+                    min: 0,
+                    max: 32760
+                })
+            );
+            assert_eq!(f(X0, SP, 4), Err(Unscaled { value: 4, scale: 8 }));
+            assert_eq!(
+                f(X0, SP, 32759),
+                Err(Unscaled {
+                    value: 32759,
+                    scale: 8
+                })
+            );
+        }
+    }
+
+    #[test]
+    fn error_messages() {
+        let from = 0xffff_8000_1000_0000u64;
+        let err = b(from, at(from, BRANCH_RANGE_MIN - 4)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "branch from 0xffff800010000000 to 0xffff800007fffffc is out of range: \
+             offset -134217732 not in [-134217728, 134217724] (B/BL reach ±128 MiB)"
+        );
+        assert_eq!(
+            cbz(X0, 0x1000, 0x1000 + (1 << 20)).unwrap_err().to_string(),
+            "PC-relative reference from 0x1000 to 0x101000 is out of range: offset 1048576 \
+             not in [-1048576, 1048572] (B.cond/CBZ/CBNZ/LDR literal reach ±1 MiB)"
+        );
+        assert_eq!(
+            b(0x1002, 0x2000).unwrap_err().to_string(),
+            "misaligned PC-relative reference from 0x1002 to 0x2000: \
+             both addresses must be 4-byte aligned"
+        );
+        assert_eq!(
+            add_imm(X0, X0, 5000, false).unwrap_err().to_string(),
+            "immediate 5000 out of range: not in [0, 4095]"
+        );
+        assert_eq!(
+            stp(X0, X1, SP, 12, Index::Offset).unwrap_err().to_string(),
+            "immediate 12 is not a multiple of 8"
+        );
+        assert!(
+            adrp(X0, 0, 1 << 33)
+                .unwrap_err()
+                .to_string()
+                .contains("(ADRP reaches ±4 GiB")
+        );
+        assert!(
+            adr(X0, 0, 1 << 20)
+                .unwrap_err()
+                .to_string()
+                .contains("(ADR reaches ±1 MiB)")
+        );
+    }
+
+    #[test]
+    fn registers() {
+        assert_eq!((X0.num(), X17.num(), FP.num(), LR.num()), (0, 17, 29, 30));
+        assert_eq!((XZR.num(), SP.num()), (31, 31));
+        assert_eq!(Reg::x(30), X30);
+    }
+
+    #[test]
+    #[should_panic(expected = "register number must be 0..=30")]
+    fn reg_x_rejects_31() {
+        let _ = Reg::x(std::hint::black_box(31));
+    }
+
+    // ----- decoders --------------------------------------------------------------------------
+
+    #[test]
+    fn branch_target_round_trips() {
+        let mut rng = Rng(0x5851_f42d_4c95_7f2d);
+        for (from, off) in word_offsets(&mut rng, BRANCH_RANGE_MIN, BRANCH_RANGE_MAX, 2000) {
+            let to = at(from, off);
+            let wb = b(from, to).unwrap();
+            let wl = bl(from, to).unwrap();
+            assert!(is_b(wb) && !is_bl(wb) && is_bl(wl) && !is_b(wl));
+            assert_eq!(
+                branch_target(wb, from),
+                Some(to),
+                "b from {from:#x} by {off}"
+            );
+            assert_eq!(
+                branch_target(wl, from),
+                Some(to),
+                "bl from {from:#x} by {off}"
+            );
+        }
+        for w in [
+            NOP,
+            RET,
+            MOV_X9_X30,
+            brk(0),
+            br(X16),
+            b_cond(Cond::Al, 0, 8).unwrap(),
+        ] {
+            assert_eq!(branch_target(w, 0x1000), None, "{w:#010x}");
+        }
+    }
+
+    #[test]
+    fn classifiers() {
+        assert!(is_nop(NOP) && !is_nop(BTI_C) && !is_nop(ISB));
+        assert!(is_brk(brk(0)) && is_brk(brk(0xffff)) && !is_brk(0xd400_0002));
+        assert!(!is_b(NOP) && !is_bl(NOP) && !is_b(b_cond(Cond::Ne, 0, 4).unwrap()));
+
+        let safe = [
+            NOP,
+            ISB,
+            b(0x1000, 0x2000).unwrap(),
+            bl(0x2000, 0x1000).unwrap(),
+            brk(0),
+            brk(0x800),
+            0xd400_0002, // hvc #0
+            0xd400_0003, // smc #0
+            0xd400_0001, // svc #0
+            0xd400_0202, // hvc #0x10
+        ];
+        for w in safe {
+            assert!(is_cmodx_safe(w), "{} should be CMODX-safe", describe(w, 0));
+        }
+        let unsafe_words = [
+            MOV_X9_X30,
+            BTI_C,
+            RET,
+            br(X16),
+            blr(X9),
+            ldr_imm(X0, SP, 8).unwrap(),
+            ldr_literal(X16, 0x1000, 0x1008).unwrap(),
+            stp(X29, X30, SP, -16, Index::PreIndex).unwrap(),
+            b_cond(Cond::Eq, 0, 8).unwrap(),
+            cbz(X0, 0, 8).unwrap(),
+            mov_imm64(X0, 0)[0],
+            0xd503_203f, // yield
+            0,           // udf #0
+        ];
+        for w in unsafe_words {
+            assert!(
+                !is_cmodx_safe(w),
+                "{} should not be CMODX-safe",
+                describe(w, 0)
+            );
+        }
+    }
+
+    #[test]
+    fn describe_examples() {
+        let pc = 0xffff_8000_0008_0000u64;
+        let cases: Vec<(u32, &str)> = vec![
+            (NOP, "nop"),
+            (BTI_C, "bti c"),
+            (ISB, "isb"),
+            (RET, "ret"),
+            (MOV_X9_X30, "mov x9, x30"),
+            (bl(pc, pc + 0x1000).unwrap(), "bl 0xffff800000081000"),
+            (b(pc, pc - 8).unwrap(), "b 0xffff80000007fff8"),
+            (brk(0x4), "brk #0x4"),
+            (brk(0), "brk #0"),
+            (ret_reg(X9), "ret x9"),
+            (
+                stp(X29, X30, SP, -16, Index::PreIndex).unwrap(),
+                "stp x29, x30, [sp, #-16]!",
+            ),
+            (
+                ldp(X29, X30, SP, 16, Index::PostIndex).unwrap(),
+                "ldp x29, x30, [sp], #16",
+            ),
+            (mov_from_sp(X29), "mov x29, sp"),
+            (
+                adrp(X16, pc + 5, pc + 0x3456).unwrap(),
+                "adrp x16, 0xffff800000083000",
+            ),
+            (0x0000_0000, "0x00000000"), // udf #0: not decoded
+            (0x1e60_4020, "0x1e604020"), // fmov d0, d1: not decoded
+            (0x29bf_7bfd, "0x29bf7bfd"), // stp w29, w30, [sp, #-8]!: 32-bit, not one of ours
+        ];
+        for (w, text) in cases {
+            assert_eq!(describe(w, pc).to_string(), text, "{w:#010x}");
+        }
+    }
+}

@@ -1,0 +1,30 @@
+//! patchbay's pure logic.
+//!
+//! Everything here compiles for both the kernel (`aarch64-unknown-none`, `no_std`) and the host,
+//! has no `asm!` and no global state, and is unit-tested on the host with `cargo test`.
+//!
+//! | module | what |
+//! |---|---|
+//! | [`insn`] | A64 instruction encoders and decoders used by the patcher and trampolines |
+//! | [`cache`] | CTR_EL0 decoding and the I-cache maintenance plan for modified text |
+//! | [`esr`] | decoding of ESR_ELx for crash reports |
+//! | [`ksyms`] | the kernel symbol table blob the host tool embeds into the image |
+//! | [`pagetable`] | stage-1 4 KiB-granule descriptors and a table walker |
+//! | [`layout`] | the physical memory map: kernel, heap, trampoline pools, poke window |
+//! | [`sites`] | the patch-site table: compiler entries cross-checked with the registry, globs |
+//! | [`hash`] | FNV-1a fingerprints of text (byte-identical checks) |
+//! | [`stats`] | min / median / mean / p99 / max of benchmark samples |
+#![cfg_attr(not(any(test, feature = "std")), no_std)]
+#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
+
+extern crate alloc;
+
+pub mod cache;
+pub mod esr;
+pub mod hash;
+pub mod insn;
+pub mod ksyms;
+pub mod layout;
+pub mod pagetable;
+pub mod sites;
+pub mod stats;

@@ -1,0 +1,63 @@
+//! The in-kernel test framework.
+//!
+//! Tests are plain functions marked [`#[kernel_test]`](crate::kernel_test); the compiler's custom
+//! test framework collects them and calls [`runner`], which runs them in order inside QEMU and
+//! ends the run with a semihosting exit code. A failing test panics; the panic report names it
+//! (the runner prints the test's name before running it) and the run exits with failure.
+//!
+//! Output, one line per test and a closing summary:
+//!
+//! ```text
+//! running 3 tests
+//! [1/3] boot::heap_allocates ... ok
+//! ...
+//! 3 passed, 0 failed
+//! ```
+
+use crate::{
+    exit::{ExitCode, exit},
+    println,
+};
+
+/// One test case, built by `#[kernel_test]`.
+pub struct TestCase {
+    pub name: &'static str,
+    pub func: fn(),
+}
+
+/// The custom test framework's entry point.
+pub fn runner(tests: &[&TestCase]) -> ! {
+    println!("running {} tests", tests.len());
+    for (i, t) in tests.iter().enumerate() {
+        crate::print!("[{}/{}] {} ... ", i + 1, tests.len(), t.name);
+        (t.func)();
+        println!("ok");
+    }
+    println!("{} passed, 0 failed", tests.len());
+    exit(ExitCode::Success)
+}
+
+/// Declare QEMU run directives for this kernel binary, read by the host tool (`pb run`) from the
+/// `.patchbay.qemu` section. One `key=value` per argument; see the README for the keys.
+///
+/// ```ignore
+/// patchbay::qemu_directives!("machine=virt,virtualization=on", "expect_console=entered at EL2");
+/// ```
+#[macro_export]
+macro_rules! qemu_directives {
+    ($($line:literal),* $(,)?) => {
+        const __PATCHBAY_QEMU_TEXT: &str = concat!($($line, "\n"),*);
+        #[used]
+        #[unsafe(link_section = ".patchbay.qemu")]
+        static __PATCHBAY_QEMU: [u8; __PATCHBAY_QEMU_TEXT.len()] = {
+            let b = __PATCHBAY_QEMU_TEXT.as_bytes();
+            let mut a = [0u8; __PATCHBAY_QEMU_TEXT.len()];
+            let mut i = 0;
+            while i < b.len() {
+                a[i] = b[i];
+                i += 1;
+            }
+            a
+        };
+    };
+}

@@ -1,0 +1,15 @@
+//! The main kernel (`make qemu`): print what the machine is, then exit.
+#![no_std]
+#![no_main]
+
+use patchbay::{
+    exit::{ExitCode, exit},
+    println, system,
+};
+
+#[unsafe(no_mangle)]
+fn kernel_main() -> ! {
+    system::summary();
+    println!("patchbay: done");
+    exit(ExitCode::Success)
+}

@@ -1,0 +1,101 @@
+//! Frame-pointer unwinding (the kernel is built with `-C force-frame-pointers=yes`).
+//!
+//! AAPCS64 frame record: `[fp] = caller's fp`, `[fp + 8] = return address`. The walk stops at a
+//! null fp (boot.s starts the chain with one), a misaligned fp, or an fp outside every kernel
+//! stack, so a corrupt chain ends the backtrace instead of faulting.
+
+use crate::memory;
+
+/// One frame: the return address found in a frame record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Frame {
+    pub fp: u64,
+    pub pc: u64,
+}
+
+/// The kernel or exception stack containing `a`.
+fn stack_of(a: u64) -> Option<patchbay_pure::layout::Range> {
+    (0..memory::MAX_CPUS).find_map(|c| {
+        let (k, e) = memory::cpu_stacks(c);
+        [k, e].into_iter().find(|s| s.contains(a))
+    })
+}
+
+fn on_a_stack(a: u64) -> bool {
+    stack_of(a).is_some()
+}
+
+/// Walk the frame records starting at `fp`, calling `f` for each return address, at most `max`.
+pub fn walk(mut fp: u64, max: usize, mut f: impl FnMut(Frame)) {
+    for _ in 0..max {
+        if fp == 0 || !fp.is_multiple_of(16) || !on_a_stack(fp) || !on_a_stack(fp + 8) {
+            return;
+        }
+        // SAFETY: `fp` is 16-aligned and inside a mapped kernel stack (checked above).
+        let (next, lr) = unsafe { (*(fp as *const u64), *((fp + 8) as *const u64)) };
+        if lr == 0 {
+            return;
+        }
+        f(Frame { fp, pc: lr });
+        if next <= fp && stack_of(next) == stack_of(fp) {
+            // Within one stack, callers' frames are at higher addresses; anything else is a
+            // corrupt chain. (An exception frame links the exception stack to the kernel stack.)
+            return;
+        }
+        fp = next;
+    }
+}
+
+/// The current frame pointer.
+#[inline(always)]
+pub fn current_fp() -> u64 {
+    let fp: u64;
+    // SAFETY: reads x29 only.
+    unsafe {
+        core::arch::asm!("mov {}, x29", out(reg) fp, options(nomem, nostack, preserves_flags))
+    };
+    fp
+}
+
+/// Print a backtrace starting at frame pointer `fp` (after `pc`, the innermost address, if
+/// given). Runs of identical frames (deep recursion) are collapsed into one line.
+pub fn print_backtrace(
+    w: &mut impl core::fmt::Write,
+    pc: Option<u64>,
+    fp: u64,
+) -> core::fmt::Result {
+    use crate::symbols::Sym;
+    writeln!(w, "  backtrace (frame pointers, innermost first):")?;
+    let mut n = 0usize;
+    if let Some(pc) = pc {
+        writeln!(w, "    #{n:<2} {pc:#018x}{}", Sym(pc))?;
+        n += 1;
+    }
+    let (mut last, mut repeats) = (None, 0usize);
+    let mut result = Ok(());
+    let flush = |w: &mut dyn core::fmt::Write, repeats: usize| {
+        if repeats > 0 {
+            writeln!(w, "    ... the same frame {repeats} more time(s)")
+        } else {
+            Ok(())
+        }
+    };
+    walk(fp, 64, |f| {
+        if last == Some(f.pc) {
+            repeats += 1;
+        } else {
+            result = result.and(flush(w, repeats));
+            repeats = 0;
+            // The return address points after the BL; name the call instruction itself.
+            result = result.and(writeln!(
+                w,
+                "    #{n:<2} {:#018x}{}",
+                f.pc,
+                Sym(f.pc.wrapping_sub(4))
+            ));
+            last = Some(f.pc);
+        }
+        n += 1;
+    });
+    result.and(flush(w, repeats))
+}

@@ -1,0 +1,370 @@
+//! `pb run`: boot a kernel ELF under QEMU and judge the run.
+//!
+//! Used by hand (`make qemu`) and as cargo's target runner for the kernel's QEMU-booted tests:
+//! cargo invokes `pb run <elf> [test args...]`, and the trailing arguments become kernel boot
+//! arguments.
+//!
+//! Exit status: with no expectations (no `expect_*`, `reject_console`, `same_lines` directive and
+//! at most one boot), the kernel's own exit code (QEMU's); otherwise 0 when every expectation
+//! holds and 1 when one fails. A timeout exits 124; an error of `pb` itself exits 2.
+
+use std::ffi::OsString;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use crate::directives::{self, Directives};
+use crate::image;
+use crate::qemu::{self, Ending, QemuConfig};
+use crate::verdict::{self, Expectations};
+
+/// Exit code of a run that timed out (as `timeout(1)`).
+pub const EXIT_TIMEOUT: u8 = 124;
+/// Default `timeout` directive, in seconds.
+pub const DEFAULT_TIMEOUT_S: u64 = 60;
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Options override the ELF's run directives (section .patchbay.qemu). Everything after \
+KERNEL_ELF is passed to the kernel as boot arguments, so options must come before it.
+
+Exit status: the kernel's exit code when the ELF states no expectations; else 0 if all hold, \
+1 if one fails; 124 on timeout; 2 if pb itself fails.")]
+pub struct Args {
+    /// QEMU machine [directive `machine`; default: virt]
+    #[arg(long, value_name = "MACHINE")]
+    pub machine: Option<String>,
+    /// QEMU CPU model [directive `cpu`; default: cortex-a72 on virt]
+    #[arg(long, value_name = "CPU")]
+    pub cpu: Option<String>,
+    /// Number of CPUs [directive `smp`; default: 1 on virt]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub smp: Option<u32>,
+    /// Guest memory, e.g. 1G [directive `memory`; default: 1G on virt]
+    #[arg(long, value_name = "SIZE")]
+    pub memory: Option<String>,
+    /// Deterministic instruction counting (-icount shift=0) [directive `icount`]
+    #[arg(long, overrides_with = "no_icount")]
+    pub icount: bool,
+    /// No instruction counting, whatever the directives say
+    #[arg(long, overrides_with = "icount")]
+    pub no_icount: bool,
+    /// Kill QEMU after this many seconds; 0: never [directive `timeout`; default: 60]
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
+    /// Wait for a debugger on :1234 (QEMU -s -S); disables the timeout
+    #[arg(long)]
+    pub gdb: bool,
+    /// Print the QEMU command line before running it
+    #[arg(long)]
+    pub print_cmd: bool,
+    /// The QEMU binary [default: qemu-system-aarch64 from PATH]
+    #[arg(long, value_name = "PATH")]
+    pub qemu: Option<PathBuf>,
+    /// The kernel ELF (built for aarch64-unknown-none)
+    #[arg(value_name = "KERNEL_ELF")]
+    pub kernel: PathBuf,
+    /// Kernel boot arguments, after those of the directives (cargo passes test arguments here)
+    #[arg(
+        value_name = "BOOTARGS",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub bootargs: Vec<String>,
+}
+
+/// Everything a run does, resolved from the directives and the options.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Plan {
+    /// The QEMU configuration, with `qemu` and `kernel` still to be filled in.
+    pub qemu: QemuConfig,
+    pub timeout: Option<Duration>,
+    pub repeat: u32,
+    /// `None`: no expectations; `pb` exits with the kernel's exit code.
+    pub expect: Option<Expectations>,
+}
+
+/// Resolves the run: options override directives, which override the defaults.
+pub fn plan(args: &Args, d: &Directives) -> Plan {
+    let machine = args
+        .machine
+        .clone()
+        .or_else(|| d.machine.clone())
+        .unwrap_or("virt".into());
+    let is_virt = machine.split(',').next() == Some("virt");
+    let default = |value: &str| is_virt.then(|| value.to_string());
+    let icount = if args.icount {
+        true
+    } else if args.no_icount {
+        false
+    } else {
+        d.icount.unwrap_or(false)
+    };
+    let timeout_s = args.timeout.or(d.timeout).unwrap_or(DEFAULT_TIMEOUT_S);
+    let timeout = (!args.gdb && timeout_s > 0).then(|| Duration::from_secs(timeout_s));
+    let expect = d.has_expectations().then(|| Expectations {
+        exit: i32::from(d.expect_exit.unwrap_or(0)),
+        console: d.expect_console.clone(),
+        reject: d.reject_console.clone(),
+        same_lines: d.same_lines.clone(),
+    });
+    Plan {
+        qemu: QemuConfig {
+            qemu: PathBuf::new(),
+            cpu: args
+                .cpu
+                .clone()
+                .or_else(|| d.cpu.clone())
+                .or_else(|| default("cortex-a72")),
+            smp: args.smp.or(d.smp).or(is_virt.then_some(1)),
+            memory: args
+                .memory
+                .clone()
+                .or_else(|| d.memory.clone())
+                .or_else(|| default("1G")),
+            machine,
+            icount,
+            gdb: args.gdb,
+            kernel: PathBuf::new(),
+            bootargs: d.bootargs.iter().chain(&args.bootargs).cloned().collect(),
+        },
+        timeout,
+        repeat: d.repeat.unwrap_or(1),
+        expect,
+    }
+}
+
+/// `<elf>.bin`, next to the ELF.
+fn bin_path(elf: &Path) -> PathBuf {
+    let mut name: OsString = elf.as_os_str().to_owned();
+    name.push(".bin");
+    PathBuf::from(name)
+}
+
+pub fn main(args: Args) -> Result<ExitCode> {
+    let image = image::load(&args.kernel)?;
+    let directives = match &image.directives {
+        Some(raw) => directives::parse(raw).with_context(|| {
+            format!("{}: section {}", args.kernel.display(), directives::SECTION)
+        })?,
+        None => Directives::default(),
+    };
+    let mut plan = plan(&args, &directives);
+    plan.qemu.qemu = qemu::locate(args.qemu.as_deref())?;
+    let bin = bin_path(&args.kernel);
+    fs::write(&bin, &image.bytes).with_context(|| format!("cannot write {}", bin.display()))?;
+    plan.qemu.kernel = bin.clone();
+    let result = execute(&plan, &args);
+    let _ = fs::remove_file(&bin);
+    result
+}
+
+/// Boots `plan.repeat` times and judges the result.
+fn execute(plan: &Plan, args: &Args) -> Result<ExitCode> {
+    let argv = plan.qemu.argv();
+    if args.print_cmd {
+        let line: Vec<String> = argv.iter().map(|a| qemu::shell_quote(a)).collect();
+        eprintln!("pb: {}", line.join(" "));
+    }
+    if plan.qemu.gdb {
+        eprintln!(
+            "pb: QEMU waits for a debugger; attach with: gdb-multiarch {} -ex 'target remote :1234'",
+            qemu::shell_quote(args.kernel.as_os_str())
+        );
+    }
+    let mut consoles = Vec::new();
+    let mut failures = Vec::new();
+    for n in 1..=plan.repeat {
+        if plan.repeat > 1 {
+            eprintln!("pb: boot {n} of {}", plan.repeat);
+        }
+        let boot = qemu::boot(&argv, plan.timeout)?;
+        let code = match boot.ending {
+            Ending::TimedOut => {
+                let secs = plan.timeout.map_or(0, |t| t.as_secs());
+                eprintln!("pb: timeout: the kernel did not exit within {secs} s (QEMU killed)");
+                return Ok(ExitCode::from(EXIT_TIMEOUT));
+            }
+            Ending::Killed => {
+                let how = boot.signal.as_deref().unwrap_or("by a signal");
+                eprintln!("pb: QEMU died without an exit code ({how})");
+                return Ok(ExitCode::FAILURE);
+            }
+            Ending::Exited(code) => code,
+        };
+        let Some(expect) = &plan.expect else {
+            // No expectations (hence one boot): the kernel's verdict is ours.
+            return Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)));
+        };
+        for failure in verdict::check_boot(expect, code, &boot.console()) {
+            failures.push(if plan.repeat > 1 {
+                format!("boot {n}: {failure}")
+            } else {
+                failure
+            });
+        }
+        consoles.push(boot.stdout);
+    }
+    let Some(expect) = &plan.expect else {
+        return Ok(ExitCode::SUCCESS); // unreachable: repeat >= 1
+    };
+    if let Some(prefix) = &expect.same_lines
+        && let Err(failure) = verdict::compare_same_lines(prefix, &consoles)
+    {
+        failures.push(failure);
+    }
+    if failures.is_empty() {
+        if expect.exit != 0 {
+            eprintln!("pb: exited with {} as expected", expect.exit);
+        }
+        Ok(ExitCode::SUCCESS)
+    } else {
+        for failure in &failures {
+            eprintln!("pb: {failure}");
+        }
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Cli;
+    use clap::Parser;
+
+    fn args(argv: &[&str]) -> Args {
+        let cli = Cli::try_parse_from(["pb", "run"].iter().chain(argv)).unwrap();
+        match cli.command {
+            crate::cmd::Command::Run(a) => a,
+            other => panic!("parsed {other:?}"),
+        }
+    }
+
+    #[test]
+    fn cli_trailing_args_are_bootargs() {
+        let a = args(&[
+            "--timeout",
+            "5",
+            "k.elf",
+            "--nocapture",
+            "--timeout",
+            "x",
+            "-q",
+        ]);
+        assert_eq!(a.timeout, Some(5));
+        assert_eq!(a.kernel, PathBuf::from("k.elf"));
+        assert_eq!(a.bootargs, ["--nocapture", "--timeout", "x", "-q"]);
+        let a = args(&["k.elf", "tests::one", "--exact"]);
+        assert_eq!(a.bootargs, ["tests::one", "--exact"]);
+        let a = args(&["--icount", "--no-icount", "k.elf"]);
+        assert!(a.no_icount && !a.icount);
+        assert!(Cli::try_parse_from(["pb", "run", "--smp", "0", "k.elf"]).is_err());
+        assert!(Cli::try_parse_from(["pb", "run"]).is_err());
+    }
+
+    #[test]
+    fn defaults_for_virt() {
+        let p = plan(&args(&["k.elf"]), &Directives::default());
+        assert_eq!(p.qemu.machine, "virt");
+        assert_eq!(p.qemu.cpu.as_deref(), Some("cortex-a72"));
+        assert_eq!(p.qemu.smp, Some(1));
+        assert_eq!(p.qemu.memory.as_deref(), Some("1G"));
+        assert!(!p.qemu.icount && !p.qemu.gdb);
+        assert_eq!(p.timeout, Some(Duration::from_secs(60)));
+        assert_eq!(p.repeat, 1);
+        assert_eq!(p.expect, None, "no directives: exit with the kernel's code");
+        assert!(p.qemu.bootargs.is_empty());
+    }
+
+    #[test]
+    fn raspi_has_no_virt_defaults() {
+        let d = directives::parse(b"machine=raspi3b\n").unwrap();
+        let p = plan(&args(&["k.elf"]), &d);
+        assert_eq!(p.qemu.machine, "raspi3b");
+        assert_eq!((p.qemu.cpu, p.qemu.smp, p.qemu.memory), (None, None, None));
+        let p = plan(&args(&["--machine", "virt,virtualization=on", "k.elf"]), &d);
+        assert_eq!(p.qemu.cpu.as_deref(), Some("cortex-a72"));
+    }
+
+    #[test]
+    fn options_override_directives() {
+        let d = directives::parse(
+            b"machine=virt\ncpu=cortex-a53\nsmp=2\nmemory=512M\nicount=1\ntimeout=10\n\
+              bootargs=from=elf\nexpect_exit=3\nexpect_console=ok\nrepeat=2\nsame_lines=@det\n",
+        )
+        .unwrap();
+        let p = plan(&args(&["k.elf"]), &d);
+        assert_eq!(p.qemu.cpu.as_deref(), Some("cortex-a53"));
+        assert_eq!(
+            (p.qemu.smp, p.qemu.memory.as_deref()),
+            (Some(2), Some("512M"))
+        );
+        assert!(p.qemu.icount);
+        assert_eq!(p.timeout, Some(Duration::from_secs(10)));
+        assert_eq!(p.repeat, 2);
+        assert_eq!(
+            p.expect,
+            Some(Expectations {
+                exit: 3,
+                console: vec!["ok".into()],
+                reject: vec![],
+                same_lines: Some("@det".into())
+            })
+        );
+
+        let p = plan(
+            &args(&[
+                "--cpu",
+                "max",
+                "--smp",
+                "4",
+                "--memory",
+                "2G",
+                "--no-icount",
+                "--timeout",
+                "3",
+                "k.elf",
+                "from=cli",
+            ]),
+            &d,
+        );
+        assert_eq!(p.qemu.cpu.as_deref(), Some("max"));
+        assert_eq!(
+            (p.qemu.smp, p.qemu.memory.as_deref()),
+            (Some(4), Some("2G"))
+        );
+        assert!(!p.qemu.icount);
+        assert_eq!(p.timeout, Some(Duration::from_secs(3)));
+        assert_eq!(p.qemu.bootargs, ["from=elf", "from=cli"]);
+
+        let p = plan(&args(&["--icount", "k.elf"]), &Directives::default());
+        assert!(p.qemu.icount);
+    }
+
+    #[test]
+    fn gdb_and_zero_disable_the_timeout() {
+        let d = directives::parse(b"timeout=10\n").unwrap();
+        assert_eq!(plan(&args(&["--gdb", "k.elf"]), &d).timeout, None);
+        assert!(plan(&args(&["--gdb", "k.elf"]), &d).qemu.gdb);
+        assert_eq!(plan(&args(&["--timeout", "0", "k.elf"]), &d).timeout, None);
+        let d = directives::parse(b"timeout=0\n").unwrap();
+        assert_eq!(plan(&args(&["k.elf"]), &d).timeout, None);
+    }
+
+    #[test]
+    fn bin_next_to_elf() {
+        assert_eq!(
+            bin_path(Path::new(
+                "target/aarch64-unknown-none/release/deps/boot-0123abcd"
+            )),
+            PathBuf::from("target/aarch64-unknown-none/release/deps/boot-0123abcd.bin")
+        );
+        assert_eq!(
+            bin_path(Path::new("kernel.elf")),
+            PathBuf::from("kernel.elf.bin")
+        );
+    }
+}

@@ -1,0 +1,263 @@
+//! Run directives: how a kernel image wants to be booted and judged.
+//!
+//! The kernel ELF may carry a non-allocated section `.patchbay.qemu` holding UTF-8 text, one
+//! `key=value` per line. Several statics may be concatenated into that section, so NUL bytes
+//! (padding) are treated as line breaks; blank lines and lines starting with `#` are ignored;
+//! whitespace around keys and values is trimmed.
+//!
+//! | key | value | default |
+//! |---|---|---|
+//! | `machine` | QEMU machine, e.g. `virt`, `virt,virtualization=on`, `raspi3b` | `virt` |
+//! | `cpu` | QEMU CPU model | `cortex-a72` on `virt`, none otherwise |
+//! | `smp` | number of CPUs (≥ 1) | 1 on `virt`, none otherwise |
+//! | `memory` | QEMU memory size, e.g. `1G` | `1G` on `virt`, none otherwise |
+//! | `icount` | `1`/`0` (or `true`/`false`): deterministic instruction counting | `0` |
+//! | `timeout` | seconds before QEMU is killed; `0` disables | 60 |
+//! | `expect_exit` | expected semihosting exit code (0..=255) | 0 |
+//! | `expect_console` | substring that must appear in the console output (repeatable) | |
+//! | `reject_console` | substring that must not appear (repeatable) | |
+//! | `repeat` | boot this many times (≥ 1) | 1 |
+//! | `same_lines` | line prefix: those lines must be present in, and identical across, all boots | |
+//! | `bootargs` | extra kernel arguments (repeatable; appended in order) | |
+//!
+//! A scalar key given twice keeps the last value.
+
+use anyhow::{Context, Result, bail};
+
+/// Name of the ELF section holding the directives.
+pub const SECTION: &str = ".patchbay.qemu";
+
+/// Every key the parser knows, for error messages.
+pub const KEYS: &[&str] = &[
+    "machine",
+    "cpu",
+    "smp",
+    "memory",
+    "icount",
+    "timeout",
+    "expect_exit",
+    "expect_console",
+    "reject_console",
+    "repeat",
+    "same_lines",
+    "bootargs",
+];
+
+/// Parsed directives; `None` / empty means "not given" (the defaults live in `cmd::run`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Directives {
+    pub machine: Option<String>,
+    pub cpu: Option<String>,
+    pub smp: Option<u32>,
+    pub memory: Option<String>,
+    pub icount: Option<bool>,
+    pub timeout: Option<u64>,
+    pub expect_exit: Option<u8>,
+    pub expect_console: Vec<String>,
+    pub reject_console: Vec<String>,
+    pub repeat: Option<u32>,
+    pub same_lines: Option<String>,
+    pub bootargs: Vec<String>,
+}
+
+impl Directives {
+    /// Whether the image asks for a verdict (anything beyond "exit with the kernel's code").
+    pub fn has_expectations(&self) -> bool {
+        self.expect_exit.is_some()
+            || !self.expect_console.is_empty()
+            || !self.reject_console.is_empty()
+            || self.repeat.is_some_and(|n| n > 1)
+            || self.same_lines.is_some()
+    }
+}
+
+/// Parses directive text (the raw bytes of the `.patchbay.qemu` section).
+pub fn parse(raw: &[u8]) -> Result<Directives> {
+    let text = std::str::from_utf8(raw).context("the text is not UTF-8")?;
+    let mut d = Directives::default();
+    for (index, line) in text.split(['\n', '\0']).enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        parse_line(&mut d, line).with_context(|| format!("line {}: `{line}`", index + 1))?;
+    }
+    Ok(d)
+}
+
+fn parse_line(d: &mut Directives, line: &str) -> Result<()> {
+    let Some((key, value)) = line.split_once('=') else {
+        bail!("expected `key=value`");
+    };
+    let (key, value) = (key.trim(), value.trim());
+    let nonempty = || -> Result<String> {
+        if value.is_empty() {
+            bail!("`{key}` needs a value");
+        }
+        Ok(value.to_string())
+    };
+    match key {
+        "machine" => d.machine = Some(nonempty()?),
+        "cpu" => d.cpu = Some(nonempty()?),
+        "memory" => d.memory = Some(nonempty()?),
+        "smp" => d.smp = Some(positive(key, value)?),
+        "repeat" => d.repeat = Some(positive(key, value)?),
+        "icount" => d.icount = Some(boolean(key, value)?),
+        "timeout" => {
+            d.timeout = Some(value.parse().with_context(|| {
+                format!("`timeout` must be a whole number of seconds, not `{value}`")
+            })?)
+        }
+        "expect_exit" => {
+            d.expect_exit = Some(value.parse().with_context(|| {
+                format!("`expect_exit` must be an exit code 0..=255, not `{value}`")
+            })?)
+        }
+        "expect_console" => d.expect_console.push(nonempty()?),
+        "reject_console" => d.reject_console.push(nonempty()?),
+        "same_lines" => d.same_lines = Some(nonempty()?),
+        "bootargs" => {
+            if !value.is_empty() {
+                d.bootargs.push(value.to_string());
+            }
+        }
+        _ => bail!("unknown key `{key}` (known keys: {})", KEYS.join(", ")),
+    }
+    Ok(())
+}
+
+fn positive(key: &str, value: &str) -> Result<u32> {
+    match value.parse::<u32>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => bail!("`{key}` must be a whole number ≥ 1, not `{value}`"),
+    }
+}
+
+fn boolean(key: &str, value: &str) -> Result<bool> {
+    match value {
+        "1" | "true" | "on" | "yes" => Ok(true),
+        "0" | "false" | "off" | "no" => Ok(false),
+        _ => bail!("`{key}` must be 1 or 0, not `{value}`"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_and_comments() {
+        assert_eq!(parse(b"").unwrap(), Directives::default());
+        assert_eq!(
+            parse(b"\n\n# a comment\n   # indented comment\n\0\0\0").unwrap(),
+            Directives::default()
+        );
+        assert!(!Directives::default().has_expectations());
+    }
+
+    #[test]
+    fn all_keys() {
+        let text = "\
+machine=virt,virtualization=on
+cpu = cortex-a53
+smp=4
+memory=2G
+icount=1
+timeout=30
+expect_exit=3
+expect_console=hello world
+expect_console=test result: ok
+reject_console=panicked
+reject_console=FAILED
+repeat=3
+same_lines=@det
+bootargs=a=1 b
+bootargs=c
+";
+        let d = parse(text.as_bytes()).unwrap();
+        assert_eq!(
+            d,
+            Directives {
+                machine: Some("virt,virtualization=on".into()),
+                cpu: Some("cortex-a53".into()),
+                smp: Some(4),
+                memory: Some("2G".into()),
+                icount: Some(true),
+                timeout: Some(30),
+                expect_exit: Some(3),
+                expect_console: vec!["hello world".into(), "test result: ok".into()],
+                reject_console: vec!["panicked".into(), "FAILED".into()],
+                repeat: Some(3),
+                same_lines: Some("@det".into()),
+                bootargs: vec!["a=1 b".into(), "c".into()],
+            }
+        );
+        assert!(d.has_expectations());
+    }
+
+    #[test]
+    fn nul_padding_between_concatenated_statics() {
+        // Two statics, the first without a trailing newline, padded to 8 bytes with NULs.
+        let raw = b"icount=0\0\0\0\0\0\0\0\0repeat=2\nsame_lines=@det\n\0\0\0\0\0\0\0\0\0";
+        let d = parse(raw).unwrap();
+        assert_eq!(d.icount, Some(false));
+        assert_eq!(d.repeat, Some(2));
+        assert_eq!(d.same_lines.as_deref(), Some("@det"));
+        let glued = b"timeout=5\0expect_exit=7\0";
+        let d = parse(glued).unwrap();
+        assert_eq!((d.timeout, d.expect_exit), (Some(5), Some(7)));
+    }
+
+    #[test]
+    fn crlf_and_last_value_wins() {
+        let d = parse(b"machine=virt\r\nmachine=raspi3b\r\ntimeout=0\r\n").unwrap();
+        assert_eq!(d.machine.as_deref(), Some("raspi3b"));
+        assert_eq!(d.timeout, Some(0));
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = parse(b"machine=virt\n# ok\nmachnie=virt\n").unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(msg.contains("line 3"), "{msg}");
+        assert!(msg.contains("unknown key `machnie`"), "{msg}");
+        assert!(msg.contains("known keys: machine,"), "{msg}");
+    }
+
+    #[test]
+    fn bad_values() {
+        for (text, needle) in [
+            ("smp=0", "`smp` must be a whole number ≥ 1"),
+            ("smp=two", "`smp` must be a whole number ≥ 1"),
+            ("repeat=0", "`repeat` must be a whole number ≥ 1"),
+            ("icount=maybe", "`icount` must be 1 or 0"),
+            ("timeout=1.5", "`timeout` must be a whole number of seconds"),
+            ("expect_exit=256", "`expect_exit` must be an exit code"),
+            ("expect_exit=-1", "`expect_exit` must be an exit code"),
+            ("expect_console=", "`expect_console` needs a value"),
+            ("same_lines=  ", "`same_lines` needs a value"),
+            ("machine", "expected `key=value`"),
+        ] {
+            let msg = format!("{:#}", parse(text.as_bytes()).unwrap_err());
+            assert!(msg.contains(needle), "{text}: {msg}");
+        }
+        assert!(parse(b"\xff\xfe=1").is_err());
+    }
+
+    #[test]
+    fn repeat_and_same_lines() {
+        let d = parse(b"repeat=1\n").unwrap();
+        assert_eq!(d.repeat, Some(1));
+        assert!(
+            !d.has_expectations(),
+            "a single boot with no checks is a plain run"
+        );
+        let d = parse(b"repeat=2\n").unwrap();
+        assert!(d.has_expectations());
+        let d = parse(b"same_lines=@det =x\n").unwrap();
+        assert_eq!(d.same_lines.as_deref(), Some("@det =x"));
+        assert!(d.has_expectations());
+        // An empty bootargs line is allowed and adds nothing.
+        assert!(parse(b"bootargs=\n").unwrap().bootargs.is_empty());
+    }
+}

@@ -1,0 +1,57 @@
+//! `pb`: patchbay's host tool.
+//!
+//! * `pb run [OPTIONS] <KERNEL_ELF> [BOOTARGS]...`: build the raw image (with the symbol
+//!   table filled in), boot it under QEMU following the ELF's run directives, and judge the run.
+//!   Also cargo's target runner for the kernel's QEMU-booted tests.
+//! * `pb objcopy <KERNEL_ELF> -o <OUT_BIN>`: only build the raw image.
+//!
+//! Layout: one module per subcommand under `cmd/`; the shared pieces are [`image`] (ELF to raw
+//! image and `.ksyms`), [`directives`] (`.patchbay.qemu`), [`qemu`] (command line, running) and
+//! [`verdict`] (judging boots).
+#![forbid(unsafe_code)]
+#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+mod cmd;
+mod directives;
+mod image;
+mod qemu;
+#[cfg(test)]
+mod testelf;
+mod verdict;
+
+/// patchbay's host tool: build bootable kernel images and run them under QEMU.
+#[derive(Debug, Parser)]
+#[command(name = "pb", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: cmd::Command,
+}
+
+/// Exit code when `pb` itself fails (bad ELF, QEMU missing, I/O error).
+const EXIT_ERROR: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command.execute() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("pb: error: {e:#}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

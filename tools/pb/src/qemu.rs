@@ -1,0 +1,437 @@
+//! Running QEMU: the command line (a pure function of [`QemuConfig`]), finding the binary, and
+//! one boot with live streaming, capture and a timeout.
+
+use std::ffi::{OsStr, OsString};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+/// The QEMU binary looked up on `PATH` when `--qemu` is not given.
+pub const DEFAULT_QEMU: &str = "qemu-system-aarch64";
+
+/// Everything the QEMU command line depends on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QemuConfig {
+    pub qemu: PathBuf,
+    pub machine: String,
+    pub cpu: Option<String>,
+    pub smp: Option<u32>,
+    pub memory: Option<String>,
+    pub icount: bool,
+    /// Wait for a debugger on TCP port 1234 (`-s -S`).
+    pub gdb: bool,
+    /// The raw image to boot.
+    pub kernel: PathBuf,
+    /// Kernel arguments after the `patchbay.clock=` one.
+    pub bootargs: Vec<String>,
+}
+
+impl QemuConfig {
+    /// The kernel command line: the clock mode first, then the extra arguments.
+    pub fn kernel_cmdline(&self) -> String {
+        let clock = if self.icount {
+            "patchbay.clock=qemu-icount"
+        } else {
+            "patchbay.clock=qemu"
+        };
+        std::iter::once(clock)
+            .chain(self.bootargs.iter().map(String::as_str))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// The full argv, program first.
+    pub fn argv(&self) -> Vec<OsString> {
+        let mut argv: Vec<OsString> = vec![self.qemu.clone().into(), "-M".into()];
+        argv.push(self.machine.clone().into());
+        if let Some(cpu) = &self.cpu {
+            argv.extend(["-cpu".into(), cpu.into()]);
+        }
+        if let Some(smp) = self.smp {
+            argv.extend(["-smp".into(), smp.to_string().into()]);
+        }
+        if let Some(memory) = &self.memory {
+            argv.extend(["-m".into(), memory.into()]);
+        }
+        for fixed in [
+            "-display",
+            "none",
+            "-monitor",
+            "none",
+            "-serial",
+            "stdio",
+            "-semihosting-config",
+            "enable=on,target=native",
+        ] {
+            argv.push(fixed.into());
+        }
+        if self.icount {
+            argv.extend(["-icount".into(), "shift=0,align=off,sleep=off".into()]);
+        }
+        if self.gdb {
+            argv.extend(["-s".into(), "-S".into()]);
+        }
+        argv.extend(["-kernel".into(), self.kernel.clone().into()]);
+        argv.extend(["-append".into(), self.kernel_cmdline().into()]);
+        argv
+    }
+}
+
+/// The QEMU to run: `explicit` if given, else [`DEFAULT_QEMU`] from `PATH`.
+pub fn locate(explicit: Option<&Path>) -> Result<PathBuf> {
+    if let Some(path) = explicit {
+        return Ok(path.to_path_buf());
+    }
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(DEFAULT_QEMU))
+            .find(|p| p.is_file())
+    });
+    match found {
+        Some(path) => Ok(path),
+        None => {
+            bail!("{DEFAULT_QEMU} not found: run `make deps` (apt-get install qemu-system-arm)")
+        }
+    }
+}
+
+/// Quotes `arg` for a POSIX shell (for `--print-cmd`).
+pub fn shell_quote(arg: &OsStr) -> String {
+    let s = arg.to_string_lossy();
+    let plain = !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-./=:,+@%".contains(&b));
+    if plain {
+        s.into_owned()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// How a boot ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ending {
+    /// QEMU exited with this status: the kernel's semihosting exit code.
+    Exited(i32),
+    /// QEMU died without an exit code (a signal); the text says which.
+    Killed,
+    /// We killed QEMU after the timeout.
+    TimedOut,
+}
+
+/// The result of one boot.
+#[derive(Debug)]
+pub struct Boot {
+    pub ending: Ending,
+    /// Console (QEMU stdout) lines, without line terminators.
+    pub stdout: Vec<String>,
+    /// QEMU stderr lines.
+    pub stderr: Vec<String>,
+    /// Description of a signal death, if any.
+    pub signal: Option<String>,
+}
+
+impl Boot {
+    /// Everything QEMU printed, stdout then stderr, for substring checks.
+    pub fn console(&self) -> String {
+        let mut s = self.stdout.join("\n");
+        if !self.stderr.is_empty() {
+            s.push('\n');
+            s.push_str(&self.stderr.join("\n"));
+        }
+        s
+    }
+}
+
+/// Copies `from` to `to` line by line as it arrives, returning the lines (lossy UTF-8, without
+/// `\n` / `\r\n`). A last line without newline is forwarded too.
+fn tee_lines(from: impl Read, mut to: impl Write) -> Vec<String> {
+    let mut reader = BufReader::new(from);
+    let mut lines = Vec::new();
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match reader.read_until(b'\n', &mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {
+                // A closed stdout (e.g. `pb run ... | head`) must not stop the capture.
+                let _ = to.write_all(&buf).and_then(|()| to.flush());
+                let line = buf.strip_suffix(b"\n").unwrap_or(&buf);
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
+                lines.push(String::from_utf8_lossy(line).into_owned());
+            }
+        }
+    }
+    lines
+}
+
+/// Runs QEMU once with `argv` (program first), stdin from `/dev/null`, streaming its stdout and
+/// stderr live to ours while capturing them; kills it after `timeout` if given.
+pub fn boot(argv: &[OsString], timeout: Option<Duration>) -> Result<Boot> {
+    boot_into(argv, timeout, io::stdout(), io::stderr())
+}
+
+/// [`boot`], streaming to `out` and `err` instead of our stdout and stderr.
+fn boot_into(
+    argv: &[OsString],
+    timeout: Option<Duration>,
+    out_sink: impl Write + Send + 'static,
+    err_sink: impl Write + Send + 'static,
+) -> Result<Boot> {
+    let (program, args) = argv.split_first().context("empty QEMU command line")?;
+    let mut child = match Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    {
+        Ok(child) => child,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            bail!(
+                "QEMU not found at {}: check --qemu, or run `make deps`",
+                program.display()
+            )
+        }
+        Err(e) => {
+            return Err(e).with_context(|| format!("cannot start {}", program.display()));
+        }
+    };
+    let out = child.stdout.take().context("QEMU stdout")?;
+    let err = child.stderr.take().context("QEMU stderr")?;
+    let out_thread = thread::spawn(move || tee_lines(out, out_sink));
+    let err_thread = thread::spawn(move || tee_lines(err, err_sink));
+
+    let deadline = timeout.map(|t| Instant::now() + t);
+    let status: Option<ExitStatus> = loop {
+        if let Some(status) = child.try_wait().context("waiting for QEMU")? {
+            break Some(status);
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            // Already exited in between is fine; the wait below reaps it either way.
+            let _ = child.kill();
+            child.wait().context("reaping QEMU")?;
+            break None;
+        }
+        thread::sleep(Duration::from_millis(10));
+    };
+    let stdout = out_thread.join().unwrap_or_default();
+    let stderr = err_thread.join().unwrap_or_default();
+    let (ending, signal) = match status {
+        None => (Ending::TimedOut, None),
+        Some(s) => match s.code() {
+            Some(code) => (Ending::Exited(code), None),
+            None => (Ending::Killed, Some(s.to_string())),
+        },
+    };
+    Ok(Boot {
+        ending,
+        stdout,
+        stderr,
+        signal,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(argv: &[OsString]) -> Vec<String> {
+        argv.iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    fn virt() -> QemuConfig {
+        QemuConfig {
+            qemu: "qemu-system-aarch64".into(),
+            machine: "virt".into(),
+            cpu: Some("cortex-a72".into()),
+            smp: Some(1),
+            memory: Some("1G".into()),
+            icount: false,
+            gdb: false,
+            kernel: "target/kernel.elf.bin".into(),
+            bootargs: vec![],
+        }
+    }
+
+    #[test]
+    fn argv_virt() {
+        assert_eq!(
+            strings(&virt().argv()),
+            [
+                "qemu-system-aarch64",
+                "-M",
+                "virt",
+                "-cpu",
+                "cortex-a72",
+                "-smp",
+                "1",
+                "-m",
+                "1G",
+                "-display",
+                "none",
+                "-monitor",
+                "none",
+                "-serial",
+                "stdio",
+                "-semihosting-config",
+                "enable=on,target=native",
+                "-kernel",
+                "target/kernel.elf.bin",
+                "-append",
+                "patchbay.clock=qemu",
+            ]
+        );
+    }
+
+    #[test]
+    fn argv_virt_icount_bootargs_gdb() {
+        let cfg = QemuConfig {
+            machine: "virt,virtualization=on".into(),
+            smp: Some(4),
+            icount: true,
+            gdb: true,
+            bootargs: vec!["bench=all".into(), "--exact".into(), "tests::a".into()],
+            ..virt()
+        };
+        assert_eq!(
+            strings(&cfg.argv()),
+            [
+                "qemu-system-aarch64",
+                "-M",
+                "virt,virtualization=on",
+                "-cpu",
+                "cortex-a72",
+                "-smp",
+                "4",
+                "-m",
+                "1G",
+                "-display",
+                "none",
+                "-monitor",
+                "none",
+                "-serial",
+                "stdio",
+                "-semihosting-config",
+                "enable=on,target=native",
+                "-icount",
+                "shift=0,align=off,sleep=off",
+                "-s",
+                "-S",
+                "-kernel",
+                "target/kernel.elf.bin",
+                "-append",
+                "patchbay.clock=qemu-icount bench=all --exact tests::a",
+            ]
+        );
+    }
+
+    #[test]
+    fn argv_raspi3b() {
+        let cfg = QemuConfig {
+            qemu: "/opt/qemu/bin/qemu-system-aarch64".into(),
+            machine: "raspi3b".into(),
+            cpu: None,
+            smp: None,
+            memory: None,
+            kernel: "kernel8.img".into(),
+            ..virt()
+        };
+        assert_eq!(
+            strings(&cfg.argv()),
+            [
+                "/opt/qemu/bin/qemu-system-aarch64",
+                "-M",
+                "raspi3b",
+                "-display",
+                "none",
+                "-monitor",
+                "none",
+                "-serial",
+                "stdio",
+                "-semihosting-config",
+                "enable=on,target=native",
+                "-kernel",
+                "kernel8.img",
+                "-append",
+                "patchbay.clock=qemu",
+            ]
+        );
+    }
+
+    #[test]
+    fn quoting() {
+        assert_eq!(shell_quote(OsStr::new("-M")), "-M");
+        assert_eq!(
+            shell_quote(OsStr::new("enable=on,target=native")),
+            "enable=on,target=native"
+        );
+        assert_eq!(shell_quote(OsStr::new("a b")), "'a b'");
+        assert_eq!(shell_quote(OsStr::new("it's")), r"'it'\''s'");
+        assert_eq!(shell_quote(OsStr::new("")), "''");
+    }
+
+    #[test]
+    fn tee_forwards_and_captures() {
+        let input: &[u8] = b"one\r\ntwo\n\nlast without newline";
+        let mut forwarded = Vec::new();
+        let lines = tee_lines(input, &mut forwarded);
+        assert_eq!(forwarded, input);
+        assert_eq!(lines, ["one", "two", "", "last without newline"]);
+    }
+
+    #[test]
+    fn explicit_qemu_is_used_as_is() {
+        assert_eq!(
+            locate(Some(Path::new("/x/qemu"))).unwrap(),
+            PathBuf::from("/x/qemu")
+        );
+    }
+
+    #[test]
+    fn boot_reports_exit_code_and_output() {
+        // Any POSIX shell stands in for QEMU here.
+        let argv: Vec<OsString> = ["sh", "-c", "echo console line; echo oops >&2; exit 3"]
+            .map(Into::into)
+            .to_vec();
+        let boot = boot_into(&argv, Some(Duration::from_secs(20)), io::sink(), io::sink()).unwrap();
+        assert_eq!(boot.ending, Ending::Exited(3));
+        assert_eq!(boot.stdout, ["console line"]);
+        assert_eq!(boot.stderr, ["oops"]);
+        assert_eq!(boot.console(), "console line\noops");
+    }
+
+    #[test]
+    fn boot_times_out() {
+        let argv: Vec<OsString> = ["sh", "-c", "echo started; exec sleep 30"]
+            .map(Into::into)
+            .to_vec();
+        let t0 = Instant::now();
+        let boot = boot_into(
+            &argv,
+            Some(Duration::from_millis(300)),
+            io::sink(),
+            io::sink(),
+        )
+        .unwrap();
+        assert_eq!(boot.ending, Ending::TimedOut);
+        assert_eq!(boot.stdout, ["started"]);
+        assert!(t0.elapsed() < Duration::from_secs(10));
+    }
+
+    #[test]
+    fn missing_program_is_a_clear_error() {
+        let argv: Vec<OsString> = vec!["/nonexistent/qemu-system-aarch64".into()];
+        let msg = format!("{:#}", boot(&argv, None).unwrap_err());
+        assert!(
+            msg.contains("QEMU not found at /nonexistent/qemu-system-aarch64"),
+            "{msg}"
+        );
+    }
+}

@@ -1,0 +1,373 @@
+//! End-to-end tests of the `pb` binary: tiny hand-assembled aarch64 kernels (an arm64 Image
+//! header, a PL011 "hello", a semihosting exit) booted under the real QEMU.
+//!
+//! The tests that need `qemu-system-aarch64` fail with a clear message when it is not on PATH:
+//! `make test` installs it first (`make deps`).
+
+#[allow(dead_code)]
+#[path = "../src/testelf.rs"]
+mod testelf;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use patchbay_pure::ksyms::Ksyms;
+use testelf::{ElfSpec, Placement, SectionSpec, SegmentSpec, SymbolSpec};
+
+/// Where QEMU `virt` loads an arm64 Image with text_offset 0x80000.
+const BASE: u64 = 0x4008_0000;
+/// Second segment (rodata with `.ksyms`), after a gap.
+const RODATA: u64 = BASE + 0x1000;
+const KSYMS_LEN: usize = 0x200;
+
+/// Panics (failing the test, never skipping it) when QEMU is missing.
+fn require_qemu() {
+    let found = std::env::var_os("PATH").is_some_and(|paths| {
+        std::env::split_paths(&paths).any(|d| d.join("qemu-system-aarch64").is_file())
+    });
+    assert!(found, "qemu-system-aarch64 is not installed: run `make deps` (or `make test`)");
+}
+
+fn word(out: &mut Vec<u8>, w: u32) {
+    out.extend_from_slice(&w.to_le_bytes());
+}
+
+/// `adr xd, +off`.
+fn adr(rd: u32, off: i64) -> u32 {
+    let off = off as u32;
+    0x1000_0000 | ((off & 3) << 29) | (((off >> 2) & 0x7ffff) << 5) | rd
+}
+
+/// The 64-byte arm64 Image header, its first instruction branching to offset 0x40.
+fn image_header() -> Vec<u8> {
+    let mut h = Vec::new();
+    word(&mut h, 0x1400_0010); // b +0x40
+    word(&mut h, 0);
+    h.extend_from_slice(&0x80000u64.to_le_bytes()); // text_offset
+    h.extend_from_slice(&0x2000u64.to_le_bytes()); // image_size (nonzero: text_offset valid)
+    h.extend_from_slice(&2u64.to_le_bytes()); // flags: LE, 4 KiB pages
+    h.extend_from_slice(&[0; 24]);
+    h.extend_from_slice(b"ARM\x64");
+    word(&mut h, 0);
+    assert_eq!(h.len(), 0x40);
+    h
+}
+
+/// Prints `msg` on the PL011 at 0x0900_0000, then semihosting SYS_EXIT with `code`.
+fn hello_and_exit(msg: &str, code: u64) -> Vec<u8> {
+    let mut t = image_header();
+    let at = |t: &Vec<u8>| t.len() as i64;
+    word(&mut t, 0xd2a0_0000 | (0x0900 << 5) | 2); // movz x2, #0x0900, lsl #16
+    let adr_msg = at(&t);
+    word(&mut t, 0); // adr x1, msg (patched below)
+    word(&mut t, 0x3840_1423); // loop: ldrb w3, [x1], #1
+    word(&mut t, 0x3400_0063); //       cbz w3, done (+12)
+    word(&mut t, 0x3900_0043); //       strb w3, [x2]
+    word(&mut t, 0x17ff_fffd); //       b loop (-12)
+    word(&mut t, 0xd280_0300); // done: movz x0, #0x18 (SYS_EXIT)
+    let adr_block = at(&t);
+    word(&mut t, 0); // adr x1, block (patched below)
+    word(&mut t, 0xd45e_0000); // hlt #0xf000
+    word(&mut t, 0x1400_0000); // b .
+    assert_eq!(t.len() % 8, 0);
+    let block = at(&t);
+    t.extend_from_slice(&0x20026u64.to_le_bytes()); // ADP_Stopped_ApplicationExit
+    t.extend_from_slice(&code.to_le_bytes());
+    let msg_at = at(&t);
+    t.extend_from_slice(msg.as_bytes());
+    t.push(0);
+    let patch = |t: &mut Vec<u8>, at: i64, w: u32| {
+        t[at as usize..at as usize + 4].copy_from_slice(&w.to_le_bytes());
+    };
+    patch(&mut t, adr_msg, adr(1, msg_at - adr_msg));
+    patch(&mut t, adr_block, adr(1, block - adr_block));
+    t
+}
+
+/// Spins forever.
+fn spin() -> Vec<u8> {
+    let mut t = image_header();
+    word(&mut t, 0x1400_0000); // b .
+    t
+}
+
+/// A kernel ELF: `text` at BASE, a rodata segment holding `.ksyms` after a gap, the
+/// `directives` (if any) in a non-loaded `.patchbay.qemu`.
+fn kernel_elf(text: Vec<u8>, directives: Option<&str>) -> Vec<u8> {
+    let text_len = text.len() as u64;
+    let mut sections = vec![
+        SectionSpec::alloc(".text", 0, 0, text_len, testelf::SHF_AX),
+        SectionSpec::alloc(".ksyms", 1, 0, KSYMS_LEN as u64, testelf::SHF_A),
+    ];
+    if let Some(d) = directives {
+        // Two "statics", NUL-padded.
+        let mut raw = d.as_bytes().to_vec();
+        raw.extend_from_slice(b"\0\0\0\0# padding\n\0\0");
+        sections.push(SectionSpec {
+            name: ".patchbay.qemu".into(),
+            placement: Placement::NonAlloc(raw),
+            flags: 0,
+        });
+    }
+    testelf::build(&ElfSpec {
+        machine: 183, // EM_AARCH64
+        entry: BASE,
+        segments: vec![
+            SegmentSpec {
+                paddr: BASE,
+                vaddr: BASE,
+                data: text,
+                memsz: text_len,
+                flags: 5,
+            },
+            SegmentSpec {
+                paddr: RODATA,
+                vaddr: RODATA,
+                data: vec![0; KSYMS_LEN],
+                memsz: 0x1000,
+                flags: 4,
+            },
+        ],
+        sections,
+        symbols: vec![
+            SymbolSpec::func("_start", BASE, 0x40, Some(0)),
+            SymbolSpec::func(
+                "_ZN8patchbay4boot17h0011223344556677E",
+                BASE + 0x40,
+                0x28,
+                Some(0),
+            ),
+        ],
+    })
+}
+
+/// Writes `elf` to a fresh path for test `name`.
+fn write_elf(name: &str, elf: &[u8]) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("pb-qemu-tests");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{name}.elf"));
+    std::fs::write(&path, elf).unwrap();
+    path
+}
+
+fn pb(args: &[&str], elf: &Path) -> Output {
+    pb_with(args, elf, &[], |_| {})
+}
+
+fn pb_with(args: &[&str], elf: &Path, after: &[&str], f: impl FnOnce(&mut Command)) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pb"));
+    cmd.arg("run").args(args).arg(elf).args(after);
+    f(&mut cmd);
+    let out = cmd.output().unwrap();
+    eprintln!(
+        "--- pb {args:?} {} {after:?}: {}\n--- stdout:\n{}--- stderr:\n{}",
+        elf.display(),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn exit_code_passes_through_without_directives() {
+    require_qemu();
+    let elf = write_elf(
+        "passthrough",
+        &kernel_elf(hello_and_exit("hello from pb\n", 3), None),
+    );
+    let out = pb(&[], &elf);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(stdout(&out).contains("hello from pb"));
+    assert!(
+        !elf.with_extension("elf.bin").exists(),
+        "the temporary image is removed"
+    );
+
+    let elf = write_elf("passthrough0", &kernel_elf(hello_and_exit("ok\n", 0), None));
+    let out = pb(&[], &elf);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(stderr(&out), "", "nothing extra on success");
+}
+
+#[test]
+fn expectations_hold() {
+    require_qemu();
+    let d = "expect_exit=3\nexpect_console=hello from pb\nreject_console=panicked\n";
+    let elf = write_elf(
+        "hold",
+        &kernel_elf(hello_and_exit("hello from pb\n", 3), Some(d)),
+    );
+    let out = pb(&[], &elf);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(stderr(&out).contains("pb: exited with 3 as expected"));
+}
+
+#[test]
+fn expectations_fail() {
+    require_qemu();
+    let d = "expect_console=goodbye\nreject_console=hello\n";
+    let elf = write_elf(
+        "fail",
+        &kernel_elf(hello_and_exit("hello from pb\n", 3), Some(d)),
+    );
+    let out = pb(&[], &elf);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("pb: expected exit 0, got 3"), "{err}");
+    assert!(err.contains("pb: console lacks \"goodbye\""), "{err}");
+    assert!(
+        err.contains("pb: console contains rejected \"hello\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn timeout_kills_qemu() {
+    require_qemu();
+    let elf = write_elf("spin", &kernel_elf(spin(), Some("timeout=1\n")));
+    let t0 = std::time::Instant::now();
+    let out = pb(&[], &elf);
+    assert_eq!(out.status.code(), Some(124));
+    assert!(stderr(&out).contains("pb: timeout: the kernel did not exit within 1 s (QEMU killed)"));
+    assert!(t0.elapsed().as_secs() < 30);
+    // The option overrides the directive.
+    let out = pb(&["--timeout", "2"], &elf);
+    assert_eq!(out.status.code(), Some(124));
+    assert!(stderr(&out).contains("within 2 s"));
+}
+
+#[test]
+fn repeat_with_same_lines() {
+    require_qemu();
+    let d = "repeat=2\nsame_lines=@det\nexpect_exit=5\n";
+    let elf = write_elf(
+        "repeat",
+        &kernel_elf(hello_and_exit("@det value=42\n", 5), Some(d)),
+    );
+    let out = pb(&["--icount"], &elf);
+    assert_eq!(out.status.code(), Some(0));
+    let err = stderr(&out);
+    assert!(
+        err.contains("pb: boot 1 of 2") && err.contains("pb: boot 2 of 2"),
+        "{err}"
+    );
+    assert_eq!(stdout(&out).matches("@det value=42").count(), 2);
+
+    let d = "repeat=2\nsame_lines=@missing\n";
+    let elf = write_elf(
+        "repeat-missing",
+        &kernel_elf(hello_and_exit("@det\n", 0), Some(d)),
+    );
+    let out = pb(&[], &elf);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("pb: boot 1 printed no \"@missing\" lines"));
+}
+
+#[test]
+fn print_cmd_shows_icount_and_bootargs() {
+    require_qemu();
+    let d = "bootargs=from.elf=1\n";
+    let elf = write_elf("printcmd", &kernel_elf(hello_and_exit("hi\n", 0), Some(d)));
+    let out = pb_with(
+        &["--print-cmd", "--icount"],
+        &elf,
+        &["--nocapture", "t::x"],
+        |_| {},
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let err = stderr(&out);
+    assert!(
+        err.contains(" -M virt -cpu cortex-a72 -smp 1 -m 1G "),
+        "{err}"
+    );
+    assert!(
+        err.contains(" -icount shift=0,align=off,sleep=off "),
+        "{err}"
+    );
+    assert!(
+        err.contains("-append 'patchbay.clock=qemu-icount from.elf=1 --nocapture t::x'"),
+        "{err}"
+    );
+}
+
+#[test]
+fn objcopy_writes_image_with_symbols() {
+    let text = hello_and_exit("x\n", 0);
+    let elf = write_elf("objcopy", &kernel_elf(text.clone(), None));
+    let bin = elf.with_extension("img");
+    let out = Command::new(env!("CARGO_BIN_EXE_pb"))
+        .arg("objcopy")
+        .arg(&elf)
+        .arg("-o")
+        .arg(&bin)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("2 symbols"), "{}", stderr(&out));
+    let image = std::fs::read(&bin).unwrap();
+    assert_eq!(image.len(), (RODATA - BASE) as usize + KSYMS_LEN);
+    assert_eq!(image[..text.len()], text[..]);
+    assert!(
+        image[text.len()..(RODATA - BASE) as usize]
+            .iter()
+            .all(|&b| b == 0)
+    );
+    let k = Ksyms::parse(&image[(RODATA - BASE) as usize..]).unwrap();
+    let boot = k.lookup(BASE + 0x48).unwrap();
+    assert_eq!(
+        (boot.name, boot.offset_of(BASE + 0x48)),
+        ("patchbay::boot", 8)
+    );
+}
+
+#[test]
+fn missing_qemu_is_explained() {
+    let elf = write_elf("noqemu", &kernel_elf(spin(), None));
+    let out = pb_with(&[], &elf, &[], |c| {
+        c.env("PATH", "");
+    });
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains(
+        "qemu-system-aarch64 not found: run `make deps` (apt-get install qemu-system-arm)"
+    ));
+    let out = pb(&["--qemu", "/nonexistent/qemu"], &elf);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("QEMU not found at /nonexistent/qemu"));
+}
+
+#[test]
+fn refuses_a_non_aarch64_elf() {
+    let mut elf = kernel_elf(spin(), None);
+    elf[18..20].copy_from_slice(&62u16.to_le_bytes()); // EM_X86_64
+    let elf = write_elf("x86", &elf);
+    let out = pb(&[], &elf);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("not an aarch64 ELF"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn unknown_directive_is_named() {
+    let elf = write_elf(
+        "baddirective",
+        &kernel_elf(spin(), Some("machine=virt\ncolour=blue\n")),
+    );
+    let out = pb(&["--qemu", "/bin/false"], &elf);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("unknown key `colour`"),
+        "{}",
+        stderr(&out)
+    );
+}
