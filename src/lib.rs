@@ -24,6 +24,7 @@
 #![no_std]
 #![cfg_attr(test, no_main)]
 #![feature(custom_test_frameworks)]
+#![feature(patchable_function_entry)]
 #![test_runner(crate::ktest::runner)]
 #![reexport_test_harness_main = "test_main"]
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
@@ -43,12 +44,14 @@ pub mod exit;
 pub mod ktest;
 pub mod memory;
 mod panic;
+pub mod patch;
 pub mod percpu;
+pub mod subjects;
 pub mod symbols;
 pub mod system;
 pub mod unwind;
 
-pub use patchbay_macros::kernel_test;
+pub use patchbay_macros::{kernel_test, patchable};
 
 /// Version and git revision of this build.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -90,6 +93,8 @@ unsafe fn init(dtb: u64, entry_el: u64) {
     unsafe { memory::init_heap() };
     bench::clock::init();
     system::banner();
+    // SAFETY: once, single CPU, heap up.
+    unsafe { patch::init() };
 }
 
 #[cfg(test)]

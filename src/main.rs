@@ -10,6 +10,7 @@ use patchbay::{
 #[unsafe(no_mangle)]
 fn kernel_main() -> ! {
     system::summary();
+    patchbay::println!("sites: {}", patchbay::patch::sites::all().len());
     println!("patchbay: done");
     exit(ExitCode::Success)
 }

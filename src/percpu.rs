@@ -63,3 +63,11 @@ pub fn this() -> &'static PerCpu {
 pub fn exceptions() -> u64 {
     this().exceptions.load(Ordering::Relaxed)
 }
+
+/// CPUs brought up so far (only the boot CPU until SMP bring-up exists).
+static ONLINE: AtomicU32 = AtomicU32::new(1);
+
+/// Number of CPUs running kernel code.
+pub fn online() -> u32 {
+    ONLINE.load(Ordering::Relaxed)
+}

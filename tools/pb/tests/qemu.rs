@@ -25,7 +25,10 @@ fn require_qemu() {
     let found = std::env::var_os("PATH").is_some_and(|paths| {
         std::env::split_paths(&paths).any(|d| d.join("qemu-system-aarch64").is_file())
     });
-    assert!(found, "qemu-system-aarch64 is not installed: run `make deps` (or `make test`)");
+    assert!(
+        found,
+        "qemu-system-aarch64 is not installed: run `make deps` (or `make test`)"
+    );
 }
 
 fn word(out: &mut Vec<u8>, w: u32) {

@@ -1,0 +1,56 @@
+//! Executes the cache-maintenance plan that publishes modified instructions
+//! (`patchbay_pure::cache::plan`: `DC CVAU` per D-line unless CTR_EL0.IDC, `DSB ISH`, `IC IVAU`
+//! per I-line unless CTR_EL0.DIC, `DSB ISH`, `ISB`), with line sizes from CTR_EL0.
+//!
+//! QEMU does not model instruction-cache incoherence, so a missing `IC IVAU` would pass every
+//! emulated test. Instead, the executor can *record* the operations it issues, in order, exactly
+//! where it issues them ([`record`]); the kernel tests compare the recording against the
+//! architectural rule. Recording costs one relaxed load per operation when off.
+//!
+//! Scope: the final `ISB` context-synchronizes *this* PE. Any other PE that may execute the
+//! modified code must take its own context-synchronization event (an ISB, or an exception
+//! return) before relying on the new instructions; only one CPU runs today (see `percpu`).
+
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use patchbay_pure::cache::{self, Op};
+
+use crate::arch::{self, cpu};
+
+static RECORDING: AtomicBool = AtomicBool::new(false);
+static LOG: spin::Mutex<Vec<Op>> = spin::Mutex::new(Vec::new());
+
+/// Run `f` and return the maintenance operations it issued, in order.
+pub fn record(f: impl FnOnce()) -> Vec<Op> {
+    LOG.lock().clear();
+    RECORDING.store(true, Ordering::SeqCst);
+    f();
+    RECORDING.store(false, Ordering::SeqCst);
+    core::mem::take(&mut *LOG.lock())
+}
+
+#[inline(always)]
+fn note(op: Op) {
+    if RECORDING.load(Ordering::Relaxed) {
+        LOG.lock().push(op);
+    }
+}
+
+/// Publish instructions written to `ranges` (`[start, end)`, sorted by start) to instruction
+/// fetch on this PE.
+pub fn sync_icache(ranges: &[(u64, u64)]) {
+    cache::plan(arch::cache::ctr(), ranges, |op| {
+        note(op);
+        match op {
+            // Clean the written data to the point of unification, where the I-side sees it.
+            Op::DcCvau(a) => arch::cache::dc_cvau(a),
+            // Cleans complete before invalidates / invalidates complete before the ISB.
+            Op::DsbIsh => cpu::dsb_ish(),
+            // Drop stale copies of the old instructions from every PE's I-cache (broadcast).
+            Op::IcIvau(a) => arch::cache::ic_ivau(a),
+            // This PE refetches everything after this point.
+            Op::Isb => cpu::isb(),
+        }
+    });
+}

@@ -1,0 +1,222 @@
+//! The poke path: writing instructions and literals into read-only executable memory.
+//!
+//! Text is never writable through its executable mapping (W^X, SCTLR_EL1.WXN). To write it, the
+//! target's physical page is mapped *read-write, execute-never* at this CPU's slot in the poke
+//! window (Linux's FIX_TEXT_POKE0 idea), written there, unmapped, and then the written lines get
+//! the architectural maintenance ([`maintenance::sync_icache`]). Nothing is written before every
+//! write in the request has been validated:
+//!
+//! 1. alignment (4 for instructions, 8 for literals) and no two writes overlapping;
+//! 2. inside kernel text or a trampoline pool;
+//! 3. the word in memory equals the word the caller expects to replace.
+//!
+//! Then, with IRQs masked and the poke lock held: for each page touched, one alias mapping, all
+//! its writes, one unmapping; finally one maintenance pass over the union of the instruction
+//! lines written and one ISB. Literal writes are single aligned 64-bit stores (single-copy
+//! atomic), read only as data, so they need no instruction-cache maintenance.
+//!
+//! Physical = virtual for text and pools (identity map), so the alias maps the text address.
+
+use alloc::vec::Vec;
+
+use patchbay_pure::{
+    layout::POKE_SLOT_SIZE,
+    pagetable::{self, Attrs},
+};
+
+use super::{PatchError, maintenance, text};
+use crate::{arch, memory, percpu};
+
+/// Width of one write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Width {
+    /// One A64 instruction.
+    Insn,
+    /// One 64-bit literal (a CALL_OPS slot, a trampoline's data word).
+    Literal,
+}
+
+impl Width {
+    pub fn bytes(self) -> u64 {
+        match self {
+            Width::Insn => 4,
+            Width::Literal => 8,
+        }
+    }
+}
+
+/// One validated write: at `addr`, replace `expected` with `new`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Write {
+    pub addr: u64,
+    pub expected: u64,
+    pub new: u64,
+    pub width: Width,
+}
+
+impl Write {
+    pub fn insn(addr: u64, expected: u32, new: u32) -> Self {
+        Write {
+            addr,
+            expected: expected.into(),
+            new: new.into(),
+            width: Width::Insn,
+        }
+    }
+    pub fn literal(addr: u64, expected: u64, new: u64) -> Self {
+        Write {
+            addr,
+            expected,
+            new,
+            width: Width::Literal,
+        }
+    }
+}
+
+/// What a poke did, for benchmarks and the console.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PokeStats {
+    pub writes: usize,
+    /// Alias mappings made (one per page touched).
+    pub pages: usize,
+    /// Instruction words that got cache maintenance.
+    pub insn_writes: usize,
+}
+
+static LOCK: spin::Mutex<()> = spin::Mutex::new(());
+
+/// IRQs masked for the guard's lifetime.
+struct IrqsOff(u64);
+impl IrqsOff {
+    fn new() -> Self {
+        IrqsOff(arch::cpu::mask_all())
+    }
+}
+impl Drop for IrqsOff {
+    fn drop(&mut self) {
+        arch::cpu::restore_daif(self.0);
+    }
+}
+
+/// Read what is at `addr` now (through the normal, readable mapping).
+pub fn read(addr: u64, width: Width) -> u64 {
+    // SAFETY: callers only read validated addresses inside text or the pools, which are mapped
+    // readable and aligned for `width`.
+    unsafe {
+        match width {
+            Width::Insn => u64::from((addr as *const u32).read_volatile()),
+            Width::Literal => (addr as *const u64).read_volatile(),
+        }
+    }
+}
+
+fn validate(w: &Write) -> Result<(), PatchError> {
+    let align = w.width.bytes();
+    if !w.addr.is_multiple_of(align) {
+        return Err(PatchError::Misaligned {
+            addr: w.addr,
+            align,
+        });
+    }
+    if !text::is_patchable(w.addr, align) {
+        return Err(PatchError::NotPatchable { addr: w.addr });
+    }
+    let found = read(w.addr, w.width);
+    if found != w.expected {
+        return Err(PatchError::Mismatch {
+            addr: w.addr,
+            expected: w.expected,
+            found,
+            width: align as u8,
+        });
+    }
+    Ok(())
+}
+
+/// Map the page holding `page` at this CPU's poke slot, read-write and execute-never.
+fn map_alias(slot: *mut u64, page: u64) {
+    // SAFETY: `slot` is this CPU's level-3 descriptor in the poke window, used only under LOCK
+    // with IRQs masked; it is invalid here (every map is paired with `unmap_alias`).
+    unsafe { slot.write_volatile(pagetable::page_desc(page, Attrs::DATA)) };
+    // An invalid entry is never in a TLB: make the store visible to the walker, no TLBI needed.
+    arch::mmu::publish_new_entry();
+}
+
+fn unmap_alias(slot: *mut u64, va: u64) {
+    // SAFETY: as in `map_alias`.
+    unsafe { slot.write_volatile(0) };
+    // Break the mapping everywhere before the slot can point at another page.
+    arch::mmu::flush_page(va);
+}
+
+/// Sort `writes` by address and refuse overlaps.
+fn sort_and_check_overlap(writes: &mut [Write]) -> Result<(), PatchError> {
+    writes.sort_unstable_by_key(|w| w.addr);
+    for pair in writes.windows(2) {
+        if pair[0].addr + pair[0].width.bytes() > pair[1].addr {
+            return Err(PatchError::Overlap { addr: pair[1].addr });
+        }
+    }
+    Ok(())
+}
+
+/// Run every check [`apply`] would run, without writing (sorts `writes`).
+pub fn check(writes: &mut [Write]) -> Result<(), PatchError> {
+    sort_and_check_overlap(writes)?;
+    let _lock = LOCK.lock();
+    writes.iter().try_for_each(validate)
+}
+
+/// Apply `writes` all-or-nothing: validate every one, then write them through the alias and
+/// publish the instruction lines. `writes` is sorted in place by address.
+pub fn apply(writes: &mut [Write]) -> Result<PokeStats, PatchError> {
+    sort_and_check_overlap(writes)?;
+    let _irqs = IrqsOff::new();
+    let _lock = LOCK.lock();
+    // Validate under the lock, so nobody changes the words between the check and the write.
+    writes.iter().try_for_each(validate)?;
+    let (va, slot) = memory::poke_slot(percpu::this().id as usize);
+    let mut stats = PokeStats {
+        writes: writes.len(),
+        ..PokeStats::default()
+    };
+    let mut i = 0;
+    while i < writes.len() {
+        let page = writes[i].addr & !(POKE_SLOT_SIZE - 1);
+        map_alias(slot, page);
+        stats.pages += 1;
+        while i < writes.len() && writes[i].addr & !(POKE_SLOT_SIZE - 1) == page {
+            let w = &writes[i];
+            let alias = va + (w.addr - page);
+            // SAFETY: `alias` is inside the page just mapped RW at `va`, aligned for the width
+            // (validated); the store is a single aligned access, so concurrent readers of the
+            // text see the old or the new value, never a mix.
+            unsafe {
+                match w.width {
+                    Width::Insn => (alias as *mut u32).write_volatile(w.new as u32),
+                    Width::Literal => (alias as *mut u64).write_volatile(w.new),
+                }
+            }
+            i += 1;
+        }
+        unmap_alias(slot, va);
+    }
+    let ranges: Vec<(u64, u64)> = writes
+        .iter()
+        .filter(|w| w.width == Width::Insn)
+        .map(|w| (w.addr, w.addr + 4))
+        .collect();
+    stats.insn_writes = ranges.len();
+    maintenance::sync_icache(&ranges);
+    Ok(stats)
+}
+
+/// Replace the instruction at `addr`, which must currently be `expected`, with `new`.
+pub fn poke(addr: u64, expected: u32, new: u32) -> Result<(), PatchError> {
+    apply(&mut [Write::insn(addr, expected, new)]).map(|_| ())
+}
+
+/// Replace the 64-bit literal at `addr` (8-aligned), which must currently be `expected`.
+pub fn poke_literal(addr: u64, expected: u64, new: u64) -> Result<(), PatchError> {
+    apply(&mut [Write::literal(addr, expected, new)]).map(|_| ())
+}

@@ -1,0 +1,21 @@
+//! 4096 generated patchable functions, for batch patching at scale.
+//!
+//! `build.rs` writes them (`$OUT_DIR/generated_subjects.rs`), each one line:
+//!
+//! ```ignore
+//! #[patchable] pub fn gen_0042(x: u64) -> u64 { x ^ 42 }
+//! ```
+//!
+//! Distinct bodies keep the compiler from merging them. [`ALL`] lists them in order.
+
+// `gen_0000` is `x ^ 0`: the uniform shape matters more than the lint.
+#![allow(clippy::identity_op)]
+
+use crate::patchable;
+
+include!(concat!(env!("OUT_DIR"), "/generated_subjects.rs"));
+
+/// `gen_i(x)` returns `x ^ i`.
+pub const fn expected(i: usize, x: u64) -> u64 {
+    x ^ i as u64
+}

@@ -1,0 +1,84 @@
+//! The functions under test: small, patchable, each a different shape of call.
+//!
+//! | subject | shape |
+//! |---|---|
+//! | [`leaf`] | no arguments, no result: the cheapest possible call |
+//! | [`args8`] | eight integer arguments (all of x0–x7), position-weighted sum |
+//! | [`fib`] | recursive: every recursive call goes through the site again |
+//! | [`observe`] | returns a value a handler can observe or override |
+//! | [`generated`] | 4096 tiny functions for scale (`gen_0000` … `gen_4095`) |
+//!
+//! Each has a non-patchable twin (`*_twin`) with the same body, the baseline for measuring what
+//! the two entry NOPs cost. Bodies use `black_box` so the compiler keeps every call.
+
+use core::hint::black_box;
+
+use crate::patchable;
+
+pub mod generated;
+
+#[patchable]
+pub fn leaf() {
+    black_box(());
+}
+
+#[patchable]
+#[allow(clippy::too_many_arguments)]
+pub fn args8(a: u64, b: u64, c: u64, d: u64, e: u64, f: u64, g: u64, h: u64) -> u64 {
+    a + 2 * b + 3 * c + 4 * d + 5 * e + 6 * f + 7 * g + 8 * h
+}
+
+/// `args8` evaluated on the host side of a test, for comparing results.
+#[allow(clippy::too_many_arguments)]
+pub const fn args8_expected(a: u64, b: u64, c: u64, d: u64, e: u64, f: u64, g: u64, h: u64) -> u64 {
+    a + 2 * b + 3 * c + 4 * d + 5 * e + 6 * f + 7 * g + 8 * h
+}
+
+#[patchable]
+pub fn fib(n: u64) -> u64 {
+    if n < 2 {
+        return n;
+    }
+    // Through a black-boxed pointer: the compiler may not turn the recursion into a loop, so
+    // fib(n) makes exactly 2 * fib(n + 1) - 1 calls, every one through the site.
+    let f: fn(u64) -> u64 = black_box(fib);
+    f(n - 1) + f(n - 2)
+}
+
+/// Number of calls `fib(n)` makes (itself included).
+pub const fn fib_calls(n: u64) -> u64 {
+    let (mut a, mut b) = (0u64, 1u64);
+    let mut i = 0;
+    while i < n + 1 {
+        let t = a + b;
+        a = b;
+        b = t;
+        i += 1;
+    }
+    2 * a - 1
+}
+
+#[patchable]
+pub fn observe(x: u64) -> u64 {
+    x.wrapping_mul(3).wrapping_add(7)
+}
+
+#[inline(never)]
+pub fn leaf_twin() {
+    black_box(());
+}
+
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+pub fn args8_twin(a: u64, b: u64, c: u64, d: u64, e: u64, f: u64, g: u64, h: u64) -> u64 {
+    a + 2 * b + 3 * c + 4 * d + 5 * e + 6 * f + 7 * g + 8 * h
+}
+
+#[inline(never)]
+pub fn fib_twin(n: u64) -> u64 {
+    if n < 2 {
+        return n;
+    }
+    let f: fn(u64) -> u64 = black_box(fib_twin);
+    f(n - 1) + f(n - 2)
+}
