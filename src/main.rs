@@ -1,16 +1,19 @@
-//! The main kernel (`make qemu`): print what the machine is, then exit.
+//! The main kernel (`make qemu`): describe the machine, run the benchmark suite, exit.
 #![no_std]
 #![no_main]
 
 use patchbay::{
+    bench::suite,
     exit::{ExitCode, exit},
+    patch::sites,
     println, system,
 };
 
 #[unsafe(no_mangle)]
 fn kernel_main() -> ! {
     system::summary();
-    patchbay::println!("sites: {}", patchbay::patch::sites::all().len());
+    println!("sites: {} patchable functions", sites::all().len());
+    suite::run_all();
     println!("patchbay: done");
     exit(ExitCode::Success)
 }

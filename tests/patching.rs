@@ -119,6 +119,21 @@ fn nop_to_bl_and_back_each_state_takes_effect() {
     batch::disarm(site).unwrap();
     subjects::leaf();
     assert_eq!(counter::take(), 0, "disarmed: no hits");
+    // Like Linux, `mov x9, x30` stays after the first arm; only the BL is toggled.
+    assert_eq!(
+        (word(site.entry()), word(site.call())),
+        (insn::MOV_X9_X30, insn::NOP)
+    );
+    batch::arm(site, counter::target()).unwrap();
+    subjects::leaf();
+    assert_eq!(counter::take(), 1, "re-armed: hits again");
+    batch::restore(site).unwrap();
+    assert_eq!(
+        (word(site.entry()), word(site.call())),
+        (insn::NOP, insn::NOP)
+    );
+    subjects::leaf();
+    assert_eq!(counter::take(), 0, "restored: no hits");
     assert_eq!(text_hash(), boot);
 
     // Again, on a function with arguments and a result: the target must be transparent.
@@ -129,7 +144,7 @@ fn nop_to_bl_and_back_each_state_takes_effect() {
         subjects::args8_expected(1, 2, 3, 4, 5, 6, 7, 8)
     );
     assert_eq!(counter::take(), 1);
-    batch::disarm(a8).unwrap();
+    batch::restore(a8).unwrap();
     assert_eq!(text_hash(), boot);
 }
 
@@ -140,7 +155,7 @@ fn recursion_goes_through_the_site_every_time() {
     counter::take();
     assert_eq!(subjects::fib(15), 610);
     assert_eq!(counter::take(), subjects::fib_calls(15));
-    batch::disarm(site).unwrap();
+    batch::restore(site).unwrap();
 }
 
 #[kernel_test]
@@ -151,8 +166,8 @@ fn retarget_an_armed_site_bl_to_bl() {
     // Retarget to the same function through a different (but equivalent) address is not
     // possible; retarget to itself is a no-op, and the state machine stays consistent.
     let stats = batch::arm(site, counter::target()).unwrap();
-    assert_eq!((stats.phase1.writes, stats.phase2.writes), (0, 0));
-    batch::disarm(site).unwrap();
+    assert_eq!(stats.phase_writes, [0, 0]);
+    batch::restore(site).unwrap();
     assert_eq!(text_hash(), boot);
 }
 
@@ -167,9 +182,10 @@ fn batch_arms_calls_and_disarms_all_generated_sites() {
     }
     let stats = b.commit().unwrap();
     assert_eq!(stats.sites, 4096);
-    assert_eq!((stats.phase1.writes, stats.phase2.writes), (4096, 4096));
-    // One alias mapping per page touched, not per site.
-    assert!(stats.phase1.pages < 200, "{} pages", stats.phase1.pages);
+    assert_eq!(stats.phase_writes, [4096, 4096]);
+    assert_eq!(stats.poke.writes, 8192);
+    // One alias mapping per page touched per phase, not per site.
+    assert!(stats.poke.pages < 400, "{} pages", stats.poke.pages);
     counter::take();
     for (i, f) in generated::ALL.iter().enumerate() {
         assert_eq!(f(1000), generated::expected(i, 1000));
@@ -179,15 +195,22 @@ fn batch_arms_calls_and_disarms_all_generated_sites() {
     for s in &gens {
         b.disarm(s);
     }
-    b.commit().unwrap();
+    let stats = b.commit().unwrap();
+    assert_eq!(stats.phase_writes, [4096, 0], "disarm toggles only the BL");
     for f in generated::ALL.iter() {
         f(1);
     }
     assert_eq!(counter::take(), 0);
+    let mut b = Batch::with_capacity(gens.len());
+    for s in &gens {
+        b.restore(s);
+    }
+    let stats = b.commit().unwrap();
+    assert_eq!(stats.phase_writes, [0, 4096], "restore removes the MOVs");
     assert_eq!(
         text_hash(),
         boot,
-        "text must be byte-identical after arm + disarm"
+        "byte-identical after arm + disarm + restore"
     );
 }
 
@@ -304,7 +327,7 @@ fn every_error_leaves_text_byte_identical() {
             b.commit().map(|_| ())
         },
     );
-    assert_eq!(batch::state(a8).call, None);
+    assert_eq!(batch::state(a8).call(), None);
     // A site changed behind the engine's back is refused, not overwritten.
     poke::poke(site.entry(), insn::NOP, insn::brk(7)).unwrap();
     refused(
@@ -372,8 +395,7 @@ fn maintenance_of_a_batch_covers_every_written_line_once() {
     let ctr = arch::cache::ctr();
     let mut expect = Vec::new();
     let mut phase = |addrs: Vec<u64>| {
-        let ranges: Vec<_> = addrs.iter().map(|&a| (a, a + 4)).collect();
-        cache::plan(ctr, &ranges, |op| expect.push(op));
+        cache::plan(ctr, addrs.iter().map(|&a| (a, a + 4)), |op| expect.push(op));
     };
     let mut entries: Vec<u64> = gens.iter().map(|s| s.entry()).collect();
     entries.sort_unstable();
@@ -389,7 +411,7 @@ fn maintenance_of_a_batch_covers_every_written_line_once() {
     assert_eq!(n_isb, 2, "one ISB per phase, not per site");
     let mut b = Batch::new();
     for s in &gens {
-        b.disarm(s);
+        b.restore(s);
     }
     b.commit().unwrap();
 }

@@ -1,3 +1,12 @@
-//! Measuring: the clock (cycle counter) now; the calibrated harness and suite build on it.
+//! Measuring: the clock, the harness, the record format and the suite.
+//!
+//! - [`clock`]: PMCCNTR_EL0 (or CNTVCT_EL0), ISB-fenced, read cost calibrated; clock mode and unit.
+//! - [`harness`]: warm-up + individually timed iterations with IRQs masked → statistics.
+//! - [`record`]: the `@bench {json}` console records the host tool parses.
+//! - [`suite`]: the mechanism registry and the full suite; [`patch_latency`]: poke and batches.
 
 pub mod clock;
+pub mod harness;
+pub mod patch_latency;
+pub mod record;
+pub mod suite;

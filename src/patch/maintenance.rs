@@ -30,18 +30,15 @@ pub fn record(f: impl FnOnce()) -> Vec<Op> {
     core::mem::take(&mut *LOG.lock())
 }
 
-#[inline(always)]
-fn note(op: Op) {
-    if RECORDING.load(Ordering::Relaxed) {
-        LOG.lock().push(op);
-    }
-}
-
 /// Publish instructions written to `ranges` (`[start, end)`, sorted by start) to instruction
 /// fetch on this PE.
-pub fn sync_icache(ranges: &[(u64, u64)]) {
+pub fn sync_icache(ranges: impl Iterator<Item = (u64, u64)> + Clone) {
+    // One check per pass, not per operation: the recording path is for tests only.
+    let recording = RECORDING.load(Ordering::Relaxed);
     cache::plan(arch::cache::ctr(), ranges, |op| {
-        note(op);
+        if recording {
+            LOG.lock().push(op);
+        }
         match op {
             // Clean the written data to the point of unification, where the I-side sees it.
             Op::DcCvau(a) => arch::cache::dc_cvau(a),

@@ -17,10 +17,8 @@
 //!
 //! Physical = virtual for text and pools (identity map), so the alias maps the text address.
 
-use alloc::vec::Vec;
-
 use patchbay_pure::{
-    layout::POKE_SLOT_SIZE,
+    layout::{POKE_SLOT_SIZE, Range},
     pagetable::{self, Attrs},
 };
 
@@ -110,7 +108,7 @@ pub fn read(addr: u64, width: Width) -> u64 {
     }
 }
 
-fn validate(w: &Write) -> Result<(), PatchError> {
+fn validate(w: &Write, regions: &[Range]) -> Result<(), PatchError> {
     let align = w.width.bytes();
     if !w.addr.is_multiple_of(align) {
         return Err(PatchError::Misaligned {
@@ -118,7 +116,10 @@ fn validate(w: &Write) -> Result<(), PatchError> {
             align,
         });
     }
-    if !text::is_patchable(w.addr, align) {
+    if !regions
+        .iter()
+        .any(|r| r.start <= w.addr && w.addr + align <= r.end)
+    {
         return Err(PatchError::NotPatchable { addr: w.addr });
     }
     let found = read(w.addr, w.width);
@@ -160,26 +161,11 @@ fn sort_and_check_overlap(writes: &mut [Write]) -> Result<(), PatchError> {
     Ok(())
 }
 
-/// Run every check [`apply`] would run, without writing (sorts `writes`).
-pub fn check(writes: &mut [Write]) -> Result<(), PatchError> {
-    sort_and_check_overlap(writes)?;
-    let _lock = LOCK.lock();
-    writes.iter().try_for_each(validate)
-}
-
-/// Apply `writes` all-or-nothing: validate every one, then write them through the alias and
-/// publish the instruction lines. `writes` is sorted in place by address.
-pub fn apply(writes: &mut [Write]) -> Result<PokeStats, PatchError> {
-    sort_and_check_overlap(writes)?;
-    let _irqs = IrqsOff::new();
-    let _lock = LOCK.lock();
-    // Validate under the lock, so nobody changes the words between the check and the write.
-    writes.iter().try_for_each(validate)?;
+/// Write one phase (validated) through the alias, page by page, then publish its instruction
+/// lines with one maintenance pass.
+fn write_phase(writes: &[Write], stats: &mut PokeStats) {
     let (va, slot) = memory::poke_slot(percpu::this().id as usize);
-    let mut stats = PokeStats {
-        writes: writes.len(),
-        ..PokeStats::default()
-    };
+    stats.writes += writes.len();
     let mut i = 0;
     while i < writes.len() {
         let page = writes[i].addr & !(POKE_SLOT_SIZE - 1);
@@ -193,7 +179,10 @@ pub fn apply(writes: &mut [Write]) -> Result<PokeStats, PatchError> {
             // text see the old or the new value, never a mix.
             unsafe {
                 match w.width {
-                    Width::Insn => (alias as *mut u32).write_volatile(w.new as u32),
+                    Width::Insn => {
+                        (alias as *mut u32).write_volatile(w.new as u32);
+                        stats.insn_writes += 1;
+                    }
                     Width::Literal => (alias as *mut u64).write_volatile(w.new),
                 }
             }
@@ -201,14 +190,40 @@ pub fn apply(writes: &mut [Write]) -> Result<PokeStats, PatchError> {
         }
         unmap_alias(slot, va);
     }
-    let ranges: Vec<(u64, u64)> = writes
+    let insns = writes
         .iter()
         .filter(|w| w.width == Width::Insn)
-        .map(|w| (w.addr, w.addr + 4))
-        .collect();
-    stats.insn_writes = ranges.len();
-    maintenance::sync_icache(&ranges);
+        .map(|w| (w.addr, w.addr + 4));
+    maintenance::sync_icache(insns);
+}
+
+/// Apply dependent phases all-or-nothing: every write of every phase is validated first (under
+/// the poke lock, IRQs masked), then the phases are written in order, each followed by its own
+/// maintenance pass and ISB, so phase N+1 is written only once phase N is visible to
+/// instruction fetch. Phases must write disjoint words (each write's `expected` is checked
+/// against memory before anything is written). Each phase is sorted in place by address.
+pub fn apply_phases(phases: &mut [&mut [Write]]) -> Result<PokeStats, PatchError> {
+    for p in phases.iter_mut() {
+        sort_and_check_overlap(p)?;
+    }
+    let regions = text::patchable_regions();
+    let _irqs = IrqsOff::new();
+    let _lock = LOCK.lock();
+    // Validate under the lock, so nobody changes the words between the check and the write.
+    for p in phases.iter() {
+        p.iter().try_for_each(|w| validate(w, &regions))?;
+    }
+    let mut stats = PokeStats::default();
+    for p in phases.iter().filter(|p| !p.is_empty()) {
+        write_phase(p, &mut stats);
+    }
     Ok(stats)
+}
+
+/// Apply `writes` all-or-nothing: validate every one, then write them through the alias and
+/// publish the instruction lines. `writes` is sorted in place by address.
+pub fn apply(writes: &mut [Write]) -> Result<PokeStats, PatchError> {
+    apply_phases(&mut [writes])
 }
 
 /// Replace the instruction at `addr`, which must currently be `expected`, with `new`.

@@ -68,10 +68,10 @@ pub enum Op {
 
 /// The distinct lines of size `line` touched by `ranges` (each `[start, end)`, sorted by start),
 /// in ascending order: one linear pass, each line once even when ranges share it.
-fn lines(ranges: &[(u64, u64)], line: u64, mut f: impl FnMut(u64)) {
+fn lines(ranges: impl Iterator<Item = (u64, u64)>, line: u64, mut f: impl FnMut(u64)) {
     let mut next_unvisited = 0u64;
     let mut prev_start = 0u64;
-    for &(s, e) in ranges {
+    for (s, e) in ranges {
         debug_assert!(s >= prev_start, "ranges must be sorted by start");
         prev_start = s;
         if e <= s {
@@ -88,9 +88,12 @@ fn lines(ranges: &[(u64, u64)], line: u64, mut f: impl FnMut(u64)) {
 
 /// The maintenance sequence that publishes instructions written to `ranges` (sorted by start
 /// address), as executed by the kernel. Each line is maintained once even when ranges share it.
-pub fn plan(ctr: Ctr, ranges: &[(u64, u64)], mut f: impl FnMut(Op)) {
+///
+/// `ranges` is iterated once per cache side, so it must be cheap to clone (a slice iterator, or
+/// a `map` over one).
+pub fn plan(ctr: Ctr, ranges: impl Iterator<Item = (u64, u64)> + Clone, mut f: impl FnMut(Op)) {
     if !ctr.idc() {
-        lines(ranges, ctr.dcache_line(), |a| f(Op::DcCvau(a)));
+        lines(ranges.clone(), ctr.dcache_line(), |a| f(Op::DcCvau(a)));
     }
     f(Op::DsbIsh);
     if !ctr.dic() {
@@ -111,7 +114,7 @@ mod tests {
 
     fn collect(ctr: Ctr, ranges: &[(u64, u64)]) -> Vec<Op> {
         let mut v = Vec::new();
-        plan(ctr, ranges, |o| v.push(o));
+        plan(ctr, ranges.iter().copied(), |o| v.push(o));
         v
     }
 

@@ -1,0 +1,170 @@
+//! The benchmark suite: every mechanism × every subject, then patch latency.
+//!
+//! Mechanisms come from one registry, [`MECHANISMS`]: a new mechanism adds one entry (its name,
+//! its baseline, how to attach it to a site and detach it) and the suite, the records and the
+//! host tool's tables pick it up. Each result is compared with its baseline measured in the same
+//! boot: `off` with the non-patchable `twin`, tracing mechanisms with `off`.
+
+use alloc::vec::Vec;
+
+use super::{
+    harness::{self, Iters},
+    patch_latency,
+    record::{self, Result},
+};
+use crate::{
+    patch::{PatchError, sites},
+    subjects,
+};
+
+/// A function shape under test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Subject {
+    Leaf,
+    Args8,
+    Recursive,
+}
+
+/// `fib(RECURSIVE_N)` is the recursive subject: 2 * fib(N + 1) - 1 = 21 calls through the site.
+pub const RECURSIVE_N: u64 = 6;
+
+impl Subject {
+    pub const ALL: [Subject; 3] = [Subject::Leaf, Subject::Args8, Subject::Recursive];
+
+    /// The name used in records.
+    pub fn name(self) -> &'static str {
+        match self {
+            Subject::Leaf => "leaf",
+            Subject::Args8 => "args8",
+            Subject::Recursive => "recursive",
+        }
+    }
+
+    /// The patch site of the patchable version.
+    pub fn site(self) -> &'static sites::Site<'static> {
+        let name = match self {
+            Subject::Leaf => "patchbay::subjects::leaf",
+            Subject::Args8 => "patchbay::subjects::args8",
+            Subject::Recursive => "patchbay::subjects::fib",
+        };
+        sites::by_name(name).expect("subjects are patch sites")
+    }
+
+    /// One call of the patchable version.
+    #[inline(always)]
+    pub fn call(self) {
+        use core::hint::black_box as bb;
+        match self {
+            Subject::Leaf => subjects::leaf(),
+            Subject::Args8 => {
+                bb(subjects::args8(
+                    bb(1),
+                    bb(2),
+                    bb(3),
+                    bb(4),
+                    bb(5),
+                    bb(6),
+                    bb(7),
+                    bb(8),
+                ));
+            }
+            Subject::Recursive => {
+                bb(subjects::fib(bb(RECURSIVE_N)));
+            }
+        }
+    }
+
+    /// One call of the non-patchable twin.
+    #[inline(always)]
+    pub fn call_twin(self) {
+        use core::hint::black_box as bb;
+        match self {
+            Subject::Leaf => subjects::leaf_twin(),
+            Subject::Args8 => {
+                bb(subjects::args8_twin(
+                    bb(1),
+                    bb(2),
+                    bb(3),
+                    bb(4),
+                    bb(5),
+                    bb(6),
+                    bb(7),
+                    bb(8),
+                ));
+            }
+            Subject::Recursive => {
+                bb(subjects::fib_twin(bb(RECURSIVE_N)));
+            }
+        }
+    }
+}
+
+/// One way of reaching (or not reaching) code at a function's entry.
+pub struct Mechanism {
+    /// Name in records (`twin`, `off`, `list`, `call-ops`, ...).
+    pub name: &'static str,
+    /// What its overhead is measured against.
+    pub baseline: Option<&'static str>,
+    /// Measure the non-patchable twin instead of the patchable subject.
+    pub twin: bool,
+    /// Put `site` into this mechanism's state.
+    pub attach: fn(&sites::Site<'static>) -> core::result::Result<(), PatchError>,
+    /// Undo [`Mechanism::attach`]: the site is back in its compiled state.
+    pub detach: fn(&sites::Site<'static>) -> core::result::Result<(), PatchError>,
+}
+
+fn nothing(_: &sites::Site<'static>) -> core::result::Result<(), PatchError> {
+    Ok(())
+}
+
+/// Every mechanism the suite measures, in table order.
+pub static MECHANISMS: &[Mechanism] = &[
+    Mechanism {
+        name: "twin",
+        baseline: None,
+        twin: true,
+        attach: nothing,
+        detach: nothing,
+    },
+    Mechanism {
+        name: "off",
+        baseline: Some("twin"),
+        twin: false,
+        attach: nothing,
+        detach: nothing,
+    },
+];
+
+/// Measure every mechanism on every subject and emit one record each.
+pub fn run_mechanisms(iters: Iters) {
+    for subject in Subject::ALL {
+        let mut medians: Vec<(&str, u64)> = Vec::new();
+        for m in MECHANISMS {
+            let site = subject.site();
+            if let Err(e) = (m.attach)(site) {
+                crate::println!("bench: cannot attach {} to {}: {e}", m.name, subject.name());
+                continue;
+            }
+            let summary = if m.twin {
+                harness::measure(iters, || subject.call_twin())
+            } else {
+                harness::measure(iters, || subject.call())
+            };
+            (m.detach)(site).unwrap_or_else(|e| panic!("detaching {}: {e}", m.name));
+            let mut r = Result::new("mechanisms", m.name, subject.name(), "call", summary);
+            r.baseline = m
+                .baseline
+                .and_then(|b| medians.iter().find(|(n, _)| *n == b).map(|&(n, v)| (n, v)));
+            r.emit();
+            medians.push((m.name, summary.median));
+        }
+    }
+}
+
+/// The whole suite, framed by the header and end records.
+pub fn run_all() {
+    record::header();
+    run_mechanisms(Iters::DEFAULT);
+    patch_latency::run();
+    record::end();
+}
