@@ -92,7 +92,7 @@ pub fn index_of(site: &Site<'_>) -> Option<usize> {
     let table = all();
     let offset = (site as *const Site<'_> as usize).wrapping_sub(table.as_ptr() as usize);
     let i = offset / core::mem::size_of::<Site<'_>>();
-    if offset % core::mem::size_of::<Site<'_>>() == 0 && i < table.len() {
+    if offset.is_multiple_of(core::mem::size_of::<Site<'_>>()) && i < table.len() {
         return Some(i);
     }
     table.binary_search_by_key(&site.func, |s| s.func).ok()
