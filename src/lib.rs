@@ -49,6 +49,7 @@ pub mod percpu;
 pub mod subjects;
 pub mod symbols;
 pub mod system;
+pub mod trace;
 pub mod unwind;
 
 pub use patchbay_macros::{kernel_test, patchable};

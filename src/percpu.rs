@@ -15,6 +15,10 @@ pub struct PerCpu {
     pub fatal_depth: AtomicU32,
     /// Exceptions taken on this CPU (all kinds).
     pub exceptions: AtomicU64,
+    /// Nonzero while a tracing handler runs on this CPU (the recursion guard).
+    pub trace_depth: AtomicU32,
+    /// Traced calls made from inside a handler, refused by the guard.
+    pub trace_recursions: AtomicU64,
 }
 
 impl PerCpu {
@@ -23,6 +27,8 @@ impl PerCpu {
             id,
             fatal_depth: AtomicU32::new(0),
             exceptions: AtomicU64::new(0),
+            trace_depth: AtomicU32::new(0),
+            trace_recursions: AtomicU64::new(0),
         }
     }
 }

@@ -3,10 +3,13 @@
 //! - [`clock`]: PMCCNTR_EL0 (or CNTVCT_EL0), ISB-fenced, read cost calibrated; clock mode and unit.
 //! - [`harness`]: warm-up + individually timed iterations with IRQs masked → statistics.
 //! - [`record`]: the `@bench {json}` console records the host tool parses.
-//! - [`suite`]: the mechanism registry and the full suite; [`patch_latency`]: poke and batches.
+//! - [`suite`]: the mechanism registry and the full suite; [`mechanisms`]: how each mechanism is
+//!   attached; [`ops_scaling`]: Rutland's CALL_OPS table; [`patch_latency`]: poke and batches.
 
 pub mod clock;
 pub mod harness;
+pub mod mechanisms;
+pub mod ops_scaling;
 pub mod patch_latency;
 pub mod record;
 pub mod suite;

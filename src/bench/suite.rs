@@ -9,13 +9,11 @@ use alloc::vec::Vec;
 
 use super::{
     harness::{self, Iters},
-    patch_latency,
+    mechanisms::{self as m, nothing},
+    ops_scaling, patch_latency,
     record::{self, Result},
 };
-use crate::{
-    patch::{PatchError, sites},
-    subjects,
-};
+use crate::{patch::sites, subjects, trace::TraceError};
 
 /// A function shape under test.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -108,16 +106,13 @@ pub struct Mechanism {
     /// Measure the non-patchable twin instead of the patchable subject.
     pub twin: bool,
     /// Put `site` into this mechanism's state.
-    pub attach: fn(&sites::Site<'static>) -> core::result::Result<(), PatchError>,
+    pub attach: fn(&sites::Site<'static>) -> core::result::Result<(), TraceError>,
     /// Undo [`Mechanism::attach`]: the site is back in its compiled state.
-    pub detach: fn(&sites::Site<'static>) -> core::result::Result<(), PatchError>,
+    pub detach: fn(&sites::Site<'static>) -> core::result::Result<(), TraceError>,
 }
 
-fn nothing(_: &sites::Site<'static>) -> core::result::Result<(), PatchError> {
-    Ok(())
-}
-
-/// Every mechanism the suite measures, in table order.
+/// Every mechanism the suite measures, in table order. Tracing mechanisms use the empty
+/// counting handler ([`m::count`]).
 pub static MECHANISMS: &[Mechanism] = &[
     Mechanism {
         name: "twin",
@@ -132,6 +127,20 @@ pub static MECHANISMS: &[Mechanism] = &[
         twin: false,
         attach: nothing,
         detach: nothing,
+    },
+    Mechanism {
+        name: "list",
+        baseline: Some("off"),
+        twin: false,
+        attach: m::attach_list,
+        detach: m::detach_ops,
+    },
+    Mechanism {
+        name: "call-ops",
+        baseline: Some("off"),
+        twin: false,
+        attach: m::attach_call_ops,
+        detach: m::detach_ops,
     },
 ];
 
@@ -165,6 +174,7 @@ pub fn run_mechanisms(iters: Iters) {
 pub fn run_all() {
     record::header();
     run_mechanisms(Iters::DEFAULT);
+    ops_scaling::run(Iters::DEFAULT);
     patch_latency::run();
     record::end();
 }

@@ -77,6 +77,11 @@ impl SiteState {
         entry_mov: 0,
     };
 
+    /// A site's state as compiled: `nop; nop` in the literal and at the entry.
+    pub const fn compiled() -> Self {
+        Self::COMPILED
+    }
+
     /// The target the site's `bl` calls, if armed.
     pub fn call(&self) -> Option<u64> {
         (self.call != 0).then_some(self.call)

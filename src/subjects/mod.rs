@@ -6,6 +6,7 @@
 //! | [`args8`] | eight integer arguments (all of x0–x7), position-weighted sum |
 //! | [`fib`] | recursive: every recursive call goes through the site again |
 //! | [`observe`] | returns a value a handler can observe or override |
+//! | [`side_effect`] | counts its own executions, so a test can tell whether the body ran |
 //! | [`generated`] | 4096 tiny functions for scale (`gen_0000` … `gen_4095`) |
 //!
 //! Each has a non-patchable twin (`*_twin`) with the same body, the baseline for measuring what
@@ -61,6 +62,15 @@ pub const fn fib_calls(n: u64) -> u64 {
 #[patchable]
 pub fn observe(x: u64) -> u64 {
     x.wrapping_mul(3).wrapping_add(7)
+}
+
+/// Executions of [`side_effect`]'s body.
+pub static SIDE_EFFECTS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+#[patchable]
+pub fn side_effect(x: u64) -> u64 {
+    SIDE_EFFECTS.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+    x + 1
 }
 
 #[inline(never)]

@@ -1,0 +1,43 @@
+//! How the suite puts a site into each mechanism's state and back. Each mechanism is a pair of
+//! functions referenced from one entry of `suite::MECHANISMS`.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use crate::{
+    patch::sites::Site,
+    trace::{self, Filter, FtraceRegs, Mode, Ops, OpsId, TraceError},
+};
+
+/// Calls the benchmark handlers saw (the "empty counting handler").
+pub static HITS: AtomicU64 = AtomicU64::new(0);
+
+/// The empty counting handler every tracing mechanism is measured with. A plain load/add/store
+/// (one CPU runs benchmarks), so the handler costs the same on every mechanism.
+pub extern "C" fn count(_: u64, _: u64, _: &Ops, _: &mut FtraceRegs) {
+    HITS.store(HITS.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+}
+
+/// The ops the suite attached for the mechanism being measured.
+static ATTACHED: AtomicU64 = AtomicU64::new(0);
+
+fn attach_mode(site: &Site<'static>, mode: Mode) -> Result<(), TraceError> {
+    let id = trace::attach(Filter::Addrs([site.func].into()), count, 0, mode)?;
+    ATTACHED.store(id.0, Ordering::Relaxed);
+    Ok(())
+}
+
+pub fn attach_list(site: &Site<'static>) -> Result<(), TraceError> {
+    attach_mode(site, Mode::List)
+}
+
+pub fn attach_call_ops(site: &Site<'static>) -> Result<(), TraceError> {
+    attach_mode(site, Mode::CallOps)
+}
+
+pub fn detach_ops(_: &Site<'static>) -> Result<(), TraceError> {
+    trace::detach(OpsId(ATTACHED.swap(0, Ordering::Relaxed)))
+}
+
+pub fn nothing(_: &Site<'static>) -> Result<(), TraceError> {
+    Ok(())
+}

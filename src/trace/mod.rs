@@ -1,0 +1,20 @@
+//! Function tracing on top of the patch engine: Linux arm64 ftrace's two ops-based designs, live
+//! in one image and switchable per site.
+//!
+//! - [`regs`]: `FtraceRegs`, the minimal entry register record handlers see and may change;
+//! - [`trampoline`]: the static trampolines (list mode and call-ops mode);
+//! - [`ops`]: ops objects and the dispatchers (`single_func`, `list_func`);
+//! - [`recursion`]: the per-CPU recursion guard;
+//! - [`attach`]: the API — attach / detach / enable, per-site mode and owners.
+
+pub mod attach;
+pub mod ops;
+pub mod recursion;
+pub mod regs;
+pub mod trampoline;
+
+pub use attach::{
+    Filter, Mode, OpsId, SiteInfo, TraceError, attach, detach, detach_all, set_enabled, sites,
+};
+pub use ops::{Handler, Ops};
+pub use regs::FtraceRegs;

@@ -1,0 +1,159 @@
+//! The static ftrace trampolines, reached by `bl` from an armed patch site:
+//!
+//! ```text
+//!   caller:  bl func                    x30 = return address in the caller
+//!   func:    mov x9, x30                x9  = caller's return address (parent ip)
+//!            bl  trampoline             x30 = func + 8 (the body)
+//! ```
+//!
+//! Both entry points save an [`FtraceRegs`](super::regs::FtraceRegs), build two frame records
+//! (one for the call site, one for the trampoline, so an unwinder walks
+//! handler → trampoline → traced function → caller), call a dispatcher with
+//! `(ip, parent_ip, ops, regs)`, restore, and continue at `regs.pc` (the body, or the caller if a
+//! handler overrode the function) with x30 = `regs.lr` (the caller's return address).
+//!
+//! - [`list_caller`]: "list" mode (Linux before CALL_OPS): always calls the list dispatcher,
+//!   which walks every registered ops and tests its filter.
+//! - [`ops_caller`]: "call-ops" mode (Linux v6.3 CALL_OPS): loads the site's literal, the one ops
+//!   that owns the site (or the list ops when several do), and calls its `func` — no walk.
+//!
+//! Stack layout while the dispatcher runs (grows down):
+//!
+//! ```text
+//!   sp + 144  the traced function's entry SP (regs.sp)
+//!   sp + 128  frame record for the call site: { caller's x29, x9 (parent ip) }
+//!   sp + 112  frame record for the trampoline: { &record above, x30 (func + 8) }  <- x29
+//!   sp +   0  FtraceRegs (112 bytes)                                             <- x3
+//! ```
+//!
+//! x9–x17 are scratch at a function's entry (AAPCS64), so the trampoline may use them freely;
+//! x0–x8 and x29 are restored from the record (a handler may have changed them).
+
+use super::{
+    ops::{LIST_OPS, list_func},
+    recursion::{DEPTH_OFFSET, RECURSIONS_OFFSET},
+    regs::{FREGS_FP, FREGS_LR, FREGS_PC, FREGS_SIZE, FREGS_SP},
+};
+
+core::arch::global_asm!(
+    // Save the entry state as FtraceRegs, link two frame records, load the dispatcher's
+    // arguments except `ops` (x2).
+    ".macro PB_FTRACE_SAVE",
+    "    sub  sp, sp, #({size} + 32)",
+    // Arguments and x8.
+    "    stp  x0, x1, [sp, #0]",
+    "    stp  x2, x3, [sp, #16]",
+    "    stp  x4, x5, [sp, #32]",
+    "    stp  x6, x7, [sp, #48]",
+    "    str  x8, [sp, #64]",
+    // The call site's FP, LR (parent ip, in x9), entry SP, and where to continue (x30).
+    "    str  x29, [sp, #{fp}]",
+    "    str  x9, [sp, #{lr}]",
+    "    add  x10, sp, #({size} + 32)",
+    "    str  x10, [sp, #{sp_off}]",
+    "    str  x30, [sp, #{pc}]",
+    // Frame record for the call site (as if the traced function had pushed one), then ours.
+    "    stp  x29, x9, [sp, #({size} + 16)]",
+    "    add  x29, sp, #({size} + 16)",
+    "    stp  x29, x30, [sp, #{size}]",
+    "    add  x29, sp, #{size}",
+    // Dispatcher arguments: ip = the function (x30 - 8), parent ip, regs.
+    "    sub  x0, x30, #8",
+    "    mov  x1, x9",
+    "    mov  x3, sp",
+    ".endm",
+    // Restore from FtraceRegs and continue at regs.pc with x30 = regs.lr.
+    ".macro PB_FTRACE_RESTORE",
+    "    ldp  x0, x1, [sp, #0]",
+    "    ldp  x2, x3, [sp, #16]",
+    "    ldp  x4, x5, [sp, #32]",
+    "    ldp  x6, x7, [sp, #48]",
+    "    ldr  x8, [sp, #64]",
+    "    ldr  x29, [sp, #{fp}]",
+    "    ldr  x30, [sp, #{lr}]",
+    "    ldr  x9, [sp, #{pc}]",
+    "    add  sp, sp, #({size} + 32)",
+    "    ret  x9",
+    ".endm",
+    // The recursion guard (see recursion.rs): branch to `skip`, counting, if a handler is already
+    // running on this CPU; else mark one running. x10/x11 are scratch.
+    ".macro PB_GUARD_ENTER skip",
+    "    mrs  x10, tpidr_el1",
+    "    ldr  w11, [x10, #{depth}]",
+    "    cbz  w11, 9f",
+    "    ldr  x11, [x10, #{recursions}]",
+    "    add  x11, x11, #1",
+    "    str  x11, [x10, #{recursions}]",
+    "    b    \\skip",
+    "9:  mov  w11, #1",
+    "    str  w11, [x10, #{depth}]",
+    ".endm",
+    ".macro PB_GUARD_EXIT",
+    "    mrs  x10, tpidr_el1",
+    "    str  wzr, [x10, #{depth}]",
+    ".endm",
+    "",
+    ".section .text.patchbay_ftrace, \"ax\"",
+    ".balign 8",
+    ".global __patchbay_ftrace_list_caller",
+    ".type __patchbay_ftrace_list_caller, %function",
+    "__patchbay_ftrace_list_caller:",
+    "    PB_FTRACE_SAVE",
+    "    PB_GUARD_ENTER 1f",
+    "    adrp x2, {list_ops}",
+    "    add  x2, x2, :lo12:{list_ops}",
+    "    bl   {list_func}",
+    "    PB_GUARD_EXIT",
+    "1:  PB_FTRACE_RESTORE",
+    "__patchbay_ftrace_list_caller_end:",
+    ".size __patchbay_ftrace_list_caller, . - __patchbay_ftrace_list_caller",
+    "",
+    ".balign 8",
+    ".global __patchbay_ftrace_ops_caller",
+    ".type __patchbay_ftrace_ops_caller, %function",
+    "__patchbay_ftrace_ops_caller:",
+    "    PB_FTRACE_SAVE",
+    "    PB_GUARD_ENTER 1f",
+    // x30 = func + 8 and func is 8-aligned, so the literal (func - 8) is at x30 - 16.
+    "    ldr  x2, [x30, #-16]",
+    // ops->func is at offset 0 of Ops: the handler itself, the list walker, or a nop.
+    "    ldr  x4, [x2]",
+    "    blr  x4",
+    "    PB_GUARD_EXIT",
+    "1:  PB_FTRACE_RESTORE",
+    "__patchbay_ftrace_ops_caller_end:",
+    ".size __patchbay_ftrace_ops_caller, . - __patchbay_ftrace_ops_caller",
+    size = const FREGS_SIZE,
+    fp = const FREGS_FP,
+    lr = const FREGS_LR,
+    sp_off = const FREGS_SP,
+    pc = const FREGS_PC,
+    depth = const DEPTH_OFFSET,
+    recursions = const RECURSIONS_OFFSET,
+    list_ops = sym LIST_OPS,
+    list_func = sym list_func,
+);
+
+unsafe extern "C" {
+    fn __patchbay_ftrace_list_caller();
+    fn __patchbay_ftrace_ops_caller();
+    static __patchbay_ftrace_list_caller_end: u8;
+    static __patchbay_ftrace_ops_caller_end: u8;
+}
+
+/// Address of the list-mode trampoline.
+pub fn list_caller() -> u64 {
+    __patchbay_ftrace_list_caller as *const () as u64
+}
+
+/// Address of the call-ops trampoline.
+pub fn ops_caller() -> u64 {
+    __patchbay_ftrace_ops_caller as *const () as u64
+}
+
+/// Is `pc` inside one of the trampolines (for unwinders and crash reports)?
+pub fn contains(pc: u64) -> bool {
+    let list_end = (&raw const __patchbay_ftrace_list_caller_end) as u64;
+    let ops_end = (&raw const __patchbay_ftrace_ops_caller_end) as u64;
+    (list_caller()..list_end).contains(&pc) || (ops_caller()..ops_end).contains(&pc)
+}
