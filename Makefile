@@ -21,12 +21,18 @@ APT        := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 # Extra arguments for `pb run` (e.g. make qemu RUN_ARGS=--icount).
 RUN_ARGS   ?=
 
-.PHONY: help deps build pb qemu test test-host test-kernel clippy fmt fmt-check gdb objdump nm clean
+BASE       ?= bench/baseline.jsonl
+
+.PHONY: help deps build pb qemu test test-host test-kernel bench bench-compare bench-baseline \
+        clippy fmt fmt-check gdb objdump nm clean
 
 help:
 	@echo "patchbay make targets (BSP=$(BSP)):"
-	@echo "  make qemu       build, boot on QEMU virt, print the system summary, exit"
+	@echo "  make qemu       build, boot on QEMU virt (icount), run the suite, print the tables, exit"
 	@echo "  make test       host unit tests + QEMU-booted kernel tests (what CI runs)"
+	@echo "  make bench      run the benchmark suite: target/bench/latest.{jsonl,csv,svg,log}"
+	@echo "  make bench-compare [BASE=file]  bench, then compare with the baseline (CI gate)"
+	@echo "  make bench-baseline  adopt target/bench/latest.jsonl as bench/baseline.jsonl"
 	@echo "  make build      build the kernel ELF ($(KERNEL_ELF))"
 	@echo "  make deps       install QEMU, LLVM and the Rust target/components if missing"
 	@echo "  make clippy     clippy on host crates and the kernel, warnings are errors"
@@ -54,8 +60,22 @@ pb:
 	$(CARGO) build --release -p patchbay-tool
 
 # --- run ----------------------------------------------------------------------------------------
+# Under icount PMCCNTR counts retired instructions exactly, so the table is reproducible.
 qemu: deps build pb
-	$(PB) run $(RUN_ARGS) $(KERNEL_ELF)
+	$(PB) run --icount --table $(RUN_ARGS) $(KERNEL_ELF)
+
+# --- benchmarks ---------------------------------------------------------------------------------
+bench: deps build pb
+	$(PB) bench --kernel $(KERNEL_ELF) --out target/bench
+
+# Instruction counts are exact under icount: any increase over the baseline is a regression.
+bench-compare: bench
+	$(PB) compare $(BASE) target/bench/latest.jsonl
+
+# Deliberately adopt the latest run as the baseline (commit it with the change that explains it).
+bench-baseline:
+	@test -f target/bench/latest.jsonl || { echo "run 'make bench' first"; exit 1; }
+	cp target/bench/latest.jsonl bench/baseline.jsonl
 
 # --- tests --------------------------------------------------------------------------------------
 test: deps test-host test-kernel

@@ -3,11 +3,17 @@
 //! * `pb run [OPTIONS] <KERNEL_ELF> [BOOTARGS]...`: build the raw image (with the symbol
 //!   table filled in), boot it under QEMU following the ELF's run directives, and judge the run.
 //!   Also cargo's target runner for the kernel's QEMU-booted tests.
+//!   With `--table`, also prints the tables of the benchmark records on the console.
 //! * `pb objcopy <KERNEL_ELF> -o <OUT_BIN>`: only build the raw image.
+//! * `pb bench [--kernel ELF] [--out DIR] [--timeout S]`: run the benchmarks as `pb run --icount`,
+//!   write `DIR/latest.{log,jsonl,csv,svg}` and print the tables.
+//! * `pb parse LOG [--out DIR]`: the same outputs from a saved console log or JSON-lines file.
+//! * `pb compare A B [--threshold PCT]`: compare two runs' medians record by record.
 //!
 //! Layout: one module per subcommand under `cmd/`; the shared pieces are [`image`] (ELF to raw
-//! image and `.ksyms`), [`directives`] (`.patchbay.qemu`), [`qemu`] (command line, running) and
-//! [`verdict`] (judging boots).
+//! image and `.ksyms`), [`directives`] (`.patchbay.qemu`), [`qemu`] (command line, running),
+//! [`verdict`] (judging boots), [`records`] (parsing `@bench` records), [`table`] (text tables),
+//! [`plot`] (SVG) and [`outputs`] (the files `bench` and `parse` write).
 #![forbid(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
@@ -18,7 +24,11 @@ use clap::Parser;
 mod cmd;
 mod directives;
 mod image;
+mod outputs;
+mod plot;
 mod qemu;
+mod records;
+mod table;
 #[cfg(test)]
 mod testelf;
 mod verdict;

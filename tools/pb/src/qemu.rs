@@ -169,14 +169,10 @@ fn tee_lines(from: impl Read, mut to: impl Write) -> Vec<String> {
     lines
 }
 
-/// Runs QEMU once with `argv` (program first), stdin from `/dev/null`, streaming its stdout and
-/// stderr live to ours while capturing them; kills it after `timeout` if given.
-pub fn boot(argv: &[OsString], timeout: Option<Duration>) -> Result<Boot> {
-    boot_into(argv, timeout, io::stdout(), io::stderr())
-}
-
-/// [`boot`], streaming to `out` and `err` instead of our stdout and stderr.
-fn boot_into(
+/// Runs QEMU once with `argv` (program first), stdin from `/dev/null`, streaming its stdout to
+/// `out_sink` and its stderr to `err_sink` line by line as they arrive while capturing them;
+/// kills it after `timeout` if given.
+pub fn boot(
     argv: &[OsString],
     timeout: Option<Duration>,
     out_sink: impl Write + Send + 'static,
@@ -400,7 +396,7 @@ mod tests {
         let argv: Vec<OsString> = ["sh", "-c", "echo console line; echo oops >&2; exit 3"]
             .map(Into::into)
             .to_vec();
-        let boot = boot_into(&argv, Some(Duration::from_secs(20)), io::sink(), io::sink()).unwrap();
+        let boot = boot(&argv, Some(Duration::from_secs(20)), io::sink(), io::sink()).unwrap();
         assert_eq!(boot.ending, Ending::Exited(3));
         assert_eq!(boot.stdout, ["console line"]);
         assert_eq!(boot.stderr, ["oops"]);
@@ -413,7 +409,7 @@ mod tests {
             .map(Into::into)
             .to_vec();
         let t0 = Instant::now();
-        let boot = boot_into(
+        let boot = boot(
             &argv,
             Some(Duration::from_millis(300)),
             io::sink(),
@@ -428,7 +424,10 @@ mod tests {
     #[test]
     fn missing_program_is_a_clear_error() {
         let argv: Vec<OsString> = vec!["/nonexistent/qemu-system-aarch64".into()];
-        let msg = format!("{:#}", boot(&argv, None).unwrap_err());
+        let msg = format!(
+            "{:#}",
+            boot(&argv, None, io::sink(), io::sink()).unwrap_err()
+        );
         assert!(
             msg.contains("QEMU not found at /nonexistent/qemu-system-aarch64"),
             "{msg}"

@@ -374,3 +374,142 @@ fn unknown_directive_is_named() {
         stderr(&out)
     );
 }
+
+/// A benchmark log as the kernel prints it: a header, two results, the end record.
+fn bench_log(records: usize) -> String {
+    let header = r#"{"type":"header","version":1,"git":"7e91686","board":"qemu_virt","cpu":"Cortex-A72","midr":"0x410fd083","ctr_el0":"0x8444c004","clock":"pmccntr","mode":"qemu-icount","unit":"instructions","read_cost":6}"#;
+    let result = |m: &str, median: u64, extra: &str| {
+        format!(
+            r#"@bench {{"type":"result","suite":"mechanisms","mechanism":"{m}","subject":"leaf","metric":"call","unit":"instructions","iters":1000,"min":{median},"median":{median},"mean":{median}.0,"p99":{median},"max":{median}{extra}}}"#
+        )
+    };
+    format!(
+        "bench: starting\n@bench {header}\n{}\n{}\n@bench {{\"type\":\"end\",\"records\":{records}}}\nbench: done\n",
+        result("twin", 7, r#","baseline":null,"overhead":null"#),
+        result("off", 9, r#","baseline":"twin","overhead":2"#),
+    )
+}
+
+/// A stand-in for QEMU: a shell script that prints `console` and exits with `code`.
+fn fake_qemu(name: &str, console: &str, code: i32) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("pb-qemu-tests");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{name}.sh"));
+    let script = format!("#!/bin/sh\ncat <<'EOF'\n{console}EOF\nexit {code}\n");
+    std::fs::write(&path, script).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+fn pb_bench(elf: &Path, out_dir: &Path, extra: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_pb"))
+        .arg("bench")
+        .arg("--kernel")
+        .arg(elf)
+        .arg("--out")
+        .arg(out_dir)
+        .args(extra)
+        .output()
+        .unwrap();
+    eprintln!(
+        "--- pb bench: {}\n--- stdout:\n{}--- stderr:\n{}",
+        out.status,
+        stdout(&out),
+        stderr(&out)
+    );
+    out
+}
+
+#[test]
+fn bench_under_qemu_writes_results() {
+    require_qemu();
+    let elf = write_elf("bench", &kernel_elf(hello_and_exit(&bench_log(2), 0), None));
+    let dir = tempfile::tempdir().unwrap();
+    let out = pb_bench(&elf, dir.path(), &[]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = stdout(&out);
+    assert!(
+        text.contains("bench: done"),
+        "the console is streamed: {text}"
+    );
+    assert!(
+        text.contains(
+            "unit: instructions (qemu-icount, pmccntr) — medians; (+n) = over baseline twin"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("off        9 (+2)"), "{text}");
+    assert!(
+        stderr(&out).contains("pb: 2 result records; wrote"),
+        "{}",
+        stderr(&out)
+    );
+    for name in ["latest.log", "latest.jsonl", "latest.csv", "latest.svg"] {
+        let len = std::fs::metadata(dir.path().join(name)).unwrap().len();
+        assert!(len > 0, "{name} is empty");
+    }
+    let jsonl = std::fs::read_to_string(dir.path().join("latest.jsonl")).unwrap();
+    assert_eq!(jsonl.lines().count(), 3);
+    assert!(jsonl.starts_with(r#"{"type":"header","version":1,"#));
+}
+
+#[test]
+fn run_table_prints_the_tables() {
+    require_qemu();
+    let elf = write_elf(
+        "runtable",
+        &kernel_elf(hello_and_exit(&bench_log(2), 0), None),
+    );
+    let out = pb(&["--icount", "--table"], &elf);
+    assert_eq!(out.status.code(), Some(0));
+    let text = stdout(&out);
+    assert!(text.contains("[mechanisms] metric call\n"), "{text}");
+    assert!(text.contains("twin       7\n"), "{text}");
+    // Without --table: the console only.
+    let out = pb(&["--icount"], &elf);
+    assert!(!stdout(&out).contains("[mechanisms]"));
+    // A failed run prints no tables.
+    let elf = write_elf(
+        "runtable-fail",
+        &kernel_elf(hello_and_exit(&bench_log(2), 4), None),
+    );
+    let out = pb(&["--table"], &elf);
+    assert_eq!(out.status.code(), Some(4));
+    assert!(!stdout(&out).contains("[mechanisms]"));
+}
+
+#[test]
+fn bench_fails_on_a_truncated_log_or_a_failed_kernel() {
+    let elf = write_elf("bench-fake", &kernel_elf(spin(), None));
+    let dir = tempfile::tempdir().unwrap();
+
+    // A good run first, so that there are outputs to go stale.
+    let qemu = fake_qemu("bench-good", &bench_log(2), 0);
+    let out = pb_bench(&elf, dir.path(), &["--qemu", qemu.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(dir.path().join("latest.csv").exists());
+
+    // The end record counts three results, two arrived.
+    let qemu = fake_qemu("bench-truncated", &bench_log(3), 0);
+    let out = pb_bench(&elf, dir.path(), &["--qemu", qemu.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("the log is truncated: the end record counts 3 result records, 2 parsed"),
+        "{err}"
+    );
+    assert!(
+        !dir.path().join("latest.csv").exists(),
+        "stale outputs removed"
+    );
+    let log = std::fs::read_to_string(dir.path().join("latest.log")).unwrap();
+    assert!(log.contains("\"records\":3"), "the console is kept");
+
+    // The kernel failed: its exit status, nothing but the log.
+    let qemu = fake_qemu("bench-exit3", &bench_log(2), 3);
+    let out = pb_bench(&elf, dir.path(), &["--qemu", qemu.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(stderr(&out).contains("pb: the kernel run failed (status 3)"));
+    assert!(!dir.path().join("latest.jsonl").exists());
+}

@@ -6,7 +6,10 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
+pub mod bench;
+pub mod compare;
 pub mod objcopy;
+pub mod parse;
 pub mod run;
 
 #[derive(Debug, Subcommand)]
@@ -15,6 +18,12 @@ pub enum Command {
     Run(run::Args),
     /// Write the raw, bootable image of a kernel ELF (symbol table filled in).
     Objcopy(objcopy::Args),
+    /// Run the kernel's benchmarks (as `run --icount`), save and tabulate the results.
+    Bench(bench::Args),
+    /// Save and tabulate the results of a saved console log or JSON-lines file.
+    Parse(parse::Args),
+    /// Compare the medians of two runs; exit 1 on a regression or a missing record.
+    Compare(compare::Args),
 }
 
 impl Command {
@@ -23,6 +32,9 @@ impl Command {
         match self {
             Command::Run(args) => run::main(args),
             Command::Objcopy(args) => objcopy::main(args),
+            Command::Bench(args) => bench::main(args),
+            Command::Parse(args) => parse::main(args),
+            Command::Compare(args) => compare::main(args),
         }
     }
 }

@@ -4,12 +4,16 @@
 //! cargo invokes `pb run <elf> [test args...]`, and the trailing arguments become kernel boot
 //! arguments.
 //!
+//! With `--table`, a successful run is followed by the tables of the benchmark records (`@bench`
+//! lines) found on the console; nothing is written to disk (`pb bench` does that).
+//!
 //! Exit status: with no expectations (no `expect_*`, `reject_console`, `same_lines` directive and
 //! at most one boot), the kernel's own exit code (QEMU's); otherwise 0 when every expectation
 //! holds and 1 when one fails. A timeout exits 124; an error of `pb` itself exits 2.
 
 use std::ffi::OsString;
 use std::fs;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -18,7 +22,10 @@ use anyhow::{Context, Result};
 
 use crate::directives::{self, Directives};
 use crate::image;
+use crate::outputs;
 use crate::qemu::{self, Ending, QemuConfig};
+use crate::records;
+use crate::table;
 use crate::verdict::{self, Expectations};
 
 /// Exit code of a run that timed out (as `timeout(1)`).
@@ -64,6 +71,9 @@ pub struct Args {
     /// The QEMU binary [default: qemu-system-aarch64 from PATH]
     #[arg(long, value_name = "PATH")]
     pub qemu: Option<PathBuf>,
+    /// After a successful run, print the tables of the console's @bench records
+    #[arg(long)]
+    pub table: bool,
     /// The kernel ELF (built for aarch64-unknown-none)
     #[arg(value_name = "KERNEL_ELF")]
     pub kernel: PathBuf,
@@ -144,7 +154,64 @@ fn bin_path(elf: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// Where one boot's console goes while it runs: QEMU's stdout, then its stderr.
+pub type Sink = Box<dyn Write + Send>;
+
+/// Streams a boot live to our own stdout and stderr.
+pub fn terminal() -> (Sink, Sink) {
+    (Box::new(io::stdout()), Box::new(io::stderr()))
+}
+
+/// What a run produced.
+#[derive(Debug)]
+pub struct Outcome {
+    /// What `pb run` exits with (see the module documentation).
+    pub code: u8,
+    /// Each boot's console (QEMU stdout) lines, without terminators; also those of a boot that
+    /// failed or timed out.
+    pub consoles: Vec<Vec<String>>,
+}
+
+impl Outcome {
+    pub fn succeeded(&self) -> bool {
+        self.code == 0
+    }
+
+    /// The last boot's console as one text.
+    pub fn console(&self) -> String {
+        self.consoles
+            .last()
+            .map(|c| c.join("\n"))
+            .unwrap_or_default()
+    }
+}
+
 pub fn main(args: Args) -> Result<ExitCode> {
+    let outcome = run(&args, &mut terminal)?;
+    if args.table && outcome.succeeded() {
+        print_tables(&outcome.console());
+    }
+    Ok(ExitCode::from(outcome.code))
+}
+
+/// `--table`: the tables of the `@bench` records on the console.
+fn print_tables(console: &str) {
+    let run = records::parse_log(console);
+    outputs::print_problems(&run, "console");
+    if run.results.is_empty() {
+        eprintln!("pb: --table: no @bench result records on the console");
+        return;
+    }
+    print!("{}", table::render(&run));
+    for failure in run.failures() {
+        eprintln!("pb: warning: {failure}");
+    }
+}
+
+/// Runs a kernel as `pb run` does: loads the ELF and its directives, writes the raw image, boots
+/// it (streaming each boot's console to the sinks that `sinks` makes, one pair per boot) and
+/// judges the run.
+pub fn run(args: &Args, sinks: &mut dyn FnMut() -> (Sink, Sink)) -> Result<Outcome> {
     let image = image::load(&args.kernel)?;
     let directives = match &image.directives {
         Some(raw) => directives::parse(raw).with_context(|| {
@@ -152,18 +219,18 @@ pub fn main(args: Args) -> Result<ExitCode> {
         })?,
         None => Directives::default(),
     };
-    let mut plan = plan(&args, &directives);
+    let mut plan = plan(args, &directives);
     plan.qemu.qemu = qemu::locate(args.qemu.as_deref())?;
     let bin = bin_path(&args.kernel);
     fs::write(&bin, &image.bytes).with_context(|| format!("cannot write {}", bin.display()))?;
     plan.qemu.kernel = bin.clone();
-    let result = execute(&plan, &args);
+    let result = execute(&plan, args, sinks);
     let _ = fs::remove_file(&bin);
     result
 }
 
 /// Boots `plan.repeat` times and judges the result.
-fn execute(plan: &Plan, args: &Args) -> Result<ExitCode> {
+fn execute(plan: &Plan, args: &Args, sinks: &mut dyn FnMut() -> (Sink, Sink)) -> Result<Outcome> {
     let argv = plan.qemu.argv();
     if args.print_cmd {
         let line: Vec<String> = argv.iter().map(|a| qemu::shell_quote(a)).collect();
@@ -181,52 +248,62 @@ fn execute(plan: &Plan, args: &Args) -> Result<ExitCode> {
         if plan.repeat > 1 {
             eprintln!("pb: boot {n} of {}", plan.repeat);
         }
-        let boot = qemu::boot(&argv, plan.timeout)?;
-        let code = match boot.ending {
+        let (out, err) = sinks();
+        let boot = qemu::boot(&argv, plan.timeout, out, err)?;
+        let ending = boot.ending;
+        let signal = boot.signal.clone();
+        let console = boot.console();
+        consoles.push(boot.stdout);
+        let code = match ending {
             Ending::TimedOut => {
                 let secs = plan.timeout.map_or(0, |t| t.as_secs());
                 eprintln!("pb: timeout: the kernel did not exit within {secs} s (QEMU killed)");
-                return Ok(ExitCode::from(EXIT_TIMEOUT));
+                return Ok(Outcome {
+                    code: EXIT_TIMEOUT,
+                    consoles,
+                });
             }
             Ending::Killed => {
-                let how = boot.signal.as_deref().unwrap_or("by a signal");
+                let how = signal.as_deref().unwrap_or("by a signal");
                 eprintln!("pb: QEMU died without an exit code ({how})");
-                return Ok(ExitCode::FAILURE);
+                return Ok(Outcome { code: 1, consoles });
             }
             Ending::Exited(code) => code,
         };
         let Some(expect) = &plan.expect else {
             // No expectations (hence one boot): the kernel's verdict is ours.
-            return Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)));
+            let code = u8::try_from(code).unwrap_or(1);
+            return Ok(Outcome { code, consoles });
         };
-        for failure in verdict::check_boot(expect, code, &boot.console()) {
+        for failure in verdict::check_boot(expect, code, &console) {
             failures.push(if plan.repeat > 1 {
                 format!("boot {n}: {failure}")
             } else {
                 failure
             });
         }
-        consoles.push(boot.stdout);
     }
     let Some(expect) = &plan.expect else {
-        return Ok(ExitCode::SUCCESS); // unreachable: repeat >= 1
+        // Unreachable: without expectations the first boot returned.
+        return Ok(Outcome { code: 0, consoles });
     };
     if let Some(prefix) = &expect.same_lines
         && let Err(failure) = verdict::compare_same_lines(prefix, &consoles)
     {
         failures.push(failure);
     }
-    if failures.is_empty() {
+    let code = if failures.is_empty() {
         if expect.exit != 0 {
             eprintln!("pb: exited with {} as expected", expect.exit);
         }
-        Ok(ExitCode::SUCCESS)
+        0
     } else {
         for failure in &failures {
             eprintln!("pb: {failure}");
         }
-        Ok(ExitCode::FAILURE)
-    }
+        1
+    };
+    Ok(Outcome { code, consoles })
 }
 
 #[cfg(test)]
