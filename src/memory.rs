@@ -24,8 +24,12 @@ use patchbay_pure::{
 use crate::{arch, boot_info, bsp};
 
 pub const HEAP_SIZE: u64 = 32 << 20;
-pub const NEAR_POOL_SIZE: u64 = 8 << 20;
-pub const FAR_POOL_SIZE: u64 = 8 << 20;
+pub const NEAR_POOL_SIZE: u64 = 2 << 20;
+pub const FAR_POOL_SIZE: u64 = 2 << 20;
+
+/// What unused trampoline-pool memory holds: `brk #0xdead`, so a jump into a free or freed
+/// trampoline traps with a recognisable report instead of running stale code.
+pub const POOL_FILL: u32 = patchbay_pure::insn::brk(0xdead);
 /// CPUs the per-CPU data, stacks and poke slots are sized for (linker.ld MAX_CPUS).
 pub const MAX_CPUS: usize = 8;
 
@@ -231,6 +235,16 @@ pub unsafe fn init() {
     .unwrap_or_else(|e| panic!("memory layout: {e}"));
     // SAFETY: single-threaded boot.
     unsafe { PLAN.set(plan) };
+
+    // Fill both pools with the trap pattern now, while the MMU is off and the memory is plain
+    // RAM (afterwards it is R-X and only the poke path writes it). Nothing has executed from it,
+    // and the I-cache is invalidated when the MMU comes on, so no stale instruction can exist.
+    for pool in [plan.near_pool, plan.far_pool] {
+        let words = pool.len() as usize / 4;
+        // SAFETY: the pool is RAM reserved by the plan for this purpose, aligned, unused so far.
+        let p = unsafe { core::slice::from_raw_parts_mut(pool.start as *mut u32, words) };
+        p.fill(POOL_FILL);
+    }
 
     // The root first: `root()` is table 0.
     let _ = BootAlloc.alloc_table();

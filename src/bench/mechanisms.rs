@@ -5,7 +5,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::{
     patch::sites::Site,
-    trace::{self, Filter, FtraceRegs, Mode, Ops, OpsId, TraceError},
+    trace::{self, DirectCtx, DirectKind, Filter, FtraceRegs, Mode, Ops, OpsId, Reach, TraceError},
 };
 
 /// Calls the benchmark handlers saw (the "empty counting handler").
@@ -40,4 +40,36 @@ pub fn detach_ops(_: &Site<'static>) -> Result<(), TraceError> {
 
 pub fn nothing(_: &Site<'static>) -> Result<(), TraceError> {
     Ok(())
+}
+
+/// The empty counting handler of direct entry trampolines.
+pub extern "C" fn direct_count(_: &DirectCtx, _: *mut u64) {
+    HITS.store(HITS.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+}
+
+/// The empty counting handler of fexit trampolines.
+pub extern "C" fn fexit_count(_: &DirectCtx, _: *mut u64, _: &mut u64) {
+    HITS.store(HITS.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+}
+
+fn attach_direct(site: &Site<'static>, kind: DirectKind, reach: Reach) -> Result<(), TraceError> {
+    let id = trace::attach_direct(site, kind, 0, reach)?;
+    ATTACHED.store(id.0, Ordering::Relaxed);
+    Ok(())
+}
+
+pub fn attach_direct_near(site: &Site<'static>) -> Result<(), TraceError> {
+    attach_direct(site, DirectKind::Entry(direct_count), Reach::Near)
+}
+
+pub fn attach_direct_far_ops(site: &Site<'static>) -> Result<(), TraceError> {
+    attach_direct(site, DirectKind::Entry(direct_count), Reach::FarViaOps)
+}
+
+pub fn attach_direct_far_veneer(site: &Site<'static>) -> Result<(), TraceError> {
+    attach_direct(site, DirectKind::Entry(direct_count), Reach::FarViaVeneer)
+}
+
+pub fn attach_fexit(site: &Site<'static>) -> Result<(), TraceError> {
+    attach_direct(site, DirectKind::Fexit(fexit_count), Reach::Near)
 }

@@ -142,6 +142,34 @@ pub static MECHANISMS: &[Mechanism] = &[
         attach: m::attach_call_ops,
         detach: m::detach_ops,
     },
+    Mechanism {
+        name: "direct",
+        baseline: Some("off"),
+        twin: false,
+        attach: m::attach_direct_near,
+        detach: m::detach_ops,
+    },
+    Mechanism {
+        name: "direct-far-ops",
+        baseline: Some("off"),
+        twin: false,
+        attach: m::attach_direct_far_ops,
+        detach: m::detach_ops,
+    },
+    Mechanism {
+        name: "direct-far-veneer",
+        baseline: Some("off"),
+        twin: false,
+        attach: m::attach_direct_far_veneer,
+        detach: m::detach_ops,
+    },
+    Mechanism {
+        name: "fexit",
+        baseline: Some("off"),
+        twin: false,
+        attach: m::attach_fexit,
+        detach: m::detach_ops,
+    },
 ];
 
 /// Measure every mechanism on every subject and emit one record each.

@@ -226,6 +226,47 @@ pub fn apply(writes: &mut [Write]) -> Result<PokeStats, PatchError> {
     apply_phases(&mut [writes])
 }
 
+/// Write a freshly generated block of code into trampoline-pool memory the caller owns (from
+/// `trace::pool`), then publish it to instruction fetch. Pool blocks hold no instruction anyone
+/// expects (free memory is filled with a trap pattern), so instead of an old-word check the
+/// block must lie entirely inside a pool, never in kernel text.
+pub fn write_pool_block(addr: u64, words: &[u32]) -> Result<PokeStats, PatchError> {
+    if !addr.is_multiple_of(4) {
+        return Err(PatchError::Misaligned { addr, align: 4 });
+    }
+    let end = addr + 4 * words.len() as u64;
+    let plan = memory::plan();
+    if ![plan.near_pool, plan.far_pool]
+        .iter()
+        .any(|p| p.start <= addr && end <= p.end)
+    {
+        return Err(PatchError::NotPatchable { addr });
+    }
+    let _irqs = IrqsOff::new();
+    let _lock = LOCK.lock();
+    let (va, slot) = memory::poke_slot(percpu::this().id as usize);
+    let mut stats = PokeStats::default();
+    let mut at = addr;
+    while at < end {
+        let page = at & !(POKE_SLOT_SIZE - 1);
+        let page_end = (page + POKE_SLOT_SIZE).min(end);
+        map_alias(slot, page);
+        stats.pages += 1;
+        while at < page_end {
+            let w = words[((at - addr) / 4) as usize];
+            // SAFETY: `at` is inside the page mapped RW at `va` (page-aligned loop bounds), and
+            // 4-aligned.
+            unsafe { ((va + (at - page)) as *mut u32).write_volatile(w) };
+            at += 4;
+        }
+        unmap_alias(slot, va);
+    }
+    stats.writes = words.len();
+    stats.insn_writes = words.len();
+    maintenance::sync_icache(core::iter::once((addr, end)));
+    Ok(stats)
+}
+
 /// Replace the instruction at `addr`, which must currently be `expected`, with `new`.
 pub fn poke(addr: u64, expected: u32, new: u32) -> Result<(), PatchError> {
     apply(&mut [Write::insn(addr, expected, new)]).map(|_| ())

@@ -31,6 +31,7 @@ use alloc::{boxed::Box, string::String, vec::Vec};
 use core::fmt;
 
 use super::{
+    direct,
     ops::{self, Handler, LIST_OPS, Ops},
     trampoline,
 };
@@ -82,6 +83,16 @@ pub enum TraceError {
     },
     /// No attached ops has this id.
     UnknownOps(OpsId),
+    /// A trampoline pool is full; nothing was patched.
+    PoolExhausted {
+        pool: &'static str,
+        bytes: u64,
+        usage: super::pool::Usage,
+    },
+    /// The site already has a direct attachment (one per site).
+    DirectBusy {
+        site: &'static str,
+    },
 }
 
 impl From<PatchError> for TraceError {
@@ -101,6 +112,15 @@ impl fmt::Display for TraceError {
                 )
             }
             TraceError::UnknownOps(id) => write!(f, "no attached ops has id {}", id.0),
+            TraceError::PoolExhausted { pool, bytes, usage } => write!(
+                f,
+                "the {pool} trampoline pool cannot fit {bytes} more bytes ({} of {} used in {} blocks); detach something or enlarge the pool; nothing was patched",
+                usage.used, usage.total, usage.blocks
+            ),
+            TraceError::DirectBusy { site } => write!(
+                f,
+                "{site} already has a direct attachment (one per site); detach it first"
+            ),
         }
     }
 }
@@ -162,6 +182,13 @@ fn resolve(filter: &Filter) -> Result<Vec<usize>, TraceError> {
     Ok(idx)
 }
 
+/// An owner pointer as a reference.
+fn owner<'a>(p: *const Ops) -> &'a Ops {
+    // SAFETY: owner pointers always point at ops boxed in the tracer's `ops`, which outlive
+    // their listing as owners (removed from the owners before the box is dropped).
+    unsafe { &*p }
+}
+
 /// Add to `b` what site `i` needs for its current owners and mode.
 fn plan_site(b: &mut Batch, t: &Tracer, i: usize) {
     let site: &Site<'static> = &sites::all()[i];
@@ -173,22 +200,33 @@ fn plan_site(b: &mut Batch, t: &Tracer, i: usize) {
         }
         return;
     }
-    let target = match t.mode[i] {
-        Mode::List => trampoline::list_caller(),
-        Mode::CallOps => trampoline::ops_caller(),
+    let direct = owners
+        .iter()
+        .map(|&p| owner(p))
+        .find(|o| o.direct.is_some());
+    let list = &LIST_OPS as *const Ops as u64;
+    let (target, literal) = match (direct, t.mode[i]) {
+        // A sole direct owner: its own route (near trampoline, veneer, or the direct caller).
+        (Some(d), _) if owners.len() == 1 => direct::route(d),
+        // Direct beside other ops: the list walk, then a hand-over to the trampoline.
+        (Some(_), _) => (trampoline::direct_caller(), Some(list)),
+        (None, Mode::List) => (trampoline::list_caller(), None),
+        (None, Mode::CallOps) => {
+            let lit = if owners.len() == 1 {
+                owners[0] as u64
+            } else {
+                list
+            };
+            (trampoline::ops_caller(), Some(lit))
+        }
     };
     if st.call() != Some(target) {
         b.arm(site, target);
     }
-    if t.mode[i] == Mode::CallOps {
-        let lit = if owners.len() == 1 {
-            owners[0] as u64
-        } else {
-            &LIST_OPS as *const Ops as u64
-        };
-        if st.literal != lit {
-            b.set_literal(site, lit);
-        }
+    if let Some(lit) = literal
+        && st.literal != lit
+    {
+        b.set_literal(site, lit);
     }
 }
 
@@ -205,28 +243,50 @@ pub fn attach(
     mode: Mode,
 ) -> Result<OpsId, TraceError> {
     let idx = resolve(&filter)?;
+    let mut o = Box::new(Ops::new(handler, data, 0));
+    o.all = matches!(filter, Filter::All);
+    if !o.all {
+        o.funcs = idx.iter().map(|&i| sites::all()[i].func).collect();
+    }
+    attach_resolved(o, &idx, mode)
+}
+
+/// Attach a prepared ops (a direct attachment's) to the functions at `funcs`.
+pub(super) fn attach_ops(mut o: Box<Ops>, funcs: &[u64], mode: Mode) -> Result<OpsId, TraceError> {
+    let idx = resolve(&Filter::Addrs(funcs.into()))?;
+    o.funcs = idx.iter().map(|&i| sites::all()[i].func).collect();
+    attach_resolved(o, &idx, mode)
+}
+
+fn attach_resolved(mut o: Box<Ops>, idx: &[usize], mode: Mode) -> Result<OpsId, TraceError> {
     with_tracer(|t| {
-        let id = t.next_id;
-        let mut o = Box::new(Ops::new(handler, data, id));
-        o.all = matches!(filter, Filter::All);
-        if !o.all {
-            o.funcs = idx.iter().map(|&i| sites::all()[i].func).collect();
+        if o.direct.is_some() {
+            for &i in idx {
+                if t.owners[i].iter().any(|&p| owner(p).direct.is_some()) {
+                    return Err(TraceError::DirectBusy {
+                        site: sites::all()[i].name,
+                    });
+                }
+            }
         }
+        let id = t.next_id;
+        o.id = id;
         let p = &*o as *const Ops;
         // Register first (list mode finds it from the first call), then patch.
         t.ops.push(o);
         publish(t);
         let old_modes: Vec<Mode> = idx.iter().map(|&i| t.mode[i]).collect();
-        for &i in &idx {
+        for &i in idx {
             t.owners[i].push(p);
             t.mode[i] = mode;
         }
         let mut b = Batch::with_capacity(idx.len());
-        for &i in &idx {
+        for &i in idx {
             plan_site(&mut b, t, i);
         }
         if let Err(e) = b.commit() {
-            // Undo the bookkeeping; the batch wrote nothing.
+            // Undo the bookkeeping; the batch wrote nothing. Dropping the ops frees any
+            // trampoline it owned.
             for (&i, &m) in idx.iter().zip(&old_modes) {
                 t.owners[i].retain(|&q| q != p);
                 t.mode[i] = m;
@@ -311,14 +371,15 @@ pub fn sites() -> Vec<SiteInfo> {
             .map(|(i, s)| SiteInfo {
                 site: s,
                 mode: (!t.owners[i].is_empty()).then_some(t.mode[i]),
-                // SAFETY: owners point at ops boxed in `t.ops`, alive while listed.
-                owners: t.owners[i]
-                    .iter()
-                    .map(|&p| OpsId(unsafe { (*p).id }))
-                    .collect(),
+                owners: t.owners[i].iter().map(|&p| OpsId(owner(p).id)).collect(),
             })
             .collect()
     })
+}
+
+/// Run `f` on the attached ops `id`, if any.
+pub fn with_ops<R>(id: OpsId, f: impl FnOnce(&Ops) -> R) -> Option<R> {
+    with_tracer(|t| t.ops.iter().find(|o| o.id == id.0).map(|o| f(o)))
 }
 
 /// Number of attached ops.

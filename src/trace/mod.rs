@@ -5,10 +5,14 @@
 //! - [`trampoline`]: the static trampolines (list mode and call-ops mode);
 //! - [`ops`]: ops objects and the dispatchers (`single_func`, `list_func`);
 //! - [`recursion`]: the per-CPU recursion guard;
-//! - [`attach`]: the API — attach / detach / enable, per-site mode and owners.
+//! - [`attach`]: the API — attach / detach / enable, per-site mode and owners;
+//! - [`pool`]: the executable trampoline pools (near and far);
+//! - [`direct`]: direct calls — per-callsite trampolines (entry and fexit), near and far.
 
 pub mod attach;
+pub mod direct;
 pub mod ops;
+pub mod pool;
 pub mod recursion;
 pub mod regs;
 pub mod trampoline;
@@ -16,5 +20,6 @@ pub mod trampoline;
 pub use attach::{
     Filter, Mode, OpsId, SiteInfo, TraceError, attach, detach, detach_all, set_enabled, sites,
 };
+pub use direct::{DirectCtx, DirectKind, Reach, attach_direct, attach_direct_at};
 pub use ops::{Handler, Ops};
 pub use regs::FtraceRegs;

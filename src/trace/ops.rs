@@ -52,6 +52,8 @@ pub struct Ops {
     pub all: bool,
     /// Identifier for the attach API.
     pub id: u64,
+    /// The resources of a direct attachment (its trampoline), freed with the ops.
+    pub direct: Option<Box<super::direct::DirectMeta>>,
 }
 
 pub const OPS_FUNC: usize = 0;
@@ -71,6 +73,7 @@ impl Ops {
             funcs: Vec::new(),
             all: false,
             id,
+            direct: None,
         }
     }
 

@@ -16,6 +16,11 @@
 //!   which walks every registered ops and tests its filter.
 //! - [`ops_caller`]: "call-ops" mode (Linux v6.3 CALL_OPS): loads the site's literal, the one ops
 //!   that owns the site (or the list ops when several do), and calls its `func` — no walk.
+//! - [`direct_caller`]: call-ops plus direct calls (Linux v6.4): if the literal's ops has a
+//!   `direct_call`, tail-call it at once (`br x17`, 4 instructions); otherwise run the ops and,
+//!   if one of them set `regs.direct_tramp`, hand over to that direct trampoline afterwards
+//!   ("direct after other tracers"). Only sites with a direct attachment use it, so list and
+//!   call-ops sites do not pay for the check.
 //!
 //! Stack layout while the dispatcher runs (grows down):
 //!
@@ -30,9 +35,9 @@
 //! x0–x8 and x29 are restored from the record (a handler may have changed them).
 
 use super::{
-    ops::{LIST_OPS, list_func},
+    ops::{LIST_OPS, OPS_DIRECT_CALL, list_func},
     recursion::{DEPTH_OFFSET, RECURSIONS_OFFSET},
-    regs::{FREGS_FP, FREGS_LR, FREGS_PC, FREGS_SIZE, FREGS_SP},
+    regs::{FREGS_DIRECT_TRAMP, FREGS_FP, FREGS_LR, FREGS_PC, FREGS_SIZE, FREGS_SP},
 };
 
 core::arch::global_asm!(
@@ -123,11 +128,51 @@ core::arch::global_asm!(
     "1:  PB_FTRACE_RESTORE",
     "__patchbay_ftrace_ops_caller_end:",
     ".size __patchbay_ftrace_ops_caller, . - __patchbay_ftrace_ops_caller",
+    "",
+    ".balign 8",
+    ".global __patchbay_ftrace_direct_caller",
+    ".type __patchbay_ftrace_direct_caller, %function",
+    "__patchbay_ftrace_direct_caller:",
+    // Fast path: the literal's ops has a direct trampoline -> tail-call it with x9 and x30
+    // untouched, which is exactly a direct trampoline's entry contract (BR, not BLR: the
+    // return-stack predictor still pairs the site's BL with the body's RET).
+    "    ldr  x11, [x30, #-16]",
+    "    ldr  x17, [x11, #{direct_call}]",
+    "    cbz  x17, 1f",
+    "    br   x17",
+    // Slow path: run the ops (normally the list ops), any of which may ask for a direct
+    // trampoline to run afterwards by setting regs.direct_tramp.
+    "1:  PB_FTRACE_SAVE",
+    "    str  xzr, [sp, #{direct_tramp}]",
+    "    PB_GUARD_ENTER 2f",
+    "    ldr  x2, [x30, #-16]",
+    "    ldr  x4, [x2]",
+    "    blr  x4",
+    "    PB_GUARD_EXIT",
+    "2:  ldr  x17, [sp, #{direct_tramp}]",
+    "    cbnz x17, 3f",
+    "    PB_FTRACE_RESTORE",
+    // Hand over to the direct trampoline with its entry contract: x30 = where the function
+    // continues (regs.pc), x9 = the caller's return address (regs.lr).
+    "3:  ldp  x0, x1, [sp, #0]",
+    "    ldp  x2, x3, [sp, #16]",
+    "    ldp  x4, x5, [sp, #32]",
+    "    ldp  x6, x7, [sp, #48]",
+    "    ldr  x8, [sp, #64]",
+    "    ldr  x29, [sp, #{fp}]",
+    "    ldr  x9, [sp, #{lr}]",
+    "    ldr  x30, [sp, #{pc}]",
+    "    add  sp, sp, #({size} + 32)",
+    "    br   x17",
+    "__patchbay_ftrace_direct_caller_end:",
+    ".size __patchbay_ftrace_direct_caller, . - __patchbay_ftrace_direct_caller",
     size = const FREGS_SIZE,
     fp = const FREGS_FP,
     lr = const FREGS_LR,
     sp_off = const FREGS_SP,
     pc = const FREGS_PC,
+    direct_call = const OPS_DIRECT_CALL,
+    direct_tramp = const FREGS_DIRECT_TRAMP,
     depth = const DEPTH_OFFSET,
     recursions = const RECURSIONS_OFFSET,
     list_ops = sym LIST_OPS,
@@ -137,8 +182,10 @@ core::arch::global_asm!(
 unsafe extern "C" {
     fn __patchbay_ftrace_list_caller();
     fn __patchbay_ftrace_ops_caller();
+    fn __patchbay_ftrace_direct_caller();
     static __patchbay_ftrace_list_caller_end: u8;
     static __patchbay_ftrace_ops_caller_end: u8;
+    static __patchbay_ftrace_direct_caller_end: u8;
 }
 
 /// Address of the list-mode trampoline.
@@ -151,9 +198,18 @@ pub fn ops_caller() -> u64 {
     __patchbay_ftrace_ops_caller as *const () as u64
 }
 
-/// Is `pc` inside one of the trampolines (for unwinders and crash reports)?
+/// Address of the direct-capable trampoline (sites with a direct attachment reached through
+/// ops, alone or beside other ops).
+pub fn direct_caller() -> u64 {
+    __patchbay_ftrace_direct_caller as *const () as u64
+}
+
+/// Is `pc` inside one of the static trampolines (for unwinders and crash reports)?
 pub fn contains(pc: u64) -> bool {
     let list_end = (&raw const __patchbay_ftrace_list_caller_end) as u64;
     let ops_end = (&raw const __patchbay_ftrace_ops_caller_end) as u64;
-    (list_caller()..list_end).contains(&pc) || (ops_caller()..ops_end).contains(&pc)
+    let direct_end = (&raw const __patchbay_ftrace_direct_caller_end) as u64;
+    (list_caller()..list_end).contains(&pc)
+        || (ops_caller()..ops_end).contains(&pc)
+        || (direct_caller()..direct_end).contains(&pc)
 }

@@ -14,6 +14,7 @@
 //! | [`sites`] | the patch-site table: compiler entries cross-checked with the registry, globs |
 //! | [`hash`] | FNV-1a fingerprints of text (byte-identical checks) |
 //! | [`stats`] | min / median / mean / p99 / max of benchmark samples |
+//! | [`tramp`] | code generation for per-callsite (direct) trampolines and veneers |
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
@@ -25,6 +26,9 @@ pub mod hash;
 pub mod insn;
 pub mod ksyms;
 pub mod layout;
+#[cfg(test)]
+mod llvm_mc;
 pub mod pagetable;
 pub mod sites;
 pub mod stats;
+pub mod tramp;
