@@ -3,6 +3,16 @@
 //! AAPCS64 frame record: `[fp] = caller's fp`, `[fp + 8] = return address`. The walk stops at a
 //! null fp (boot.s starts the chain with one), a misaligned fp, or an fp outside every kernel
 //! stack, so a corrupt chain ends the backtrace instead of faulting.
+//!
+//! Tracing must not break stack traces (Mark Rutland's concern in the ftrace debate):
+//!
+//! - the static and direct trampolines build two frame records (call site, then trampoline), so
+//!   the walk goes handler → trampoline → traced function → caller;
+//! - a return-hooked function's saved return address is the rethook trampoline; the walk
+//!   replaces each one, innermost first, with the real return address from this CPU's shadow
+//!   stack ([`rethook::real_return_address`]);
+//! - frames whose return address lies inside a trampoline (static trampolines, the rethook
+//!   trampoline, the trampoline pools) are shown, or elided with [`Options::elide_trampolines`].
 
 use crate::memory;
 
@@ -25,8 +35,32 @@ fn on_a_stack(a: u64) -> bool {
     stack_of(a).is_some()
 }
 
-/// Walk the frame records starting at `fp`, calling `f` for each return address, at most `max`.
-pub fn walk(mut fp: u64, max: usize, mut f: impl FnMut(Frame)) {
+/// How to walk.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    /// Skip frames whose return address is inside tracing trampolines.
+    pub elide_trampolines: bool,
+}
+
+/// Is `pc` (a return address) inside tracing machinery that is not a function of its own?
+pub fn in_trampoline(pc: u64) -> bool {
+    let at = pc.wrapping_sub(4);
+    crate::trace::trampoline::contains(at)
+        || crate::trace::pool::PoolKind::Near.range().contains(at)
+        || crate::trace::pool::PoolKind::Far.range().contains(at)
+        || crate::trace::rethook::trampoline_contains(at)
+}
+
+/// Walk the frame records starting at `fp`, calling `f` for each return address, at most `max`;
+/// return-trampoline addresses are translated, trampoline frames kept.
+pub fn walk(fp: u64, max: usize, f: impl FnMut(Frame)) {
+    walk_with(fp, max, Options::default(), f)
+}
+
+/// [`walk`] with options.
+pub fn walk_with(mut fp: u64, max: usize, opts: Options, mut f: impl FnMut(Frame)) {
+    let rethook = crate::trace::rethook::trampoline();
+    let mut hooked = 0;
     for _ in 0..max {
         if fp == 0 || !fp.is_multiple_of(16) || !on_a_stack(fp) || !on_a_stack(fp + 8) {
             return;
@@ -36,7 +70,16 @@ pub fn walk(mut fp: u64, max: usize, mut f: impl FnMut(Frame)) {
         if lr == 0 {
             return;
         }
-        f(Frame { fp, pc: lr });
+        let pc = if lr == rethook {
+            let real = crate::trace::rethook::real_return_address(hooked).unwrap_or(lr);
+            hooked += 1;
+            real
+        } else {
+            lr
+        };
+        if !(opts.elide_trampolines && in_trampoline(pc)) {
+            f(Frame { fp, pc });
+        }
         if next <= fp && stack_of(next) == stack_of(fp) {
             // Within one stack, callers' frames are at higher addresses; anything else is a
             // corrupt chain. (An exception frame links the exception stack to the kernel stack.)

@@ -49,8 +49,8 @@ fn site_table_matches_registry_and_compiler() {
     let all = sites::all();
     assert_eq!(
         all.len(),
-        4096 + 5,
-        "4096 generated + leaf, args8, fib, observe, side_effect"
+        4096 + subjects::NAMED_SITES,
+        "4096 generated + the named subjects"
     );
     assert_eq!(sites::registry().len(), all.len());
     assert_eq!(sites::compiler_entries().len(), all.len());
@@ -88,7 +88,10 @@ fn site_table_matches_registry_and_compiler() {
     );
     assert_eq!(sites::glob("gen_*").count(), 4096);
     assert_eq!(sites::glob("gen_00?1").count(), 10);
-    assert_eq!(sites::glob("patchbay::subjects::*").count(), 4101);
+    assert_eq!(
+        sites::glob("patchbay::subjects::*").count(),
+        4096 + subjects::NAMED_SITES
+    );
     assert_eq!(
         sites::glob("patchbay::subjects::generated::*").count(),
         4096

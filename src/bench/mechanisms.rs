@@ -4,8 +4,13 @@
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::{
+    exception::ExceptionFrame,
     patch::sites::Site,
-    trace::{self, DirectCtx, DirectKind, Filter, FtraceRegs, Mode, Ops, OpsId, Reach, TraceError},
+    trace::{
+        self, DirectCtx, DirectKind, Filter, FtraceRegs, Mode, Ops, OpsId, Reach, TraceError,
+        fprobe, kprobe,
+        rethook::{self, RetRegs},
+    },
 };
 
 /// Calls the benchmark handlers saw (the "empty counting handler").
@@ -72,4 +77,70 @@ pub fn attach_direct_far_veneer(site: &Site<'static>) -> Result<(), TraceError> 
 
 pub fn attach_fexit(site: &Site<'static>) -> Result<(), TraceError> {
     attach_direct(site, DirectKind::Fexit(fexit_count), Reach::Near)
+}
+
+/// The empty exit handler of return hooks (counts).
+fn exit_count(_: u64, _: u64, _: u64, _: &mut RetRegs) {
+    HITS.store(HITS.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+}
+
+/// Call-ops entry handler that hooks the return (rethook entry + exit, no fprobe layer).
+extern "C" fn rethook_entry(ip: u64, _: u64, _: &Ops, regs: &mut FtraceRegs) {
+    let (sp, fp) = (regs.sp, regs.fp);
+    rethook::push(&mut regs.lr, sp, fp, ip, exit_count, 0, 0);
+}
+
+pub fn attach_rethook(site: &Site<'static>) -> Result<(), TraceError> {
+    let id = trace::attach(
+        Filter::Addrs([site.func].into()),
+        rethook_entry,
+        0,
+        Mode::CallOps,
+    )?;
+    ATTACHED.store(id.0, Ordering::Relaxed);
+    Ok(())
+}
+
+fn fprobe_entry(_: u64, _: &mut FtraceRegs, _: &mut u64) -> bool {
+    HITS.store(HITS.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    true
+}
+
+fn fprobe_exit(_: u64, _: u64, _: &mut RetRegs) {
+    HITS.store(HITS.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+}
+
+pub fn attach_fprobe(site: &Site<'static>) -> Result<(), TraceError> {
+    let id = fprobe::register(
+        Filter::Addrs([site.func].into()),
+        Some(fprobe_entry),
+        Some(fprobe_exit),
+        Mode::CallOps,
+    )?;
+    ATTACHED.store(id.0, Ordering::Relaxed);
+    Ok(())
+}
+
+pub fn detach_fprobe(_: &Site<'static>) -> Result<(), TraceError> {
+    fprobe::unregister(OpsId(ATTACHED.swap(0, Ordering::Relaxed)))
+}
+
+extern "C" fn brk_count(_: u64, _: u64, _: &mut ExceptionFrame) {
+    HITS.store(HITS.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+}
+
+pub fn attach_brk(site: &Site<'static>) -> Result<(), TraceError> {
+    let id = kprobe::register_kprobe(site, brk_count, 0)?;
+    ATTACHED.store(id.0, Ordering::Relaxed);
+    Ok(())
+}
+
+pub fn attach_kretprobe(site: &Site<'static>) -> Result<(), TraceError> {
+    let id = kprobe::register_kretprobe(site, None, exit_count, 0)?;
+    ATTACHED.store(id.0, Ordering::Relaxed);
+    Ok(())
+}
+
+pub fn detach_probe(_: &Site<'static>) -> Result<(), TraceError> {
+    kprobe::unregister(kprobe::ProbeId(ATTACHED.swap(0, Ordering::Relaxed)))
 }

@@ -170,6 +170,34 @@ pub static MECHANISMS: &[Mechanism] = &[
         attach: m::attach_fexit,
         detach: m::detach_ops,
     },
+    Mechanism {
+        name: "rethook",
+        baseline: Some("off"),
+        twin: false,
+        attach: m::attach_rethook,
+        detach: m::detach_ops,
+    },
+    Mechanism {
+        name: "fprobe",
+        baseline: Some("off"),
+        twin: false,
+        attach: m::attach_fprobe,
+        detach: m::detach_fprobe,
+    },
+    Mechanism {
+        name: "brk",
+        baseline: Some("off"),
+        twin: false,
+        attach: m::attach_brk,
+        detach: m::detach_probe,
+    },
+    Mechanism {
+        name: "kretprobe",
+        baseline: Some("off"),
+        twin: false,
+        attach: m::attach_kretprobe,
+        detach: m::detach_probe,
+    },
 ];
 
 /// Measure every mechanism on every subject and emit one record each.

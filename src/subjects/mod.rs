@@ -7,6 +7,8 @@
 //! | [`fib`] | recursive: every recursive call goes through the site again |
 //! | [`observe`] | returns a value a handler can observe or override |
 //! | [`side_effect`] | counts its own executions, so a test can tell whether the body ran |
+//! | [`deep`] | recursion of any depth (beyond the shadow stack's capacity) |
+//! | [`bt_probe`] | captures a backtrace from inside itself when asked (the untraced reference) |
 //! | [`generated`] | 4096 tiny functions for scale (`gen_0000` … `gen_4095`) |
 //!
 //! Each has a non-patchable twin (`*_twin`) with the same body, the baseline for measuring what
@@ -72,6 +74,32 @@ pub fn side_effect(x: u64) -> u64 {
     SIDE_EFFECTS.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
     x + 1
 }
+
+#[patchable]
+pub fn deep(n: u64) -> u64 {
+    if n == 0 {
+        return 0;
+    }
+    let f: fn(u64) -> u64 = black_box(deep);
+    f(n - 1) + 1
+}
+
+/// When set, [`bt_probe`] records the return addresses of its callers in [`BACKTRACE`].
+pub static BT_CAPTURE: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+pub static BACKTRACE: spin::Mutex<alloc::vec::Vec<u64>> = spin::Mutex::new(alloc::vec::Vec::new());
+
+#[patchable]
+pub fn bt_probe() -> u64 {
+    if BT_CAPTURE.load(core::sync::atomic::Ordering::Relaxed) {
+        let mut bt = BACKTRACE.lock();
+        bt.clear();
+        crate::unwind::walk(crate::unwind::current_fp(), 32, |f| bt.push(f.pc));
+    }
+    black_box(5)
+}
+
+/// Named (non-generated) patch sites in this module.
+pub const NAMED_SITES: usize = 7;
 
 #[inline(never)]
 pub fn leaf_twin() {

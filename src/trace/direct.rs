@@ -70,6 +70,31 @@ pub struct DirectCtx {
 }
 
 impl DirectCtx {
+    /// Hook this call's return from an entry handler: the caller's return address is in the
+    /// trampoline's call-site frame record, which the trampoline restores into x30.
+    ///
+    /// # Safety
+    /// `args` must be the pointer the entry trampoline passed to this handler.
+    pub unsafe fn hook_return(
+        &self,
+        args: *mut u64,
+        exit: super::rethook::ExitFn,
+        ctx: u64,
+        data: u64,
+    ) -> bool {
+        let frame = tramp::entry_frame(self.nargs) as u64;
+        let base = args as u64;
+        // SAFETY: the entry trampoline's frame is `frame` bytes at `args`, the call-site record
+        // { caller's x29, return address } at its top (tramp.rs layout).
+        let (fp, slot) = unsafe {
+            (
+                *((base + frame - 16) as *const u64),
+                &mut *((base + frame - 8) as *mut u64),
+            )
+        };
+        super::rethook::push(slot, base + frame, fp, self.site, exit, ctx, data)
+    }
+
     /// The saved arguments, which an entry handler may change.
     ///
     /// # Safety

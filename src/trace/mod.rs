@@ -7,14 +7,19 @@
 //! - [`recursion`]: the per-CPU recursion guard;
 //! - [`attach`]: the API — attach / detach / enable, per-site mode and owners;
 //! - [`pool`]: the executable trampoline pools (near and far);
-//! - [`direct`]: direct calls — per-callsite trampolines (entry and fexit), near and far.
+//! - [`direct`]: direct calls — per-callsite trampolines (entry and fexit), near and far;
+//! - [`rethook`]: return hooks with per-CPU shadow stacks; [`fprobe`]: entry + exit handlers
+//!   over a set of functions; [`kprobe`]: BRK probes and kretprobe-style return probes.
 
 pub mod attach;
 pub mod direct;
+pub mod fprobe;
+pub mod kprobe;
 pub mod ops;
 pub mod pool;
 pub mod recursion;
 pub mod regs;
+pub mod rethook;
 pub mod trampoline;
 
 pub use attach::{

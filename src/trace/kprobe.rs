@@ -1,0 +1,203 @@
+//! BRK probes (kprobe-style): the slow baseline the other mechanisms are compared against.
+//!
+//! Probing a site writes `brk #KPROBE_BRK` over its entry NOP (func+0; NOP <-> BRK is
+//! CMODX-safe). Calling the function then takes a synchronous exception; the handler registered
+//! for exception class 0x3c recognises the immediate and the address, runs the probe's handler
+//! with the full register state ([`ExceptionFrame`]) and resumes *after* the displaced
+//! instruction: it was a NOP, so nothing needs to be emulated or single-stepped.
+//!
+//! A kretprobe-style probe also hooks the return from the exception path: at func+0 the
+//! caller's return address is still in x30, so [`rethook::push`] takes `frame.x[30]`.
+//!
+//! The handler runs on the exception stack under the same recursion guard as the trampolines;
+//! a probe hit inside a handler is counted and resumed without running the handler. For
+//! unwinding, the handler is called on a synthetic pair of frame records
+//! `{ caller's x29, x30 } <- { .., func }`, so a backtrace taken in it shows the probed
+//! function and its callers — not the exception machinery.
+//!
+//! A site that is armed for tracing (`mov x9, x30` at its entry) cannot be probed, and a probed
+//! site cannot be armed: each path validates the entry word it expects (typed `Mismatch`).
+
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use patchbay_pure::{esr, insn};
+
+use super::{TraceError, rethook};
+use crate::{
+    exception::{self, ExceptionFrame},
+    patch::{poke, sites::Site},
+    percpu,
+};
+
+/// The BRK immediate that marks a probe (ASCII "KP").
+pub const KPROBE_BRK: u16 = 0x4b50;
+
+/// Runs when a probed function is entered: `(ip, data, frame)`; may change any register.
+pub type ProbeHandler = extern "C" fn(ip: u64, data: u64, frame: &mut ExceptionFrame);
+
+/// A registered probe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProbeId(pub u64);
+
+#[derive(Clone, Copy)]
+struct Probe {
+    id: u64,
+    addr: u64,
+    name: &'static str,
+    entry: Option<ProbeHandler>,
+    exit: Option<rethook::ExitFn>,
+    data: u64,
+}
+
+static PROBES: spin::Mutex<Vec<Probe>> = spin::Mutex::new(Vec::new());
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+static HITS: AtomicU64 = AtomicU64::new(0);
+static HANDLER: spin::Mutex<Option<exception::HandlerId>> = spin::Mutex::new(None);
+
+fn install_handler() {
+    let mut h = HANDLER.lock();
+    if h.is_none() {
+        *h = Some(exception::register_sync_handler(0x3c, on_brk).expect("a free exception slot"));
+    }
+}
+
+fn register(
+    site: &Site<'static>,
+    entry: Option<ProbeHandler>,
+    exit: Option<rethook::ExitFn>,
+    data: u64,
+) -> Result<ProbeId, TraceError> {
+    install_handler();
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    // Listed before the BRK is written, so the first hit finds it.
+    PROBES.lock().push(Probe {
+        id,
+        addr: site.func,
+        name: site.name,
+        entry,
+        exit,
+        data,
+    });
+    if let Err(e) = poke::poke(site.entry(), insn::NOP, insn::brk(KPROBE_BRK)) {
+        PROBES.lock().retain(|p| p.id != id);
+        return Err(e.into());
+    }
+    Ok(ProbeId(id))
+}
+
+/// Probe `site` with `handler` at entry.
+pub fn register_kprobe(
+    site: &Site<'static>,
+    handler: ProbeHandler,
+    data: u64,
+) -> Result<ProbeId, TraceError> {
+    register(site, Some(handler), None, data)
+}
+
+/// Probe `site` with an exit handler (and optionally an entry handler), kretprobe-style.
+pub fn register_kretprobe(
+    site: &Site<'static>,
+    entry: Option<ProbeHandler>,
+    exit: rethook::ExitFn,
+    data: u64,
+) -> Result<ProbeId, TraceError> {
+    register(site, entry, Some(exit), data)
+}
+
+/// Remove a probe: the original NOP goes back, then the probe is forgotten.
+pub fn unregister(id: ProbeId) -> Result<(), TraceError> {
+    let p = PROBES.lock().iter().find(|p| p.id == id.0).copied();
+    let p = p.ok_or(TraceError::UnknownOps(super::OpsId(id.0)))?;
+    poke::poke(p.addr, insn::brk(KPROBE_BRK), insn::NOP).map_err(TraceError::from)?;
+    PROBES.lock().retain(|q| q.id != id.0);
+    Ok(())
+}
+
+/// Probe hits so far.
+pub fn hits() -> u64 {
+    HITS.load(Ordering::Relaxed)
+}
+
+/// Registered probes (name, address).
+pub fn probes() -> Vec<(&'static str, u64)> {
+    PROBES.lock().iter().map(|p| (p.name, p.addr)).collect()
+}
+
+unsafe extern "C" {
+    /// `__patchbay_call_with_frame(a, b, c, f, fp)`: call `f(a, b, c)` with x29 = `fp`.
+    fn __patchbay_call_with_frame(a: u64, b: u64, c: u64, f: u64, fp: u64);
+}
+
+core::arch::global_asm!(
+    ".section .text.patchbay_kprobe, \"ax\"",
+    ".balign 4",
+    ".global __patchbay_call_with_frame",
+    ".type __patchbay_call_with_frame, %function",
+    "__patchbay_call_with_frame:",
+    // Our own frame record, then x29 = the synthetic chain for the callee to link to.
+    "    stp  x29, x30, [sp, #-16]!",
+    "    mov  x29, x4",
+    "    blr  x3",
+    "    ldp  x29, x30, [sp], #16",
+    "    ret",
+    ".size __patchbay_call_with_frame, . - __patchbay_call_with_frame",
+);
+
+/// The synchronous-exception hook for BRK.
+fn on_brk(frame: &mut ExceptionFrame) -> bool {
+    if esr::Decoded::new(frame.esr).brk_immediate() != Some(KPROBE_BRK) {
+        return false;
+    }
+    let probe = match PROBES.try_lock() {
+        Some(ps) => ps.iter().find(|p| p.addr == frame.elr).copied(),
+        // Registering or removing right now (on this CPU, from a handler): resume untraced.
+        None => None,
+    };
+    let Some(p) = probe else {
+        // A BRK with our immediate but no probe: a stale hit after unregister cannot happen on
+        // one CPU (the NOP is back before the probe is forgotten), so this is a real fault.
+        return false;
+    };
+    HITS.fetch_add(1, Ordering::Relaxed);
+    let cpu = percpu::this();
+    if cpu.trace_depth.load(Ordering::Relaxed) != 0 {
+        cpu.trace_recursions.fetch_add(1, Ordering::Relaxed);
+    } else {
+        cpu.trace_depth.store(1, Ordering::Relaxed);
+        if let Some(h) = p.entry {
+            // { caller's x29, return address into the caller } <- { that, the probed function }:
+            // one 16-aligned block with the inner record below the outer one, as the unwinder
+            // expects of records on one stack.
+            #[repr(C, align(16))]
+            struct Records {
+                func: [u64; 2],
+                caller: [u64; 2],
+            }
+            let mut recs = Records {
+                func: [0, frame.elr + 4],
+                caller: [frame.x[29], frame.x[30]],
+            };
+            recs.func[0] = recs.caller.as_ptr() as u64;
+            // SAFETY: calls `h(ip, data, frame)` (its real signature) with x29 pointing at the
+            // synthetic records above, which live on this stack for the duration of the call.
+            unsafe {
+                __patchbay_call_with_frame(
+                    p.addr,
+                    p.data,
+                    frame as *mut ExceptionFrame as u64,
+                    h as usize as u64,
+                    recs.func.as_ptr() as u64,
+                )
+            };
+        }
+        if let Some(exit) = p.exit {
+            let (sp, fp) = (frame.sp, frame.x[29]);
+            rethook::push(&mut frame.x[30], sp, fp, p.addr, exit, p.id, p.data);
+        }
+        cpu.trace_depth.store(0, Ordering::Relaxed);
+    }
+    // Resume after the displaced NOP.
+    frame.elr += 4;
+    true
+}
