@@ -136,6 +136,11 @@ impl<'a> Result<'a> {
     }
 }
 
+/// Result records emitted since the last header.
+pub fn emitted() -> usize {
+    RESULTS.load(Ordering::Relaxed)
+}
+
 /// The end record: how many results were emitted, so a truncated log is detectable.
 pub fn end() {
     println!(

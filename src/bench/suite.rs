@@ -226,6 +226,15 @@ pub fn run_mechanisms(iters: Iters) {
     }
 }
 
+/// Result records the whole suite emits: every mechanism on every subject, the ops-scaling
+/// table in both modes, one single poke and three metrics per batch size.
+pub fn expected_records() -> usize {
+    MECHANISMS.len() * Subject::ALL.len()
+        + 2 * ops_scaling::SHAPES.len()
+        + 1
+        + 3 * patch_latency::BATCHES.len()
+}
+
 /// The whole suite, framed by the header and end records.
 pub fn run_all() {
     record::header();
