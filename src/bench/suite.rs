@@ -23,7 +23,7 @@ pub enum Subject {
     Recursive,
 }
 
-/// `fib(RECURSIVE_N)` is the recursive subject: 2 * fib(N + 1) - 1 = 21 calls through the site.
+/// `fib(RECURSIVE_N)` is the recursive subject: 2 * fib(N + 1) - 1 = 25 calls through the site.
 pub const RECURSIVE_N: u64 = 6;
 
 impl Subject {
