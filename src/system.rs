@@ -98,6 +98,17 @@ pub fn summary() {
         row("mmio", *m, "device RW-");
     }
     println!("  translation tables in use: {}", memory::tables_used());
+    for kind in [crate::trace::pool::PoolKind::Near, crate::trace::pool::PoolKind::Far] {
+        let u = crate::trace::pool::usage(kind);
+        println!(
+            "  {} pool: {} of {} KiB used in {} blocks, {} refused allocations",
+            kind.name(),
+            u.used >> 10,
+            u.total >> 10,
+            u.blocks,
+            u.failures
+        );
+    }
     println!(
         "clock: source {}, mode {}, unit {}, read cost {} {}",
         clock::source().name(),

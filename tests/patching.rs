@@ -101,6 +101,25 @@ fn site_table_matches_registry_and_compiler() {
 }
 
 #[kernel_test]
+fn the_machinery_is_never_a_patch_site() {
+    // Trampolines, handlers, the poke path, the harness and the exception paths are not
+    // #[patchable]; every site is a subject (or a test's own function).
+    for s in sites::all() {
+        assert!(s.name.starts_with("patchbay::subjects::"), "{} is a patch site", s.name);
+    }
+    for f in [
+        patchbay::patch::poke::poke as *const () as u64,
+        patchbay::patch::batch::Batch::commit as *const () as u64,
+        patchbay::trace::trampoline::ops_caller(),
+        patchbay::trace::trampoline::list_caller(),
+        patchbay::trace::rethook::trampoline(),
+        patchbay::exception::fatal as *const () as u64,
+    ] {
+        assert_eq!(sites::by_addr(f), Err(PatchError::NotASite { addr: f }));
+    }
+}
+
+#[kernel_test]
 fn nop_to_bl_and_back_each_state_takes_effect() {
     let site = leaf();
     let boot = text_hash();
