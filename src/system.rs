@@ -98,7 +98,10 @@ pub fn summary() {
         row("mmio", *m, "device RW-");
     }
     println!("  translation tables in use: {}", memory::tables_used());
-    for kind in [crate::trace::pool::PoolKind::Near, crate::trace::pool::PoolKind::Far] {
+    for kind in [
+        crate::trace::pool::PoolKind::Near,
+        crate::trace::pool::PoolKind::Far,
+    ] {
         let u = crate::trace::pool::usage(kind);
         println!(
             "  {} pool: {} of {} KiB used in {} blocks, {} refused allocations",

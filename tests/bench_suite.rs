@@ -23,7 +23,11 @@ patchbay::qemu_directives!(
 fn kernel_main() -> ! {
     suite::run_all();
     let n = record::emitted();
-    assert_eq!(n, suite::expected_records(), "the suite emitted {n} records");
+    assert_eq!(
+        n,
+        suite::expected_records(),
+        "the suite emitted {n} records"
+    );
     assert!(n >= 60);
     println!("1 passed, 0 failed");
     exit::exit(exit::ExitCode::Success)

@@ -105,7 +105,11 @@ fn the_machinery_is_never_a_patch_site() {
     // Trampolines, handlers, the poke path, the harness and the exception paths are not
     // #[patchable]; every site is a subject (or a test's own function).
     for s in sites::all() {
-        assert!(s.name.starts_with("patchbay::subjects::"), "{} is a patch site", s.name);
+        assert!(
+            s.name.starts_with("patchbay::subjects::"),
+            "{} is a patch site",
+            s.name
+        );
     }
     for f in [
         patchbay::patch::poke::poke as *const () as u64,
