@@ -227,7 +227,8 @@ fn exit_handlers_see_return_values_and_per_call_data() {
             "{path:?}"
         );
     }
-    // fib: every exit paired with its own entry's data (the argument) and result.
+    // fib(20): 21891 nested and recursive calls, every exit paired with its own entry's data
+    // (the argument) and result.
     let fib = site("patchbay::subjects::fib");
     reset();
     let id = fprobe::register(
@@ -237,14 +238,24 @@ fn exit_handlers_see_return_values_and_per_call_data() {
         Mode::CallOps,
     )
     .unwrap();
-    assert_eq!(subjects::fib(12), 144);
+    assert_eq!(subjects::fib(20), 6765);
     fprobe::unregister(id).unwrap();
-    let fibs = [0u64, 1, 1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 144];
+    let mut fibs = [0u64; 21];
+    fibs[1] = 1;
+    for i in 2..21 {
+        fibs[i] = fibs[i - 1] + fibs[i - 2];
+    }
     let log = core::mem::take(&mut *EXIT_LOG.lock());
-    assert_eq!(log.len() as u64, subjects::fib_calls(12));
+    assert_eq!(log.len() as u64, subjects::fib_calls(20));
+    assert_eq!(ENTRIES.load(Ordering::Relaxed), subjects::fib_calls(20));
     assert!(
         log.iter()
             .all(|&(_, data, ret)| ret == fibs[(data - 1000) as usize])
+    );
+    assert_eq!(
+        log.last().map(|e| (e.1, e.2)),
+        Some((1020, 6765)),
+        "the outermost call returns last"
     );
     boot_state();
 }
