@@ -21,10 +21,26 @@ APT        := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 # Extra arguments for `pb run` (e.g. make qemu RUN_ARGS=--icount).
 RUN_ARGS   ?=
 
+# --- the board path (docs/boards.md) ---
+# The serial adapter wired to the board's UART, the mounted boot partition, the capture file.
+SERIAL     ?= /dev/ttyUSB0
+BOOT       ?=
+LOG        ?= target/$(BSP)/run.log
+# Extra arguments for `pb chainload` (e.g. CHAINBOOT_ARGS="--baud 115200").
+CHAINBOOT_ARGS ?=
+BOARD_OUT  := target/$(BSP)
+PI_BOARDS  := rpi3 rpi4
+CHAINLOADER_ELF := target/$(TARGET)/release/chainloader
+RPI3_FLAGS := -p patchbay --target $(TARGET) --release --no-default-features --features bsp_rpi3
+RPI4_FLAGS := -p patchbay --target $(TARGET) --release --no-default-features --features bsp_rpi4
+# Which kernel tests also run on the Raspberry Pi 3 under QEMU raspi3b.
+RPI3_TESTS := --lib --test boot --test patching --test board_rpi3 --test board_rpi3_el3
+
 BASE       ?= bench/baseline.jsonl
 
 .PHONY: help deps build pb qemu test test-host test-kernel bench bench-compare bench-baseline \
-        clippy fmt fmt-check gdb objdump nm clean
+        clippy fmt fmt-check gdb objdump nm clean image flash unflash chainloader \
+        flash-chainloader chainboot capture test-rpi3 test-boards pi-board qemu-machine
 
 help:
 	@echo "patchbay make targets (BSP=$(BSP)):"
@@ -41,6 +57,14 @@ help:
 	@echo "  make objdump    disassemble the kernel (llvm-objdump)"
 	@echo "  make nm         list kernel symbols by address (llvm-nm)"
 	@echo "  make clean      remove build outputs"
+	@echo "Raspberry Pi (BSP=rpi3 or BSP=rpi4; see docs/boards.md):"
+	@echo "  make BSP=rpi4 image       target/rpi4/boot/{kernel8.img,config.txt}"
+	@echo "  make BSP=rpi4 flash BOOT=/media/\$$USER/bootfs   copy them onto a mounted boot partition"
+	@echo "  make BSP=rpi4 unflash BOOT=...   put the card's original files back"
+	@echo "  make BSP=rpi4 flash-chainloader BOOT=...   flash the UART chainloader (once)"
+	@echo "  make BSP=rpi4 chainboot [SERIAL=/dev/ttyUSB0]   push the kernel, stream its console"
+	@echo "  make BSP=rpi4 capture [SERIAL=...] [LOG=file]   record a board's console"
+	@echo "  make test-rpi3  the Pi 3 path under QEMU raspi3b;  make test-boards  images, flash, chainloader"
 
 # --- dependencies -------------------------------------------------------------------------------
 # Each is installed only when missing; apt lists may be stale on a fresh machine, so update first.
@@ -61,8 +85,17 @@ pb:
 
 # --- run ----------------------------------------------------------------------------------------
 # Under icount PMCCNTR counts retired instructions exactly, so the table is reproducible.
-qemu: deps build pb
+# BSP=rpi3 runs under QEMU raspi3b; BSP=rpi4 has no QEMU machine (QEMU 7.2 has no raspi4b).
+qemu: qemu-machine deps build pb
 	$(PB) run --icount --table $(RUN_ARGS) $(KERNEL_ELF)
+
+qemu-machine:
+	@if [ "$(BSP)" = rpi4 ]; then \
+	    echo "make qemu: QEMU 7.2 (this machine's) has no raspi4b machine, so BSP=rpi4 cannot boot"; \
+	    echo "  under QEMU. Run it on a Raspberry Pi 4: make BSP=rpi4 image / flash / chainboot"; \
+	    echo "  (docs/boards.md), or try the Raspberry Pi path in QEMU with BSP=rpi3 (-M raspi3b)."; \
+	    exit 2; \
+	fi
 
 # --- benchmarks ---------------------------------------------------------------------------------
 bench: deps build pb
@@ -77,8 +110,45 @@ bench-baseline:
 	@test -f target/bench/latest.jsonl || { echo "run 'make bench' first"; exit 1; }
 	cp target/bench/latest.jsonl bench/baseline.jsonl
 
+# --- the board path -------------------------------------------------------------------------------
+pi-board:
+	@case " $(PI_BOARDS) " in *" $(BSP) "*) ;; *) \
+	    echo "make $(MAKECMDGOALS): set BSP=rpi3 or BSP=rpi4 (a Raspberry Pi), not $(BSP)"; exit 2;; esac
+
+# kernel8.img (raw image, symbols filled) + the matching config.txt.
+image: pi-board build pb
+	$(PB) image $(KERNEL_ELF) --out $(BOARD_OUT)/boot
+
+# Onto a mounted Raspberry Pi OS boot partition; replaced files are kept (*.orig, *.prev).
+flash: pi-board image
+	@test -n "$(BOOT)" || { echo "make flash: set BOOT=/path/to/the/mounted/boot/partition"; exit 2; }
+	$(PB) flash --boot "$(BOOT)" --from $(BOARD_OUT)/boot
+
+unflash: pb
+	@test -n "$(BOOT)" || { echo "make unflash: set BOOT=/path/to/the/mounted/boot/partition"; exit 2; }
+	$(PB) flash --restore --boot "$(BOOT)"
+
+# The UART chainloader (one image for both boards) + config.txt: flash it once.
+chainloader: pi-board pb
+	$(CARGO) build -p patchbay-chainloader --target $(TARGET) --release --bin chainloader
+	$(PB) image $(CHAINLOADER_ELF) --board $(BSP) --out $(BOARD_OUT)/chainloader
+
+flash-chainloader: chainloader
+	@test -n "$(BOOT)" || { echo "make flash-chainloader: set BOOT=/path/to/the/mounted/boot/partition"; exit 2; }
+	$(PB) flash --boot "$(BOOT)" --from $(BOARD_OUT)/chainloader
+
+# Push the kernel to the chainloader, then stream the console until the kernel's final line.
+chainboot: pi-board build pb
+	$(PB) chainload --serial $(SERIAL) --log $(LOG) $(CHAINBOOT_ARGS) $(KERNEL_ELF)
+
+# Record a board's console (e.g. a benchmark run) for `pb parse`.
+capture: pb
+	@mkdir -p $(dir $(LOG))
+	$(PB) capture --serial $(SERIAL) --out $(LOG)
+	@echo "now: $(PB) parse $(LOG)"
+
 # --- tests --------------------------------------------------------------------------------------
-test: deps test-host test-kernel
+test: deps test-host test-kernel test-rpi3 test-boards
 
 test-host:
 	$(CARGO) test --workspace --exclude patchbay
@@ -96,10 +166,42 @@ test-kernel: pb
 	    END{for (b in n) s+=n[b]; print s+0}'); \
 	echo "kernel: $$passed passed, 0 failed"
 
+# The Raspberry Pi 3 path under QEMU raspi3b (raw kernel8.img at 0x80000, entered at EL2, DTB
+# from pb): the library's unit tests, boot, patching and the board tests, each a kernel booted by
+# `pb run`, which reads the board from the ELF.
+test-rpi3: pb
+	@mkdir -p target
+	set -o pipefail; CARGO_TARGET_AARCH64_UNKNOWN_NONE_RUNNER="$(abspath $(PB)) run" \
+	    $(CARGO) test $(RPI3_FLAGS) $(RPI3_TESTS) 2>&1 | tee target/test-rpi3.log
+	@passed=$$(tr -d '\r' < target/test-rpi3.log | awk '/^[0-9]+ passed, 0 failed$$/{s+=$$1} END{print s+0}'); \
+	echo "rpi3 (QEMU raspi3b): $$passed passed, 0 failed"
+
+# The images (rpi4 kernel, rpi3 kernel, chainloader), then the host tests that need them: the
+# rpi4 image's load address, entry and BSP constants, flash, the chainloader end to end in QEMU
+# raspi3b (TCP and pty), capture + parse. Kernels go to target/boards/, not over $(KERNEL_ELF).
+test-boards: pb
+	@mkdir -p target/boards
+	$(CARGO) build $(RPI4_FLAGS) --bin kernel
+	cp $(KERNEL_ELF) target/boards/rpi4-kernel
+	$(PB) image target/boards/rpi4-kernel --out target/boards/rpi4-boot
+	$(CARGO) build $(RPI3_FLAGS) --bin kernel
+	cp $(KERNEL_ELF) target/boards/rpi3-kernel
+	$(CARGO) build -p patchbay-chainloader --target $(TARGET) --release --bin chainloader
+	$(PB) image $(CHAINLOADER_ELF) --board rpi3 --out target/boards/chainloader
+	PB_RPI4_ELF=$(abspath target/boards/rpi4-kernel) PB_RPI4_BOOT=$(abspath target/boards/rpi4-boot) \
+	PB_RPI3_KERNEL=$(abspath target/boards/rpi3-kernel) \
+	PB_CHAINLOADER_IMG=$(abspath target/boards/chainloader/kernel8.img) \
+	    $(CARGO) test -p patchbay-tool --test boards -- --ignored
+
 # --- quality ------------------------------------------------------------------------------------
+# Host crates (pb, the chainloader protocol, ...), then every kernel build: each board, and the
+# chainloader for the target.
 clippy:
 	$(CARGO) clippy --workspace --exclude patchbay --all-targets -- -D warnings
 	$(CARGO) clippy $(KFLAGS) --lib --bins --tests -- -D warnings
+	$(CARGO) clippy $(RPI3_FLAGS) --lib --bins --tests -- -D warnings
+	$(CARGO) clippy $(RPI4_FLAGS) --lib --bins -- -D warnings
+	$(CARGO) clippy -p patchbay-chainloader --target $(TARGET) --release --bins -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all

@@ -3,7 +3,7 @@
 
 use std::{env, path::PathBuf};
 
-const BOARDS: &[&str] = &["qemu_virt"];
+const BOARDS: &[&str] = &["qemu_virt", "rpi3", "rpi4"];
 
 /// `git describe`-style revision for the banner and benchmark headers.
 fn git_rev() -> String {

@@ -6,6 +6,8 @@
 // here parks in a WFE loop until SMP bring-up exists.
 //
 // What this file does, in order, before any Rust runs:
+//   0. if entered at EL3 (a Raspberry Pi booted without the firmware's armstub), do what the
+//      armstub does and drop to EL2,
 //   1. drop from EL2 to EL1 if needed (no traps for timers, PMU or FP/SIMD),
 //   2. enable FP/SIMD at EL1 (rustc emits SIMD for ordinary code),
 //   3. set SP_EL1 (exception stack) and SP_EL0 (kernel stack) and run on SP_EL0 (EL1t),
@@ -40,12 +42,56 @@ primary_entry:
 
         mrs     x1, CurrentEL
         lsr     x1, x1, #2
+        mov     x20, x1                 // x20 = the EL we were entered at
+        cmp     x1, #3
+        b.eq    from_el3
         cmp     x1, #2
         b.eq    from_el2
         cmp     x1, #1
-        b.ne    park                    // EL3 or EL0: not supported here (see the board BSPs)
-        mov     x20, #1                 // x20 = the EL we were entered at
+        b.ne    park                    // EL0: cannot happen on a boot path
         b       at_el1
+
+from_el3:
+        // The firmware's armstub normally does this and enters us at EL2; a custom armstub,
+        // `kernel_old=1` or QEMU's -bios leaves us at EL3.
+        // CNTFRQ_EL0 is writable only at EL3: give it the board's frequency if nobody did.
+        // __board_counter_hz comes from the board's board.ld (weak: 0 where a board has none).
+        mrs     x1, cntfrq_el0
+        cbnz    x1, 1f
+        ldr     x1, =__board_counter_hz
+        cbz     x1, 1f
+        msr     cntfrq_el0, x1
+1:
+        // Cortex-A53 (part 0xd03) / A72 (0xd08): CPUECTLR_EL1.SMPEN = 1, so the caches take part
+        // in coherency once enabled (the armstub sets it; it must be set before caches are on).
+        mrs     x1, midr_el1
+        ubfx    x1, x1, #4, #12
+        cmp     x1, #0xd03
+        b.eq    2f
+        cmp     x1, #0xd08
+        b.ne    3f
+2:      mrs     x1, s3_1_c15_c2_1       // CPUECTLR_EL1
+        orr     x1, x1, #(1 << 6)       // SMPEN
+        msr     s3_1_c15_c2_1, x1
+3:
+        // SCR_EL3: RW=1 (EL2 is AArch64), HCE=1 (HVC enabled), SMD=1 (no secure monitor here),
+        // bits 5:4 RES1, NS=1 (EL2 and EL1 are non-secure).
+        mov     x1, #0x5b1
+        msr     scr_el3, x1
+        // CPTR_EL3 = 0 (no FP/SIMD traps to EL3); MDCR_EL3 = 0 (no PMU or debug traps to EL3).
+        msr     cptr_el3, xzr
+        msr     mdcr_el3, xzr
+        // SCTLR_EL2 in a known state: MMU and caches off, RES1 bits set (0x30c50830).
+        mov     x1, #0x0830
+        movk    x1, #0x30c5, lsl #16
+        msr     sctlr_el2, x1
+        // "Return" to EL2h with D, A, I, F masked, and continue as if entered there.
+        mov     x1, #0x3c9
+        msr     spsr_el3, x1
+        adr     x1, from_el2
+        msr     elr_el3, x1
+        eret
+        .weak   __board_counter_hz
 
 from_el2:
         // EL1 may read the physical counter and use the physical timer; no virtual offset.
@@ -86,8 +132,6 @@ from_el2:
         eret
 
 el1_from_el2:
-        mov     x20, #2
-
 at_el1:
         // CPACR_EL1.FPEN = 0b11: FP/SIMD does not trap at EL1/EL0. Must precede any Rust code.
         mov     x1, #(3 << 20)

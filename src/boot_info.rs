@@ -11,7 +11,9 @@ use patchbay_pure::layout::Range;
 
 use crate::{arch::psci, bsp};
 
-const MAX_TEXT: usize = 128;
+/// Room for the model and the boot arguments (the Raspberry Pi firmware prepends ~300 bytes of
+/// its own arguments to cmdline.txt).
+const MAX_TEXT: usize = 1024;
 
 /// A small fixed-capacity string (no heap exists when the DTB is read).
 #[derive(Clone, Copy)]
@@ -106,10 +108,30 @@ pub unsafe fn record(dtb: u64, entry_el: u64) {
     // SAFETY: the caller guarantees exclusive access (see `Cell`).
     let info = unsafe { &mut *INFO.0.get() };
     info.entry_el = entry_el as u8;
+    // Board bring-up the console depends on (pin muxing); MMU off, before any output.
+    bsp::init_early();
+    // SAFETY: boot CPU with the MMU off, as the caller guarantees.
+    unsafe { read_dtb(info, dtb) };
+    if !info.ram_from_dtb
+        // SAFETY: as above.
+        && let Some(ram) = unsafe { bsp::firmware_ram() }
+    {
+        info.ram = ram;
+    }
+}
+
+/// The DTB part of [`record`].
+///
+/// # Safety
+/// As [`record`].
+unsafe fn read_dtb(info: &mut BootInfo, dtb: u64) {
     if dtb == 0 {
         info.dtb_problem = Some("no DTB passed in x0 (boot an Image/raw binary, not an ELF)");
         return;
     }
+    // SAFETY: the boot loader placed a DTB at this address (the boot protocol); it is ours to
+    // rewrite (nothing else reads it), and the MMU is off so plain accesses reach RAM.
+    unsafe { strip_nops_in_place(dtb) };
     // SAFETY: the boot loader placed a DTB at this address (the boot protocol).
     let fdt = match unsafe { fdt::Fdt::from_ptr(dtb as *const u8) } {
         Ok(f) => f,
@@ -119,16 +141,31 @@ pub unsafe fn record(dtb: u64, entry_el: u64) {
         }
     };
     info.dtb = Range::new(dtb, dtb + fdt.total_size() as u64);
-    if let Some(r) = fdt.memory().regions().next()
+    // Firmware DTBs vary: look nodes up rather than use the `fdt` accessors that panic when a
+    // node is missing.
+    if let Some(r) = fdt
+        .find_node("/memory")
+        .and_then(|n| n.reg())
+        .and_then(|mut regs| regs.next())
         && let Some(size) = r.size
     {
         let start = r.starting_address as u64;
         info.ram = Range::new(start, start + size as u64);
         info.ram_from_dtb = true;
     }
-    info.cpus = fdt.cpus().count().max(1) as u32;
-    info.model.set(fdt.root().model());
-    if let Some(args) = fdt.chosen().bootargs() {
+    if fdt.find_node("/cpus").is_some() {
+        info.cpus = fdt.cpus().count().max(1) as u32;
+    }
+    if let Some(model) = fdt
+        .find_node("/")
+        .and_then(|n| n.property("model"))
+        .and_then(|p| p.as_str())
+    {
+        info.model.set(model);
+    }
+    if fdt.find_node("/chosen").is_some()
+        && let Some(args) = fdt.chosen().bootargs()
+    {
         info.bootargs.set(args);
     }
     let method = fdt
@@ -140,4 +177,119 @@ pub unsafe fn record(dtb: u64, entry_el: u64) {
         Some("smc") => psci::Conduit::Smc,
         _ => psci::Conduit::None,
     });
+}
+
+const FDT_MAGIC: u32 = 0xd00d_feed;
+const FDT_BEGIN_NODE: u32 = 1;
+const FDT_PROP: u32 = 3;
+const FDT_NOP: u32 = 4;
+const FDT_END: u32 = 9;
+/// Refuse to touch a "DTB" claiming to be larger than this.
+const FDT_MAX: usize = 1 << 20;
+
+/// Remove FDT_NOP tokens from the structure block of the DTB at `dtb`, in place.
+///
+/// Loaders that edit a DTB with libfdt leave NOPs where they deleted a node (QEMU does it to
+/// every memory node it replaces; the Raspberry Pi firmware may, applying overlays), and the
+/// `fdt` crate then fails to find the nodes after them.
+///
+/// # Safety
+/// `dtb` is 0 or the address of a DTB in RAM that nothing else uses, MMU off.
+unsafe fn strip_nops_in_place(dtb: u64) {
+    let p = dtb as *mut u8;
+    // SAFETY: the caller passes a DTB (at least its 40-byte header) or garbage; reading the
+    // header is harmless either way, and only a valid magic leads to more.
+    let header = unsafe { core::slice::from_raw_parts(p, 8) };
+    let be = |b: &[u8], at: usize| u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
+    if be(header, 0) != FDT_MAGIC {
+        return;
+    }
+    let total = be(header, 4) as usize;
+    if !(40..=FDT_MAX).contains(&total) {
+        return;
+    }
+    // SAFETY: a valid header says the blob is `total` bytes long, and it is ours (see above).
+    let blob = unsafe { core::slice::from_raw_parts_mut(p, total) };
+    let _ = strip_nops(blob);
+}
+
+/// [`strip_nops_in_place`] on a slice: compacts the structure block and shrinks its size in the
+/// header. `None` (and the blob untouched or still valid) if the blob is malformed.
+fn strip_nops(blob: &mut [u8]) -> Option<usize> {
+    let be = |b: &[u8], at: usize| -> Option<u32> {
+        Some(u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?))
+    };
+    let off = be(blob, 8)? as usize;
+    let size = be(blob, 36)? as usize;
+    let end = off.checked_add(size).filter(|&e| e <= blob.len())?;
+    let (mut read, mut write, mut removed) = (off, off, 0);
+    while read < end {
+        let token = be(blob, read)?;
+        let len = match token {
+            FDT_BEGIN_NODE => {
+                let name = blob.get(read + 4..end)?;
+                4 + (name.iter().position(|&b| b == 0)? + 1).next_multiple_of(4)
+            }
+            FDT_PROP => 12 + (be(blob, read + 4)? as usize).next_multiple_of(4),
+            FDT_NOP => {
+                read += 4;
+                removed += 1;
+                continue;
+            }
+            _ => 4,
+        };
+        if read + len > end {
+            return None;
+        }
+        blob.copy_within(read..read + len, write);
+        read += len;
+        write += len;
+        if token == FDT_END {
+            break;
+        }
+    }
+    blob[36..40].copy_from_slice(&((write - off) as u32).to_be_bytes());
+    Some(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernel_test;
+
+    #[kernel_test]
+    fn fdt_nops_are_stripped() {
+        // Header (40 bytes) then: BEGIN "" NOP NOP PROP(len 3) BEGIN "a" END END FDT_END.
+        let mut blob = [0u8; 40 + 60];
+        let words: [u32; 15] = [
+            FDT_BEGIN_NODE,
+            0,
+            FDT_NOP,
+            FDT_NOP,
+            FDT_PROP,
+            3,
+            0,
+            0x6869_2100,
+            FDT_BEGIN_NODE,
+            0x6100_0000,
+            2,
+            2,
+            FDT_END,
+            0,
+            0,
+        ];
+        for (i, w) in words.iter().enumerate() {
+            blob[40 + 4 * i..44 + 4 * i].copy_from_slice(&w.to_be_bytes());
+        }
+        blob[0..4].copy_from_slice(&FDT_MAGIC.to_be_bytes());
+        blob[8..12].copy_from_slice(&40u32.to_be_bytes());
+        blob[36..40].copy_from_slice(&52u32.to_be_bytes());
+        assert_eq!(strip_nops(&mut blob), Some(2));
+        assert_eq!(&blob[36..40], &44u32.to_be_bytes());
+        assert_eq!(&blob[48..52], &FDT_PROP.to_be_bytes());
+        assert_eq!(&blob[80..84], &FDT_END.to_be_bytes());
+        // Malformed: a property running past the block.
+        blob[36..40].copy_from_slice(&16u32.to_be_bytes());
+        assert_eq!(strip_nops(&mut blob), None);
+    }
 }

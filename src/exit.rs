@@ -1,5 +1,5 @@
 //! Ending a run: semihosting exit code on QEMU, PSCI SYSTEM_OFF without semihosting, a final
-//! line and a halt on boards without either.
+//! line ([`HALT_LINE`]) and a halt on boards whose BSP says so (`bsp::EXIT`).
 
 use crate::{arch, bsp, console};
 
@@ -17,12 +17,23 @@ pub fn exit(code: ExitCode) -> ! {
     exit_with(code as u32)
 }
 
+/// What a board without semihosting prints last, followed by the exit code: the host tools
+/// (`pb run`, `pb chainload`, `pb capture`) take the code from this line.
+pub const HALT_LINE: &str = "patchbay: halted with exit code";
+
 /// End the run with a raw exit code.
 pub fn exit_with(code: u32) -> ! {
     console::flush();
-    if bsp::EXIT == bsp::ExitMethod::Semihosting {
-        arch::semihosting::exit(code);
+    if bsp::EXIT == bsp::ExitMethod::Halt {
+        // A board: nobody can receive the code but the person (or host tool) reading the console.
+        let _ = core::fmt::Write::write_fmt(
+            &mut console::emergency(),
+            format_args!("{HALT_LINE} {code} (reset the board to run again)\n"),
+        );
+        console::flush();
+        arch::cpu::halt()
     }
+    arch::semihosting::exit(code);
     // Still here: no semihosting. The code cannot be returned, so say it.
     let _ = core::fmt::Write::write_fmt(
         &mut console::emergency(),

@@ -1,4 +1,5 @@
-//! Boot facts, heap, W^X and the cycle counter, checked inside QEMU `virt` with 2 CPUs and 1 GiB.
+//! Boot facts, heap, W^X and the cycle counter, checked inside QEMU `virt` with 2 CPUs and 1 GiB
+//! (and, built with `bsp_rpi3`, inside QEMU `raspi3b` with the DTB `pb run` writes for it).
 #![no_std]
 #![no_main]
 #![feature(custom_test_frameworks)]
@@ -12,6 +13,7 @@ use alloc::{boxed::Box, collections::BTreeMap, vec::Vec};
 use patchbay::{arch, bench::clock, boot_info, kernel_test, memory, symbols};
 use patchbay_pure::pagetable;
 
+#[cfg(feature = "bsp_qemu_virt")]
 patchbay::qemu_directives!(
     "smp=2",
     "memory=1G",
@@ -19,6 +21,32 @@ patchbay::qemu_directives!(
     "expect_console=entered at EL1, running at EL1",
     "expect_console=2 CPU(s), RAM 0x40000000..0x80000000 (1024 MiB)",
 );
+
+/// What the QEMU command line above promises.
+#[cfg(feature = "bsp_qemu_virt")]
+mod expect {
+    pub const CPUS: u32 = 2;
+    pub const RAM: (u64, u64) = (0x4000_0000, 1 << 30);
+    pub const ENTRY_EL: u8 = 1;
+    pub const MODEL: &str = "linux,dummy-virt";
+}
+
+// Raspberry Pi 3 under QEMU raspi3b: the firmware's entry at EL2 and pb's DTB (4 CPUs, the ARM's
+// 960 MiB of the 1 GiB).
+#[cfg(not(feature = "bsp_qemu_virt"))]
+patchbay::qemu_directives!(
+    "expect_console=patchbay 0.1.0",
+    "expect_console=entered at EL2, running at EL1",
+    "expect_console=4 CPU(s), RAM 0x0..0x3c000000 (960 MiB)",
+);
+
+#[cfg(not(feature = "bsp_qemu_virt"))]
+mod expect {
+    pub const CPUS: u32 = 4;
+    pub const RAM: (u64, u64) = (0, 0x3c00_0000);
+    pub const ENTRY_EL: u8 = 2;
+    pub const MODEL: &str = "Raspberry Pi 3 Model B (QEMU raspi3b, DTB by pb)";
+}
 
 #[unsafe(no_mangle)]
 fn kernel_main() -> ! {
@@ -30,12 +58,12 @@ fn kernel_main() -> ! {
 fn dtb_facts_match_the_qemu_command_line() {
     let info = boot_info::get();
     assert_eq!(info.dtb_problem, None);
-    assert_eq!(info.cpus, 2);
+    assert_eq!(info.cpus, expect::CPUS);
     assert!(info.ram_from_dtb);
-    assert_eq!((info.ram.start, info.ram.len()), (0x4000_0000, 1 << 30));
-    assert_eq!(info.entry_el, 1);
+    assert_eq!((info.ram.start, info.ram.len()), expect::RAM);
+    assert_eq!(info.entry_el, expect::ENTRY_EL);
     assert_eq!(arch::cpu::current_el(), 1);
-    assert_eq!(info.model.as_str(), "linux,dummy-virt");
+    assert_eq!(info.model.as_str(), expect::MODEL);
     assert!(info.bootarg("patchbay.clock").is_some());
 }
 

@@ -38,7 +38,7 @@ pub enum Mode {
 }
 
 impl Mode {
-    pub fn name(self) -> &'static str {
+    pub const fn name(self) -> &'static str {
         match self {
             Mode::QemuIcount => "qemu-icount",
             Mode::Qemu => "qemu",

@@ -1,4 +1,5 @@
-//! Arm PrimeCell PL011 UART (Arm DDI 0183G), polled transmit only.
+//! Arm PrimeCell PL011 UART (Arm DDI 0183G), polled: transmit for the console, receive for the
+//! chainloader (which includes this file).
 //!
 //! Register names and fields follow the TRM. On QEMU the UART works without initialisation; on a
 //! board the BSP passes the UART clock so the baud-rate divisor is right.
@@ -113,6 +114,17 @@ impl Pl011 {
         r.LCR_H
             .write(LCR_H::WLEN::EightBit + LCR_H::FEN::FifosEnabled);
         r.CR.write(CR::UARTEN::SET + CR::TXE::SET + CR::RXE::SET);
+    }
+
+    /// The next received byte, if the receive FIFO holds one. Framing, parity, break and
+    /// overrun flags (DR bits 8-11) are dropped: the chainloader's checksum catches their effect.
+    pub fn try_read_byte(&self) -> Option<u8> {
+        let r = self.regs();
+        if r.FR.is_set(FR::RXFE) {
+            None
+        } else {
+            Some((r.DR.get() & 0xff) as u8)
+        }
     }
 
     pub fn write_byte(&self, b: u8) {

@@ -22,3 +22,16 @@ pub const EXIT: super::ExitMethod = super::ExitMethod::Semihosting;
 /// Clock mode when the runner passed no `patchbay.clock=` boot argument: this machine only
 /// exists in an emulator, so its counter never counts real cycles.
 pub const DEFAULT_CLOCK_MODE: crate::bench::clock::Mode = crate::bench::clock::Mode::Qemu;
+
+crate::common_board_facts!("virt", 0x4008_0000, 62_500_000);
+
+/// Nothing to bring up before the console: QEMU's PL011 needs no pin muxing.
+pub fn init_early() {}
+
+/// QEMU always passes a DTB with a memory node; there is no firmware to ask.
+///
+/// # Safety
+/// None needed; `unsafe` only to match the other boards.
+pub unsafe fn firmware_ram() -> Option<Range> {
+    None
+}

@@ -19,10 +19,16 @@
 //! | `repeat` | boot this many times (≥ 1) | 1 |
 //! | `same_lines` | line prefix: those lines must be present in, and identical across, all boots | |
 //! | `bootargs` | extra kernel arguments (repeatable; appended in order) | |
+//! | `boot` | `kernel`: QEMU's `-kernel` (a DTB in x0, entered at EL2 or EL1); `el3`: loaded raw at the board's load address and entered at EL3 with no DTB, as with a Raspberry Pi without the firmware's armstub (raspi machines) | `kernel` |
+//!
+//! The kernel's BSP adds its board's facts (`board=rpi3`, `board_*` keys; see [`board::Facts`]):
+//! they choose the QEMU machine when no `machine` is given, and `pb image` reads them.
 //!
 //! A scalar key given twice keeps the last value.
 
 use anyhow::{Context, Result, bail};
+
+use crate::board;
 
 /// Name of the ELF section holding the directives.
 pub const SECTION: &str = ".patchbay.qemu";
@@ -41,7 +47,20 @@ pub const KEYS: &[&str] = &[
     "repeat",
     "same_lines",
     "bootargs",
+    "boot",
+    "board",
+    "board_*",
 ];
+
+/// How QEMU starts the kernel (directive `boot`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BootMode {
+    /// `-kernel`: as a boot loader would (DTB in x0).
+    #[default]
+    Kernel,
+    /// Raw at the load address, entered at EL3 with no DTB.
+    El3,
+}
 
 /// Parsed directives; `None` / empty means "not given" (the defaults live in `cmd::run`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -58,6 +77,9 @@ pub struct Directives {
     pub repeat: Option<u32>,
     pub same_lines: Option<String>,
     pub bootargs: Vec<String>,
+    pub boot: BootMode,
+    /// The board the kernel was built for (written by its BSP).
+    pub board: board::Facts,
 }
 
 impl Directives {
@@ -121,6 +143,14 @@ fn parse_line(d: &mut Directives, line: &str) -> Result<()> {
                 d.bootargs.push(value.to_string());
             }
         }
+        "boot" => {
+            d.boot = match value {
+                "kernel" => BootMode::Kernel,
+                "el3" => BootMode::El3,
+                _ => bail!("`boot` must be `kernel` or `el3`, not `{value}`"),
+            }
+        }
+        _ if d.board.set(key, value)? => {}
         _ => bail!("unknown key `{key}` (known keys: {})", KEYS.join(", ")),
     }
     Ok(())
@@ -173,6 +203,9 @@ repeat=3
 same_lines=@det
 bootargs=a=1 b
 bootargs=c
+boot=el3
+board=rpi3
+board_kernel_load=0x80000
 ";
         let d = parse(text.as_bytes()).unwrap();
         assert_eq!(
@@ -190,6 +223,12 @@ bootargs=c
                 repeat: Some(3),
                 same_lines: Some("@det".into()),
                 bootargs: vec!["a=1 b".into(), "c".into()],
+                boot: BootMode::El3,
+                board: crate::board::Facts {
+                    name: Some("rpi3".into()),
+                    kernel_load: Some(0x80000),
+                    ..Default::default()
+                },
             }
         );
         assert!(d.has_expectations());
@@ -237,6 +276,8 @@ bootargs=c
             ("expect_console=", "`expect_console` needs a value"),
             ("same_lines=  ", "`same_lines` needs a value"),
             ("machine", "expected `key=value`"),
+            ("boot=el2", "`boot` must be `kernel` or `el3`"),
+            ("board_uart_base=x", "`x` is not a number"),
         ] {
             let msg = format!("{:#}", parse(text.as_bytes()).unwrap_err());
             assert!(msg.contains(needle), "{text}: {msg}");

@@ -21,9 +21,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+mod board;
 mod cmd;
 mod directives;
+mod fdt;
 mod image;
+mod link;
 mod outputs;
 mod plot;
 mod qemu;
@@ -42,7 +45,7 @@ struct Cli {
 }
 
 /// Exit code when `pb` itself fails (bad ELF, QEMU missing, I/O error).
-const EXIT_ERROR: u8 = 2;
+pub const EXIT_ERROR: u8 = 2;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -8,7 +8,13 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
 use anyhow::{Context, Result, bail};
+
+use crate::board;
+use crate::directives::BootMode;
 
 /// The QEMU binary looked up on `PATH` when `--qemu` is not given.
 pub const DEFAULT_QEMU: &str = "qemu-system-aarch64";
@@ -28,6 +34,22 @@ pub struct QemuConfig {
     pub kernel: PathBuf,
     /// Kernel arguments after the `patchbay.clock=` one.
     pub bootargs: Vec<String>,
+    /// A DTB to pass (`-dtb`): machines that make none (raspi).
+    pub dtb: Option<PathBuf>,
+    /// How the kernel is started.
+    pub boot: BootMode,
+    /// Where `BootMode::El3` places the raw image (the board's load address).
+    pub load_addr: u64,
+    /// `BootMode::El3`: a tiny image at address 0 that parks the other CPUs (they start there).
+    pub park: Option<PathBuf>,
+}
+
+/// `wfe; b .-4`: what the secondary CPUs run when QEMU starts them all at address 0.
+pub const PARK_CODE: [u8; 8] = [0x5f, 0x20, 0x03, 0xd5, 0xff, 0xff, 0xff, 0x17];
+
+/// A path inside a QEMU `-device` option value (commas are doubled).
+fn option_path(p: &Path) -> String {
+    p.display().to_string().replace(',', ",,")
 }
 
 impl QemuConfig {
@@ -75,8 +97,30 @@ impl QemuConfig {
         if self.gdb {
             argv.extend(["-s".into(), "-S".into()]);
         }
-        argv.extend(["-kernel".into(), self.kernel.clone().into()]);
-        argv.extend(["-append".into(), self.kernel_cmdline().into()]);
+        match self.boot {
+            BootMode::Kernel => {
+                argv.extend(["-kernel".into(), self.kernel.clone().into()]);
+                if let Some(dtb) = &self.dtb {
+                    argv.extend(["-dtb".into(), dtb.clone().into()]);
+                }
+                argv.extend(["-append".into(), self.kernel_cmdline().into()]);
+            }
+            BootMode::El3 => {
+                if let Some(park) = &self.park {
+                    argv.push("-device".into());
+                    argv.push(format!("loader,file={},addr=0", option_path(park)).into());
+                }
+                argv.push("-device".into());
+                argv.push(
+                    format!(
+                        "loader,file={},addr={:#x},cpu-num=0,force-raw=on",
+                        option_path(&self.kernel),
+                        self.load_addr
+                    )
+                    .into(),
+                );
+            }
+        }
         argv
     }
 }
@@ -117,6 +161,9 @@ pub fn shell_quote(arg: &OsStr) -> String {
 pub enum Ending {
     /// QEMU exited with this status: the kernel's semihosting exit code.
     Exited(i32),
+    /// The kernel printed the board's final line with this exit code and halted; we stopped
+    /// QEMU (how a run ends on a board without semihosting).
+    Halted(i32),
     /// QEMU died without an exit code (a signal); the text says which.
     Killed,
     /// We killed QEMU after the timeout.
@@ -149,7 +196,7 @@ impl Boot {
 
 /// Copies `from` to `to` line by line as it arrives, returning the lines (lossy UTF-8, without
 /// `\n` / `\r\n`). A last line without newline is forwarded too.
-fn tee_lines(from: impl Read, mut to: impl Write) -> Vec<String> {
+fn tee_lines(from: impl Read, mut to: impl Write, mut on_line: impl FnMut(&str)) -> Vec<String> {
     let mut reader = BufReader::new(from);
     let mut lines = Vec::new();
     let mut buf = Vec::new();
@@ -162,7 +209,9 @@ fn tee_lines(from: impl Read, mut to: impl Write) -> Vec<String> {
                 let _ = to.write_all(&buf).and_then(|()| to.flush());
                 let line = buf.strip_suffix(b"\n").unwrap_or(&buf);
                 let line = line.strip_suffix(b"\r").unwrap_or(line);
-                lines.push(String::from_utf8_lossy(line).into_owned());
+                let line = String::from_utf8_lossy(line).into_owned();
+                on_line(&line);
+                lines.push(line);
             }
         }
     }
@@ -199,13 +248,30 @@ pub fn boot(
     };
     let out = child.stdout.take().context("QEMU stdout")?;
     let err = child.stderr.take().context("QEMU stderr")?;
-    let out_thread = thread::spawn(move || tee_lines(out, out_sink));
-    let err_thread = thread::spawn(move || tee_lines(err, err_sink));
+    // A board's final line ends the run with its code (-1: not seen).
+    let halted = Arc::new(AtomicI64::new(-1));
+    let seen = Arc::clone(&halted);
+    let out_thread = thread::spawn(move || {
+        tee_lines(out, out_sink, |line| {
+            if let Some(code) = board::halt_code(line) {
+                seen.store(i64::from(code), Ordering::SeqCst);
+            }
+        })
+    });
+    let err_thread = thread::spawn(move || tee_lines(err, err_sink, |_| {}));
 
     let deadline = timeout.map(|t| Instant::now() + t);
+    let mut halt: Option<i32> = None;
     let status: Option<ExitStatus> = loop {
         if let Some(status) = child.try_wait().context("waiting for QEMU")? {
             break Some(status);
+        }
+        let code = halted.load(Ordering::SeqCst);
+        if code >= 0 {
+            halt = Some(code as i32);
+            let _ = child.kill();
+            child.wait().context("reaping QEMU")?;
+            break None;
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
             // Already exited in between is fine; the wait below reaps it either way.
@@ -218,6 +284,7 @@ pub fn boot(
     let stdout = out_thread.join().unwrap_or_default();
     let stderr = err_thread.join().unwrap_or_default();
     let (ending, signal) = match status {
+        None if halt.is_some() => (Ending::Halted(halt.unwrap_or(1)), None),
         None => (Ending::TimedOut, None),
         Some(s) => match s.code() {
             Some(code) => (Ending::Exited(code), None),
@@ -253,6 +320,10 @@ mod tests {
             gdb: false,
             kernel: "target/kernel.elf.bin".into(),
             bootargs: vec![],
+            dtb: None,
+            boot: BootMode::Kernel,
+            load_addr: 0x4008_0000,
+            park: None,
         }
     }
 
@@ -337,6 +408,7 @@ mod tests {
             smp: None,
             memory: None,
             kernel: "kernel8.img".into(),
+            dtb: Some("k.dtb".into()),
             ..virt()
         };
         assert_eq!(
@@ -355,8 +427,26 @@ mod tests {
                 "enable=on,target=native",
                 "-kernel",
                 "kernel8.img",
+                "-dtb",
+                "k.dtb",
                 "-append",
                 "patchbay.clock=qemu",
+            ]
+        );
+        let el3 = QemuConfig {
+            boot: BootMode::El3,
+            load_addr: 0x80000,
+            park: Some("a,b.park".into()),
+            ..cfg
+        };
+        let argv = strings(&el3.argv());
+        assert_eq!(
+            argv[argv.len() - 4..],
+            [
+                "-device",
+                "loader,file=a,,b.park,addr=0",
+                "-device",
+                "loader,file=kernel8.img,addr=0x80000,cpu-num=0,force-raw=on"
             ]
         );
     }
@@ -377,7 +467,9 @@ mod tests {
     fn tee_forwards_and_captures() {
         let input: &[u8] = b"one\r\ntwo\n\nlast without newline";
         let mut forwarded = Vec::new();
-        let lines = tee_lines(input, &mut forwarded);
+        let mut seen = Vec::new();
+        let lines = tee_lines(input, &mut forwarded, |l| seen.push(l.to_string()));
+        assert_eq!(seen, lines);
         assert_eq!(forwarded, input);
         assert_eq!(lines, ["one", "two", "", "last without newline"]);
     }
@@ -401,6 +493,23 @@ mod tests {
         assert_eq!(boot.stdout, ["console line"]);
         assert_eq!(boot.stderr, ["oops"]);
         assert_eq!(boot.console(), "console line\noops");
+    }
+
+    #[test]
+    fn boot_ends_at_the_halt_line() {
+        // A "board" that prints its final line and then hangs, as the Pi BSPs do.
+        let argv: Vec<OsString> = [
+            "sh",
+            "-c",
+            "echo tests ok; echo 'patchbay: halted with exit code 3 (reset the board to run again)'; exec sleep 30",
+        ]
+        .map(Into::into)
+        .to_vec();
+        let t0 = Instant::now();
+        let boot = boot(&argv, Some(Duration::from_secs(20)), io::sink(), io::sink()).unwrap();
+        assert_eq!(boot.ending, Ending::Halted(3));
+        assert_eq!(boot.stdout[0], "tests ok");
+        assert!(t0.elapsed() < Duration::from_secs(10));
     }
 
     #[test]

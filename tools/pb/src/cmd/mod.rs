@@ -7,7 +7,12 @@ use std::process::ExitCode;
 use clap::Subcommand;
 
 pub mod bench;
+pub mod capture;
+pub mod chainload;
 pub mod compare;
+pub mod dtb;
+pub mod flash;
+pub mod image;
 pub mod objcopy;
 pub mod parse;
 pub mod run;
@@ -24,6 +29,16 @@ pub enum Command {
     Parse(parse::Args),
     /// Compare the medians of two runs; exit 1 on a regression or a missing record.
     Compare(compare::Args),
+    /// Write kernel8.img and config.txt for a Raspberry Pi from a kernel (or chainloader) ELF.
+    Image(image::Args),
+    /// Copy kernel8.img and config.txt onto a mounted Raspberry Pi boot partition.
+    Flash(flash::Args),
+    /// Push a kernel over the UART to the chainloader on a board, then stream its console.
+    Chainload(chainload::Args),
+    /// Record a board's console to a file (for `pb parse`).
+    Capture(capture::Args),
+    /// Write the DTB `pb run` gives QEMU raspi3b.
+    Dtb(dtb::Args),
 }
 
 impl Command {
@@ -35,6 +50,11 @@ impl Command {
             Command::Bench(args) => bench::main(args),
             Command::Parse(args) => parse::main(args),
             Command::Compare(args) => compare::main(args),
+            Command::Image(args) => image::main(args),
+            Command::Flash(args) => flash::main(args),
+            Command::Chainload(args) => chainload::main(args),
+            Command::Capture(args) => capture::main(args),
+            Command::Dtb(args) => dtb::main(args),
         }
     }
 }

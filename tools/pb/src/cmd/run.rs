@@ -18,9 +18,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 
-use crate::directives::{self, Directives};
+use crate::directives::{self, BootMode, Directives};
+use crate::fdt;
 use crate::image;
 use crate::outputs;
 use crate::qemu::{self, Ending, QemuConfig};
@@ -99,10 +100,12 @@ pub struct Plan {
 
 /// Resolves the run: options override directives, which override the defaults.
 pub fn plan(args: &Args, d: &Directives) -> Plan {
+    // The board the kernel was built for picks the machine unless told otherwise.
     let machine = args
         .machine
         .clone()
         .or_else(|| d.machine.clone())
+        .or_else(|| d.board.machine.clone())
         .unwrap_or("virt".into());
     let is_virt = machine.split(',').next() == Some("virt");
     let default = |value: &str| is_virt.then(|| value.to_string());
@@ -140,6 +143,10 @@ pub fn plan(args: &Args, d: &Directives) -> Plan {
             gdb: args.gdb,
             kernel: PathBuf::new(),
             bootargs: d.bootargs.iter().chain(&args.bootargs).cloned().collect(),
+            dtb: None,
+            boot: d.boot,
+            load_addr: d.board.kernel_load.unwrap_or(0x8_0000),
+            park: None,
         },
         timeout,
         repeat: d.repeat.unwrap_or(1),
@@ -149,8 +156,13 @@ pub fn plan(args: &Args, d: &Directives) -> Plan {
 
 /// `<elf>.bin`, next to the ELF.
 fn bin_path(elf: &Path) -> PathBuf {
-    let mut name: OsString = elf.as_os_str().to_owned();
-    name.push(".bin");
+    with_suffix(elf, ".bin")
+}
+
+/// `<path><suffix>`.
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut name: OsString = path.as_os_str().to_owned();
+    name.push(suffix);
     PathBuf::from(name)
 }
 
@@ -220,12 +232,47 @@ pub fn run(args: &Args, sinks: &mut dyn FnMut() -> (Sink, Sink)) -> Result<Outco
         None => Directives::default(),
     };
     let mut plan = plan(args, &directives);
+    if plan.qemu.machine == "none" {
+        let board = directives.board.name.as_deref().unwrap_or("this board");
+        bail!(
+            "{} is built for {board}, and QEMU has no machine for it (QEMU 7.2 has no \
+             raspi4b). Run it on the board (`make BSP={board} image`, `flash` or `chainboot`; \
+             see docs/boards.md), or build BSP=rpi3 to run the Raspberry Pi path under \
+             QEMU -M raspi3b",
+            args.kernel.display()
+        );
+    }
     plan.qemu.qemu = qemu::locate(args.qemu.as_deref())?;
     let bin = bin_path(&args.kernel);
     fs::write(&bin, &image.bytes).with_context(|| format!("cannot write {}", bin.display()))?;
     plan.qemu.kernel = bin.clone();
+    let mut extra = Vec::new();
+    if plan.qemu.machine.starts_with("raspi") {
+        match plan.qemu.boot {
+            // QEMU makes no DTB for the raspi machines: give the kernel the one the firmware
+            // would (memory, CPUs, bootargs).
+            BootMode::Kernel => {
+                let dtb = with_suffix(&args.kernel, ".dtb");
+                let blob = fdt::raspi3b(&plan.qemu.kernel_cmdline());
+                fs::write(&dtb, blob).with_context(|| format!("cannot write {}", dtb.display()))?;
+                plan.qemu.dtb = Some(dtb.clone());
+                extra.push(dtb);
+            }
+            // Every CPU starts at 0: park the others there.
+            BootMode::El3 => {
+                let park = with_suffix(&args.kernel, ".park");
+                fs::write(&park, qemu::PARK_CODE)
+                    .with_context(|| format!("cannot write {}", park.display()))?;
+                plan.qemu.park = Some(park.clone());
+                extra.push(park);
+            }
+        }
+    }
     let result = execute(&plan, args, sinks);
     let _ = fs::remove_file(&bin);
+    for path in extra {
+        let _ = fs::remove_file(path);
+    }
     result
 }
 
@@ -268,7 +315,7 @@ fn execute(plan: &Plan, args: &Args, sinks: &mut dyn FnMut() -> (Sink, Sink)) ->
                 eprintln!("pb: QEMU died without an exit code ({how})");
                 return Ok(Outcome { code: 1, consoles });
             }
-            Ending::Exited(code) => code,
+            Ending::Exited(code) | Ending::Halted(code) => code,
         };
         let Some(expect) = &plan.expect else {
             // No expectations (hence one boot): the kernel's verdict is ours.
@@ -364,6 +411,23 @@ mod tests {
         assert_eq!((p.qemu.cpu, p.qemu.smp, p.qemu.memory), (None, None, None));
         let p = plan(&args(&["--machine", "virt,virtualization=on", "k.elf"]), &d);
         assert_eq!(p.qemu.cpu.as_deref(), Some("cortex-a72"));
+    }
+
+    #[test]
+    fn the_board_picks_the_machine() {
+        let d =
+            directives::parse(b"board=rpi3\nboard_machine=raspi3b\nboard_kernel_load=0x80000\n")
+                .unwrap();
+        let p = plan(&args(&["k.elf"]), &d);
+        assert_eq!(p.qemu.machine, "raspi3b");
+        assert_eq!((p.qemu.cpu, p.qemu.smp, p.qemu.memory), (None, None, None));
+        assert_eq!(p.qemu.load_addr, 0x80000);
+        let p = plan(&args(&["--machine", "virt", "k.elf"]), &d);
+        assert_eq!(p.qemu.machine, "virt", "the command line still wins");
+        let d = directives::parse(b"board=rpi4\nboard_machine=none\nboot=el3\n").unwrap();
+        let p = plan(&args(&["k.elf"]), &d);
+        assert_eq!(p.qemu.machine, "none");
+        assert_eq!(p.qemu.boot, BootMode::El3);
     }
 
     #[test]

@@ -1,0 +1,11 @@
+//! Links the bare-metal chainloader with `link.ld`; host builds (the protocol library, the stub
+//! binary) need nothing.
+
+fn main() {
+    println!("cargo:rerun-if-changed=link.ld");
+    println!("cargo:rerun-if-changed=src/boot.s");
+    if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("none") {
+        let dir = std::env::var("CARGO_MANIFEST_DIR").unwrap();
+        println!("cargo:rustc-link-arg-bins=-T{dir}/link.ld");
+    }
+}

@@ -1,0 +1,71 @@
+//! The Raspberry Pi 3 board support, booted under QEMU `raspi3b` the way the firmware boots a
+//! Pi 3: raw `kernel8.img` at 0x80000, entered at EL2, DTB in x0 (written by `pb run`). Checks
+//! the BSP's constants, the UART pins and divisor it programmed, and the board's exit (a final
+//! line and a halt, which `pb run` turns into the exit code).
+#![no_std]
+#![no_main]
+#![feature(custom_test_frameworks)]
+#![test_runner(patchbay::ktest::runner)]
+#![reexport_test_harness_main = "test_main"]
+
+use patchbay::{
+    bench::clock,
+    boot_info,
+    bsp::{self, ExitMethod},
+    kernel_test,
+};
+
+patchbay::qemu_directives!(
+    "expect_console=on Raspberry Pi 3 (BCM2837, Cortex-A53) -- entered at EL2, running at EL1",
+    "expect_console=patchbay: halted with exit code 0",
+    "reject_console=semihosting",
+);
+
+#[unsafe(no_mangle)]
+fn kernel_main() -> ! {
+    test_main();
+    patchbay::exit::exit(patchbay::exit::ExitCode::Success)
+}
+
+fn read32(addr: u64) -> u32 {
+    // SAFETY: `addr` is a register in the BSP's MMIO ranges, mapped as device memory; reading
+    // these registers has no side effects.
+    unsafe { (addr as *const u32).read_volatile() }
+}
+
+#[kernel_test]
+fn bsp_constants_are_the_bcm2837s() {
+    assert_eq!(bsp::NAME, "rpi3");
+    assert_eq!(bsp::UART_BASE, 0x3F20_1000);
+    assert_eq!(bsp::UART_CLOCK_HZ, 48_000_000);
+    assert!(
+        bsp::MMIO
+            .iter()
+            .any(|m| m.contains(0x3F00_0000) && m.contains(0x3FFF_FFFF))
+    );
+    assert!(
+        bsp::MMIO.iter().any(|m| m.contains(0x4000_0000)),
+        "ARM-local block"
+    );
+    assert_eq!(bsp::EXIT, ExitMethod::Halt);
+    assert_eq!(bsp::DEFAULT_CLOCK_MODE, clock::Mode::Hardware);
+    assert_eq!(bsp::map::KERNEL_LOAD, 0x8_0000);
+}
+
+#[kernel_test]
+fn uart_pins_and_divisor_are_programmed() {
+    // GPFSEL1: GPIO 14 (bits 12-14) and 15 (bits 15-17) in alternate function 0 (0b100).
+    let fsel1 = read32(bsp::map::GPIO_BASE + 0x04);
+    assert_eq!((fsel1 >> 12) & 0o77, 0o44, "GPFSEL1 {fsel1:#x}");
+    // 115200 baud from 48 MHz: divisor 26 + 3/64.
+    assert_eq!(read32(bsp::UART_BASE + 0x24), 26, "IBRD");
+    assert_eq!(read32(bsp::UART_BASE + 0x28), 3, "FBRD");
+}
+
+#[kernel_test]
+fn the_runner_says_this_is_qemu_so_no_cycles() {
+    // pb run passes patchbay.clock=qemu: the board's default (hardware) must not apply.
+    assert_eq!(boot_info::get().bootarg("patchbay.clock"), Some("qemu"));
+    assert_eq!(clock::mode(), clock::Mode::Qemu);
+    assert_ne!(clock::unit(), "cycles");
+}
