@@ -14,6 +14,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 use std::{env, fs};
 
+mod common;
+use common::pb_command;
+
 use object::{Object, ObjectSegment, ObjectSymbol};
 
 const WHY: &str = "needs the board images: run `make test-boards`";
@@ -26,10 +29,7 @@ fn input(var: &str) -> PathBuf {
 }
 
 fn pb(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pb"))
-        .args(args)
-        .output()
-        .expect("run pb")
+    pb_command().args(args).output().expect("run pb")
 }
 
 fn text(b: &[u8]) -> String {

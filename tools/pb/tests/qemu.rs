@@ -11,6 +11,9 @@ mod testelf;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod common;
+use common::{output_logged, pb_command, stderr, stdout};
+
 use patchbay_pure::ksyms::Ksyms;
 use testelf::{ElfSpec, Placement, SectionSpec, SegmentSpec, SymbolSpec};
 
@@ -158,25 +161,10 @@ fn pb(args: &[&str], elf: &Path) -> Output {
 }
 
 fn pb_with(args: &[&str], elf: &Path, after: &[&str], f: impl FnOnce(&mut Command)) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pb"));
+    let mut cmd = pb_command();
     cmd.arg("run").args(args).arg(elf).args(after);
     f(&mut cmd);
-    let out = cmd.output().unwrap();
-    eprintln!(
-        "--- pb {args:?} {} {after:?}: {}\n--- stdout:\n{}--- stderr:\n{}",
-        elf.display(),
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
+    output_logged(&mut cmd, &format!("{args:?} {} {after:?}", elf.display()))
 }
 
 #[test]

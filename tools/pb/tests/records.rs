@@ -2,7 +2,10 @@
 //! QEMU needed).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
+
+mod common;
+use common::{output_logged, pb_command, stderr, stdout};
 
 const ICOUNT_HEADER: &str = r#"{"type":"header","version":1,"git":"7e91686","board":"qemu_virt","cpu":"Cortex-A72","midr":"0x410fd083","ctr_el0":"0x8444c004","clock":"pmccntr","mode":"qemu-icount","unit":"instructions","read_cost":6}"#;
 const HARDWARE_HEADER: &str = r#"{"type":"header","version":1,"board":"rpi4","clock":"pmccntr","mode":"hardware","unit":"cycles"}"#;
@@ -32,24 +35,7 @@ fn jsonl(dir: &Path, name: &str, header: &str, unit: &str, results: &[(&str, u64
 }
 
 fn pb(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_pb"))
-        .args(args.iter().map(|a| a.as_ref()))
-        .output()
-        .unwrap();
-    eprintln!(
-        "--- pb: {}\n--- stdout:\n{}--- stderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
+    output_logged(pb_command().args(args.iter().map(|a| a.as_ref())), "")
 }
 
 #[test]
