@@ -32,7 +32,7 @@ fn generate_subjects(out: &std::path::Path) {
     for i in 0..GENERATED_SUBJECTS {
         writeln!(
             s,
-            "#[patchable] pub fn gen_{i:04}(x: u64) -> u64 {{ x ^ {i} }}"
+            "#[unsafe(link_section = \".text.subjects_gen\")] #[patchable] pub fn gen_{i:04}(x: u64) -> u64 {{ x ^ {i} }}"
         )
         .unwrap();
     }

@@ -6,7 +6,7 @@ use patchbay::{
     bench::suite,
     exit::{ExitCode, exit},
     patch::sites,
-    println, system,
+    println, system, trace,
 };
 
 #[unsafe(no_mangle)]
@@ -14,6 +14,15 @@ fn kernel_main() -> ! {
     system::summary();
     println!("sites: {} patchable functions", sites::all().len());
     suite::run_all();
+    // Nothing is dropped silently: what the guards and limits refused during the run.
+    let (hooked, returned) = trace::rethook::counts();
+    println!(
+        "trace: {} recursions refused by the guard, {hooked} returns hooked / {returned} returned, {} not hooked (shadow stack full), {} + {} pool allocations refused (near + far)",
+        trace::recursion::count(),
+        trace::rethook::overflows(),
+        trace::pool::usage(trace::pool::PoolKind::Near).failures,
+        trace::pool::usage(trace::pool::PoolKind::Far).failures,
+    );
     println!("patchbay: done");
     exit(ExitCode::Success)
 }

@@ -3,10 +3,12 @@
 //! `build.rs` writes them (`$OUT_DIR/generated_subjects.rs`), each one line:
 //!
 //! ```ignore
-//! #[patchable] pub fn gen_0042(x: u64) -> u64 { x ^ 42 }
+//! #[unsafe(link_section = ".text.subjects_gen")] #[patchable] pub fn gen_0042(x: u64) -> u64 { x ^ 42 }
 //! ```
 //!
-//! Distinct bodies keep the compiler from merging them. [`ALL`] lists them in order.
+//! Distinct bodies keep the compiler from merging them. Their own section starts on a page
+//! boundary (linker.ld), so batch-patching costs do not shift with unrelated code. [`ALL`]
+//! lists them in order.
 
 // `gen_0000` is `x ^ 0`: the uniform shape matters more than the lint.
 #![allow(clippy::identity_op)]
