@@ -8,18 +8,23 @@ use crate::{
     patch::sites::Site,
     trace::{
         self, DirectCtx, DirectKind, Filter, FtraceRegs, Mode, Ops, OpsId, Reach, TraceError,
-        fprobe, kprobe,
-        rethook::{self, RetRegs},
+        fprobe, kprobe, rethook::RetRegs,
     },
 };
 
 /// Calls the benchmark handlers saw (the "empty counting handler").
 pub static HITS: AtomicU64 = AtomicU64::new(0);
 
-/// The empty counting handler every tracing mechanism is measured with. A plain load/add/store
-/// (one CPU runs benchmarks), so the handler costs the same on every mechanism.
-pub extern "C" fn count(_: u64, _: u64, _: &Ops, _: &mut FtraceRegs) {
+/// One hit: a plain load/add/store (one CPU runs benchmarks), the same in every handler below,
+/// so the handler costs the same on every mechanism.
+#[inline(always)]
+fn hit() {
     HITS.store(HITS.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+}
+
+/// The empty counting handler every tracing mechanism is measured with.
+pub extern "C" fn count(_: u64, _: u64, _: &Ops, _: &mut FtraceRegs) {
+    hit();
 }
 
 /// The ops the suite attached for the mechanism being measured.
@@ -49,12 +54,12 @@ pub fn nothing(_: &Site<'static>) -> Result<(), TraceError> {
 
 /// The empty counting handler of direct entry trampolines.
 pub extern "C" fn direct_count(_: &DirectCtx, _: *mut u64) {
-    HITS.store(HITS.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    hit();
 }
 
 /// The empty counting handler of fexit trampolines.
 pub extern "C" fn fexit_count(_: &DirectCtx, _: *mut u64, _: &mut u64) {
-    HITS.store(HITS.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    hit();
 }
 
 fn attach_direct(site: &Site<'static>, kind: DirectKind, reach: Reach) -> Result<(), TraceError> {
@@ -81,13 +86,12 @@ pub fn attach_fexit(site: &Site<'static>) -> Result<(), TraceError> {
 
 /// The empty exit handler of return hooks (counts).
 fn exit_count(_: u64, _: u64, _: u64, _: &mut RetRegs) {
-    HITS.store(HITS.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    hit();
 }
 
 /// Call-ops entry handler that hooks the return (rethook entry + exit, no fprobe layer).
 extern "C" fn rethook_entry(ip: u64, _: u64, _: &Ops, regs: &mut FtraceRegs) {
-    let (sp, fp) = (regs.sp, regs.fp);
-    rethook::push(&mut regs.lr, sp, fp, ip, exit_count, 0, 0);
+    regs.hook_return(ip, exit_count, 0, 0);
 }
 
 pub fn attach_rethook(site: &Site<'static>) -> Result<(), TraceError> {
@@ -102,12 +106,12 @@ pub fn attach_rethook(site: &Site<'static>) -> Result<(), TraceError> {
 }
 
 fn fprobe_entry(_: u64, _: &mut FtraceRegs, _: &mut u64) -> bool {
-    HITS.store(HITS.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    hit();
     true
 }
 
 fn fprobe_exit(_: u64, _: u64, _: &mut RetRegs) {
-    HITS.store(HITS.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    hit();
 }
 
 pub fn attach_fprobe(site: &Site<'static>) -> Result<(), TraceError> {
@@ -126,7 +130,7 @@ pub fn detach_fprobe(_: &Site<'static>) -> Result<(), TraceError> {
 }
 
 extern "C" fn brk_count(_: u64, _: u64, _: &mut ExceptionFrame) {
-    HITS.store(HITS.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    hit();
 }
 
 pub fn attach_brk(site: &Site<'static>) -> Result<(), TraceError> {

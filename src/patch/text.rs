@@ -10,13 +10,6 @@ pub fn patchable_regions() -> [Range; 3] {
     [memory::image().text, plan.near_pool, plan.far_pool]
 }
 
-/// Is `[addr, addr + len)` inside one patchable region?
-pub fn is_patchable(addr: u64, len: u64) -> bool {
-    patchable_regions()
-        .iter()
-        .any(|r| r.start <= addr && addr.saturating_add(len) <= r.end)
-}
-
 /// FNV-1a of all kernel text: equal before and after means byte-identical (in practice).
 pub fn text_hash() -> u64 {
     hash_range(memory::image().text)

@@ -42,8 +42,7 @@ extern "C" fn on_entry(ip: u64, _parent: u64, ops: &Ops, regs: &mut FtraceRegs) 
         None => true,
     };
     if hook && fp.exit.is_some() {
-        let (sp, fpr) = (regs.sp, regs.fp);
-        rethook::push(&mut regs.lr, sp, fpr, ip, on_exit, ops.data, data);
+        regs.hook_return(ip, on_exit, ops.data, data);
     }
 }
 

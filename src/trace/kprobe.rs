@@ -23,11 +23,10 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use patchbay_pure::{esr, insn};
 
-use super::{TraceError, rethook};
+use super::{TraceError, recursion, rethook};
 use crate::{
     exception::{self, ExceptionFrame},
     patch::{poke, sites::Site},
-    percpu,
 };
 
 /// The BRK immediate that marks a probe (ASCII "KP").
@@ -160,11 +159,7 @@ fn on_brk(frame: &mut ExceptionFrame) -> bool {
         return false;
     };
     HITS.fetch_add(1, Ordering::Relaxed);
-    let cpu = percpu::this();
-    if cpu.trace_depth.load(Ordering::Relaxed) != 0 {
-        cpu.trace_recursions.fetch_add(1, Ordering::Relaxed);
-    } else {
-        cpu.trace_depth.store(1, Ordering::Relaxed);
+    recursion::guarded(|| {
         if let Some(h) = p.entry {
             // { caller's x29, return address into the caller } <- { that, the probed function }:
             // one 16-aligned block with the inner record below the outer one, as the unwinder
@@ -195,8 +190,7 @@ fn on_brk(frame: &mut ExceptionFrame) -> bool {
             let (sp, fp) = (frame.sp, frame.x[29]);
             rethook::push(&mut frame.x[30], sp, fp, p.addr, exit, p.id, p.data);
         }
-        cpu.trace_depth.store(0, Ordering::Relaxed);
-    }
+    });
     // Resume after the displaced NOP.
     frame.elr += 4;
     true

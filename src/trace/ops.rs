@@ -7,7 +7,6 @@
 //! - [`LIST_OPS`]' `func` is [`list_func`]: walk every registered ops and run those whose filter
 //!   matches the traced function (what list mode always does, and what a call-ops site does
 //!   when several ops trace it);
-//! - [`NOP_OPS`]' `func` does nothing (a valid literal for a site nobody owns).
 //!
 //! The recursion guard is taken by the trampoline before any of these run.
 //!
@@ -120,13 +119,11 @@ pub extern "C" fn list_func(ip: u64, parent: u64, _ops: &Ops, regs: &mut FtraceR
     }
 }
 
-/// Does nothing: a disabled ops, or the literal of a site nobody owns.
+/// Does nothing: what a disabled ops calls.
 pub extern "C" fn nop_func(_: u64, _: u64, _: &Ops, _: &mut FtraceRegs) {}
 
 /// The ops a call-ops literal holds when several ops trace the site.
 pub static LIST_OPS: Ops = Ops::new(list_func, 0, 0);
-/// The ops a call-ops literal holds when nobody owns the site.
-pub static NOP_OPS: Ops = Ops::new(nop_func, 0, 0);
 
 /// One published version of the registered list.
 struct Snapshot {

@@ -27,7 +27,17 @@ pub fn count() -> u64 {
         .sum()
 }
 
-/// Is a handler running on this CPU now?
-pub fn inside_handler() -> bool {
-    percpu::this().trace_depth.load(Ordering::Relaxed) != 0
+/// Run `f` under the guard (the Rust paths: return hooks and BRK probes). Returns false, and
+/// counts a refused recursion, if a handler is already running on this CPU.
+#[inline(always)]
+pub fn guarded(f: impl FnOnce()) -> bool {
+    let cpu = percpu::this();
+    if cpu.trace_depth.load(Ordering::Relaxed) != 0 {
+        cpu.trace_recursions.fetch_add(1, Ordering::Relaxed);
+        return false;
+    }
+    cpu.trace_depth.store(1, Ordering::Relaxed);
+    f();
+    cpu.trace_depth.store(0, Ordering::Relaxed);
+    true
 }

@@ -24,7 +24,7 @@
 //! Unwinders see the return trampoline's address where a hooked function's return address
 //! should be; [`real_return_address`] translates it back (see `unwind`).
 
-use core::{cell::UnsafeCell, sync::atomic::Ordering};
+use core::cell::UnsafeCell;
 
 use crate::{memory::MAX_CPUS, percpu};
 
@@ -154,6 +154,15 @@ fn sum(f: impl Fn(&ShadowStack) -> u64) -> u64 {
     (0..MAX_CPUS).map(|c| f(unsafe { &*stack_of(c) })).sum()
 }
 
+impl super::FtraceRegs {
+    /// Hook the return of the traced function `ip` from an ops handler: the caller's return
+    /// address is `lr`, which the trampoline restores into x30 (see [`push`]).
+    pub fn hook_return(&mut self, ip: u64, exit: ExitFn, ctx: u64, data: u64) -> bool {
+        let (sp, fp) = (self.sp, self.fp);
+        push(&mut self.lr, sp, fp, ip, exit, ctx, data)
+    }
+}
+
 /// Calls that could not be hooked because the shadow stack was full.
 pub fn overflows() -> u64 {
     sum(|s| s.overflows)
@@ -211,14 +220,7 @@ extern "C" fn __patchbay_rethook_return(regs: &mut RetRegs, sp: u64, fp: u64) ->
     }
     // The exit handler runs under the same recursion guard as entry handlers; the entry stays on
     // the shadow stack while it runs, so unwinding from inside it still translates.
-    let cpu = percpu::this();
-    if cpu.trace_depth.load(Ordering::Relaxed) == 0 {
-        cpu.trace_depth.store(1, Ordering::Relaxed);
-        (e.exit)(e.ip, e.ctx, e.data, regs);
-        cpu.trace_depth.store(0, Ordering::Relaxed);
-    } else {
-        cpu.trace_recursions.fetch_add(1, Ordering::Relaxed);
-    }
+    super::recursion::guarded(|| (e.exit)(e.ip, e.ctx, e.data, regs));
     // SAFETY: as above; the exit handler's own hooks (none: it runs guarded) are balanced.
     unsafe {
         (*s).depth -= 1;
