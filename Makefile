@@ -3,8 +3,9 @@
 # Two commands work on a fresh machine with nothing installed by hand:
 #   make qemu   build, boot on QEMU virt, print the system summary, exit with the kernel's code
 #   make test   host unit tests + every QEMU-booted kernel test
-# Both first run `deps`, which installs what is missing (QEMU and LLVM from Debian's packages,
-# the Rust target and components named in rust-toolchain.toml).
+# Both first run `deps` (tools/deps.sh), which installs what is missing: QEMU >= 10.0 from
+# Debian's bookworm-backports, LLVM from Debian's packages, the Rust target and components named
+# in rust-toolchain.toml.
 
 SHELL      := /bin/bash
 BSP        ?= qemu_virt
@@ -50,7 +51,7 @@ help:
 	@echo "  make bench-compare [BASE=file]  bench, then compare with the baseline (CI gate)"
 	@echo "  make bench-baseline  adopt target/bench/latest.jsonl as bench/baseline.jsonl"
 	@echo "  make build      build the kernel ELF ($(KERNEL_ELF))"
-	@echo "  make deps       install QEMU, LLVM and the Rust target/components if missing"
+	@echo "  make deps       install QEMU >= 10 (bookworm-backports), LLVM, the Rust target if missing"
 	@echo "  make clippy     clippy on host crates and the kernel, warnings are errors"
 	@echo "  make fmt        rustfmt everything (fmt-check: verify only)"
 	@echo "  make gdb        boot halted under QEMU's gdbstub and attach gdb-multiarch"
@@ -67,14 +68,10 @@ help:
 	@echo "  make test-rpi3  the Pi 3 path under QEMU raspi3b;  make test-boards  images, flash, chainloader"
 
 # --- dependencies -------------------------------------------------------------------------------
-# Each is installed only when missing; apt lists may be stale on a fresh machine, so update first.
+# tools/deps.sh installs each only when missing or too old: the Rust toolchain (rust-toolchain.toml),
+# QEMU >= 10.0 from Debian's bookworm-backports (adding the suite if needed), LLVM's llvm-mc.
 deps:
-	@rustup toolchain install >/dev/null 2>&1 || rustup toolchain install
-	@if ! command -v $(QEMU) >/dev/null 2>&1 || ! command -v llvm-mc >/dev/null 2>&1; then \
-	    echo "deps: installing qemu-system-arm and llvm from Debian's packages"; \
-	    $(APT) update -qq && $(APT) install -y -qq qemu-system-arm llvm >/dev/null; \
-	fi
-	@command -v $(QEMU) >/dev/null && command -v llvm-mc >/dev/null
+	@QEMU=$(QEMU) tools/deps.sh
 
 # --- build --------------------------------------------------------------------------------------
 build:
