@@ -40,7 +40,7 @@ RPI3_TESTS := --lib --test boot --test patching --test board_rpi3 --test board_r
 BASE       ?= bench/baseline.jsonl
 
 .PHONY: help deps build pb qemu test test-host test-kernel bench bench-compare bench-baseline \
-        clippy fmt fmt-check gdb objdump nm clean image flash unflash chainloader \
+        clippy fmt fmt-check layers gdb objdump nm clean image flash unflash chainloader \
         flash-chainloader chainboot capture test-rpi3 test-boards pi-board qemu-machine
 
 help:
@@ -54,6 +54,7 @@ help:
 	@echo "  make deps       install QEMU >= 10 (bookworm-backports), LLVM, the Rust target if missing"
 	@echo "  make clippy     clippy on host crates and the kernel, warnings are errors"
 	@echo "  make fmt        rustfmt everything (fmt-check: verify only)"
+	@echo "  make layers     check module imports: no circles, kernel layers as docs/architecture.md"
 	@echo "  make gdb        boot halted under QEMU's gdbstub and attach gdb-multiarch"
 	@echo "  make objdump    disassemble the kernel (llvm-objdump)"
 	@echo "  make nm         list kernel symbols by address (llvm-nm)"
@@ -145,7 +146,13 @@ capture: pb
 	@echo "now: $(PB) parse $(LOG)"
 
 # --- tests --------------------------------------------------------------------------------------
-test: deps test-host test-kernel test-rpi3 test-boards
+test: deps test-host layers test-kernel test-rpi3 test-boards
+
+# The import graph: no circle in any crate's modules; the kernel's imports follow the layer
+# order in docs/architecture.md (which is the rule, not a description of it).
+layers: pb
+	$(PB) layers src --layers docs/architecture.md
+	@for d in crates/*/src tools/pb/src chainloader/src; do $(PB) layers $$d || exit 1; done
 
 test-host:
 	$(CARGO) test --workspace --exclude patchbay

@@ -26,6 +26,7 @@ mod cmd;
 mod directives;
 mod fdt;
 mod image;
+mod layers;
 mod link;
 mod outputs;
 mod plot;

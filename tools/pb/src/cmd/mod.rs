@@ -13,6 +13,7 @@ pub mod compare;
 pub mod dtb;
 pub mod flash;
 pub mod image;
+pub mod layers;
 pub mod objcopy;
 pub mod parse;
 pub mod run;
@@ -39,6 +40,8 @@ pub enum Command {
     Capture(capture::Args),
     /// Write the DTB `pb run` gives QEMU raspi3b.
     Dtb(dtb::Args),
+    /// Check a crate's module imports: no circle, and (with --layers) every import downward.
+    Layers(layers::Args),
 }
 
 impl Command {
@@ -55,6 +58,7 @@ impl Command {
             Command::Chainload(args) => chainload::main(args),
             Command::Capture(args) => capture::main(args),
             Command::Dtb(args) => dtb::main(args),
+            Command::Layers(args) => layers::main(args),
         }
     }
 }
