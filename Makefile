@@ -10,7 +10,10 @@
 SHELL      := /bin/bash
 BSP        ?= qemu_virt
 TARGET     := aarch64-unknown-none
-KERNEL_ELF := target/$(TARGET)/release/kernel
+# Each board's kernel has its own path, so building one board never overwrites another's:
+# cargo's output (shared by every board's build) is copied there as soon as it is built.
+KERNEL_ELF := target/$(BSP)/kernel
+CARGO_KERNEL := target/$(TARGET)/release/kernel
 PB         := target/release/pb
 QEMU       := qemu-system-aarch64
 CARGO      := cargo
@@ -77,6 +80,7 @@ deps:
 # --- build --------------------------------------------------------------------------------------
 build:
 	$(CARGO) build $(KFLAGS) --bin kernel
+	@mkdir -p $(dir $(KERNEL_ELF)) && cp $(CARGO_KERNEL) $(KERNEL_ELF)
 
 pb:
 	$(CARGO) build --release -p patchbay-tool
@@ -182,18 +186,15 @@ test-rpi3: pb
 
 # The images (rpi4 kernel, rpi3 kernel, chainloader), then the host tests that need them: the
 # rpi4 image's load address, entry and BSP constants, flash, the chainloader end to end in QEMU
-# raspi3b (TCP and pty), capture + parse. Kernels go to target/boards/, not over $(KERNEL_ELF).
+# raspi3b (TCP and pty), capture + parse. Each board's kernel is in target/<board>/kernel.
 test-boards: pb
-	@mkdir -p target/boards
-	$(CARGO) build $(RPI4_FLAGS) --bin kernel
-	cp $(KERNEL_ELF) target/boards/rpi4-kernel
-	$(PB) image target/boards/rpi4-kernel --out target/boards/rpi4-boot
-	$(CARGO) build $(RPI3_FLAGS) --bin kernel
-	cp $(KERNEL_ELF) target/boards/rpi3-kernel
+	$(MAKE) --no-print-directory BSP=rpi4 build
+	$(PB) image target/rpi4/kernel --out target/rpi4/boot
+	$(MAKE) --no-print-directory BSP=rpi3 build
 	$(CARGO) build -p patchbay-chainloader --target $(TARGET) --release --bin chainloader
 	$(PB) image $(CHAINLOADER_ELF) --board rpi3 --out target/boards/chainloader
-	PB_RPI4_ELF=$(abspath target/boards/rpi4-kernel) PB_RPI4_BOOT=$(abspath target/boards/rpi4-boot) \
-	PB_RPI3_KERNEL=$(abspath target/boards/rpi3-kernel) \
+	PB_RPI4_ELF=$(abspath target/rpi4/kernel) PB_RPI4_BOOT=$(abspath target/rpi4/boot) \
+	PB_RPI3_KERNEL=$(abspath target/rpi3/kernel) \
 	PB_CHAINLOADER_IMG=$(abspath target/boards/chainloader/kernel8.img) \
 	    $(CARGO) test -p patchbay-tool --test boards -- --ignored
 

@@ -20,7 +20,7 @@ use crate::outputs;
 use crate::records::{self, Record};
 
 /// The kernel `make build` produces, relative to the workspace root.
-pub const DEFAULT_KERNEL: &str = "target/aarch64-unknown-none/release/kernel";
+pub const DEFAULT_KERNEL: &str = "target/qemu_virt/kernel";
 /// Where the results go by default.
 pub const DEFAULT_OUT: &str = "target/bench";
 /// The console of the last run, in the output directory.
