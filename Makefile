@@ -38,7 +38,7 @@ CHAINLOADER_ELF := target/$(TARGET)/release/chainloader
 RPI3_FLAGS := -p patchbay --target $(TARGET) --release --no-default-features --features bsp_rpi3
 RPI4_FLAGS := -p patchbay --target $(TARGET) --release --no-default-features --features bsp_rpi4
 # Which kernel tests also run on the Raspberry Pi 3 under QEMU raspi3b.
-RPI3_TESTS := --lib --test boot --test patching --test board_rpi3 --test board_rpi3_el3
+RPI3_TESTS := --lib --test boot --test patching --test fault_null --test board_rpi3 --test board_rpi3_el3
 
 BASE       ?= bench/baseline.jsonl
 
@@ -181,7 +181,9 @@ test-rpi3: pb
 	@mkdir -p target
 	set -o pipefail; CARGO_TARGET_AARCH64_UNKNOWN_NONE_RUNNER="$(abspath $(PB)) run" \
 	    $(CARGO) test $(RPI3_FLAGS) $(RPI3_TESTS) 2>&1 | tee target/test-rpi3.log
-	@passed=$$(tr -d '\r' < target/test-rpi3.log | awk '/^[0-9]+ passed, 0 failed$$/{s+=$$1} END{print s+0}'); \
+	@passed=$$(tr -d '\r' < target/test-rpi3.log | awk '/ Running /{bin=$$2} \
+	    /^[0-9]+ passed, 0 failed$$/{n[bin]=$$1} /^pb: exited with [0-9]+ as expected$$/{n[bin]=1} \
+	    END{for (b in n) s+=n[b]; print s+0}'); \
 	echo "rpi3 (QEMU raspi3b): $$passed passed, 0 failed"
 
 # The images (rpi4 kernel, rpi3 kernel, chainloader), then the host tests that need them: the

@@ -201,18 +201,26 @@ fn map(va: u64, size: u64, attrs: Attrs) {
     }
 }
 
-/// Map `ram` as RW data except the ranges in `holes` (sorted, disjoint, inside `ram`).
-fn map_ram_around(ram: Range, holes: &mut [Range]) {
+/// The page at address 0, never mapped, whatever lies there (RAM on the Raspberry Pis, flash on
+/// QEMU virt): a null-pointer access always faults with a report that says so.
+pub const NULL_PAGE: Range = Range::new(0, 0x1000);
+
+/// Map `region` with `attrs` except the ranges in `holes` (disjoint; parts outside `region` are
+/// ignored).
+fn map_around(region: Range, holes: &mut [Range], attrs: Attrs) {
     holes.sort_unstable_by_key(|r| r.start);
-    let mut at = ram.start;
-    for h in holes.iter() {
+    let mut at = region.start;
+    for h in holes
+        .iter()
+        .filter(|h| h.end > region.start && h.start < region.end)
+    {
         if h.start > at {
-            map(at, h.start - at, Attrs::DATA);
+            map(at, h.start - at, attrs);
         }
         at = at.max(h.end);
     }
-    if at < ram.end {
-        map(at, ram.end - at, Attrs::DATA);
+    if at < region.end {
+        map(at, region.end - at, attrs);
     }
 }
 
@@ -259,10 +267,12 @@ pub unsafe fn init() {
     }
     map(plan.near_pool.start, plan.near_pool.len(), Attrs::TEXT);
     map(plan.far_pool.start, plan.far_pool.len(), Attrs::TEXT);
-    // Everything else in RAM (heap, DTB, free memory) is plain data.
-    map_ram_around(info.ram, &mut [img.image, plan.near_pool, plan.far_pool]);
+    // Everything else in RAM (heap, DTB, free memory) is plain data; devices are device memory.
+    // The null page stays unmapped in both.
+    let holes = [NULL_PAGE, img.image, plan.near_pool, plan.far_pool];
+    map_around(info.ram, &mut holes.clone(), Attrs::DATA);
     for m in bsp::MMIO {
-        map(m.start, m.len(), Attrs::DEVICE);
+        map_around(*m, &mut [NULL_PAGE], Attrs::DEVICE);
     }
     // Create (empty) level-3 tables for the poke window now, so poking never allocates.
     for cpu in 0..MAX_CPUS {
@@ -341,14 +351,14 @@ pub fn describe(a: u64) -> &'static str {
     if boot_info::get().dtb.contains(a) {
         return "the DTB";
     }
+    if NULL_PAGE.contains(a) {
+        return "the null page (null pointer?)";
+    }
     if boot_info::get().ram.contains(a) {
         return "RAM";
     }
     if bsp::MMIO.iter().any(|m| m.contains(a)) {
         return "MMIO";
-    }
-    if a < 0x1000 {
-        return "the null page (null pointer?)";
     }
     "unmapped memory"
 }
