@@ -13,6 +13,7 @@
 //! | [`layout`] | the physical memory map: kernel, heap, trampoline pools, poke window |
 //! | [`sites`] | the patch-site table: compiler entries cross-checked with the registry, globs |
 //! | [`hash`] | FNV-1a fingerprints of text (byte-identical checks) |
+//! | [`ring`] | the recording tracer's lock-free, overwriting per-CPU event ring |
 //! | [`stats`] | min / median / mean / p99 / max of benchmark samples |
 //! | [`tramp`] | code generation for per-callsite (direct) trampolines and veneers |
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
@@ -29,6 +30,7 @@ pub mod layout;
 #[cfg(test)]
 mod llvm_mc;
 pub mod pagetable;
+pub mod ring;
 pub mod sites;
 pub mod stats;
 pub mod tramp;
