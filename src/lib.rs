@@ -46,6 +46,7 @@ pub mod memory;
 mod panic;
 pub mod patch;
 pub mod percpu;
+pub mod shell;
 pub mod subjects;
 pub mod symbols;
 pub mod system;
