@@ -562,6 +562,17 @@ mod tests {
         );
     }
 
+    /// [`describe`] of each PC-relative word at its `pc` must print the expected text.
+    fn check_described(described: &[(u32, u64, String)]) {
+        for (w, pc, text) in described {
+            assert_eq!(
+                &describe(*w, *pc).to_string(),
+                text,
+                "describe({w:#010x}, {pc:#x})"
+            );
+        }
+    }
+
     // ----- inputs ----------------------------------------------------------------------------
 
     /// Registers every encoder test walks through (31 added where the encoding allows it).
@@ -710,13 +721,7 @@ mod tests {
         cases.push((cbz(XZR, 0x1000, 0x1000).unwrap(), "cbz xzr, #0".into()));
         cases.push((cbnz(XZR, 0x1000, 0xffc).unwrap(), "cbnz xzr, #-4".into()));
         check(&cases, false);
-        for (w, pc, text) in described {
-            assert_eq!(
-                describe(w, pc).to_string(),
-                text,
-                "describe({w:#010x}, {pc:#x})"
-            );
-        }
+        check_described(&described);
     }
 
     #[test]
@@ -808,13 +813,7 @@ mod tests {
             described.push((w, from, format!("adrp {}, {to_page:#x}", xn(rd))));
         }
         check(&cases, false);
-        for (w, pc, text) in described {
-            assert_eq!(
-                describe(w, pc).to_string(),
-                text,
-                "describe({w:#010x}, {pc:#x})"
-            );
-        }
+        check_described(&described);
     }
 
     #[test]
