@@ -21,11 +21,7 @@ patchbay::qemu_directives!(
     "reject_console=semihosting",
 );
 
-#[unsafe(no_mangle)]
-fn kernel_main() -> ! {
-    test_main();
-    patchbay::exit::exit(patchbay::exit::ExitCode::Success)
-}
+patchbay::test_kernel_main!();
 
 fn read32(addr: u64) -> u32 {
     // SAFETY: `addr` is a register in the BSP's MMIO ranges, mapped as device memory; reading

@@ -16,11 +16,7 @@ patchbay::qemu_directives!(
     "expect_console=patchbay: halted with exit code 0",
 );
 
-#[unsafe(no_mangle)]
-fn kernel_main() -> ! {
-    test_main();
-    patchbay::exit::exit(patchbay::exit::ExitCode::Success)
-}
+patchbay::test_kernel_main!();
 
 #[kernel_test]
 fn entered_at_el3_runs_at_el1() {

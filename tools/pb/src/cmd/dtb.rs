@@ -20,7 +20,8 @@ pub struct Args {
 }
 
 pub fn main(args: Args) -> Result<ExitCode> {
-    fs::write(&args.output, fdt::raspi3b(&args.bootargs))
+    let blob = fdt::raspi3b(&args.bootargs).context("cannot write the DTB")?;
+    fs::write(&args.output, blob)
         .with_context(|| format!("cannot write {}", args.output.display()))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -253,7 +253,8 @@ pub fn run(args: &Args, sinks: &mut dyn FnMut() -> (Sink, Sink)) -> Result<Outco
             // would (memory, CPUs, bootargs).
             BootMode::Kernel => {
                 let dtb = with_suffix(&args.kernel, ".dtb");
-                let blob = fdt::raspi3b(&plan.qemu.kernel_cmdline());
+                let blob =
+                    fdt::raspi3b(&plan.qemu.kernel_cmdline()).context("cannot write the DTB")?;
                 fs::write(&dtb, blob).with_context(|| format!("cannot write {}", dtb.display()))?;
                 plan.qemu.dtb = Some(dtb.clone());
                 extra.push(dtb);
