@@ -26,7 +26,7 @@
 
 use core::cell::UnsafeCell;
 
-use crate::{memory::MAX_CPUS, percpu};
+use crate::percpu::{self, MAX_CPUS};
 
 /// Shadow-stack entries per CPU.
 pub const CAPACITY: usize = 32;
