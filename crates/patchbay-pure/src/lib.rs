@@ -12,6 +12,7 @@
 //! | [`ksyms`] | the kernel symbol table blob the host tool embeds into the image |
 //! | [`pagetable`] | stage-1 4 KiB-granule descriptors and a table walker |
 //! | [`layout`] | the physical memory map: kernel, heap, trampoline pools, poke window |
+//! | [`shadow`] | the bookkeeping of a return-hook shadow stack (push, pop, overflows, translation) |
 //! | [`siteplan`] | the tracer's site planner: the call and literal a site needs for its owners and mode |
 //! | [`sites`] | the patch-site table: compiler entries cross-checked with the registry, globs |
 //! | [`hash`] | FNV-1a fingerprints of text (byte-identical checks) |
@@ -32,6 +33,7 @@ pub mod layout;
 #[cfg(test)]
 mod llvm_mc;
 pub mod pagetable;
+pub mod shadow;
 pub mod siteplan;
 pub mod sites;
 pub mod stats;
