@@ -53,6 +53,15 @@ struct Tracer {
 // the TRACER lock.
 unsafe impl Send for Tracer {}
 
+impl Tracer {
+    /// The ops owning site `i`, borrowed from this tracer (so for no longer than its lock).
+    fn owners_of(&self, i: usize) -> impl Iterator<Item = &Ops> {
+        // SAFETY: `self.owners` lists ops boxed in `self.ops`, and the references are bounded by
+        // the borrow of `self`, during which no ops can be dropped.
+        self.owners[i].iter().map(|&p| unsafe { owner(p) })
+    }
+}
+
 static TRACER: spin::Mutex<Option<Tracer>> = spin::Mutex::new(None);
 
 fn with_tracer<R>(f: impl FnOnce(&mut Tracer) -> R) -> R {
@@ -98,9 +107,9 @@ fn resolve(filter: &Filter) -> Result<Vec<usize>, TraceError> {
 /// An owner pointer as a reference.
 ///
 /// # Safety
-/// `p` must be in some site's owners of the tracer whose lock the caller holds, and the
-/// reference must not outlive that lock: owner pointers point at ops boxed in the tracer's
-/// `ops`, which are dropped only after they left every owners list.
+/// `p` must be in a site's owners of a [`Tracer`] the caller borrows, and the reference must not
+/// outlive that borrow: owner pointers point at ops boxed in the tracer's `ops`, which are
+/// dropped only after they left every owners list.
 unsafe fn owner<'a>(p: *const Ops) -> &'a Ops {
     // SAFETY: the caller's contract.
     unsafe { &*p }
@@ -120,11 +129,9 @@ fn targets() -> Targets {
 fn plan_site(b: &mut Batch, t: &Tracer, targets: &Targets, i: usize) {
     let site: &Site<'static> = &sites::all()[i];
     let owners = &t.owners[i];
-    let direct = owners.iter().find_map(|&p| {
-        // SAFETY: an owner of this tracer, whose lock the caller holds.
-        let o = unsafe { owner(p) };
-        o.direct.as_ref().map(|d| d.route())
-    });
+    let direct = t
+        .owners_of(i)
+        .find_map(|o| o.direct.as_ref().map(|d| d.route()));
     let who = Owners {
         count: owners.len(),
         first: owners.first().map_or(0, |&p| p as u64),
@@ -196,11 +203,7 @@ fn attach_resolved(mut o: Box<Ops>, idx: &[usize], mode: Mode) -> Result<OpsId, 
     with_tracer(|t| {
         if o.direct.is_some() {
             for &i in idx {
-                // SAFETY: owners of this tracer, under its lock.
-                if t.owners[i]
-                    .iter()
-                    .any(|&p| unsafe { owner(p) }.direct.is_some())
-                {
+                if t.owners_of(i).any(|o| o.direct.is_some()) {
                     return Err(TraceError::DirectBusy {
                         site: sites::all()[i].name,
                     });
@@ -301,11 +304,7 @@ pub fn sites() -> Vec<SiteInfo> {
             .map(|(i, s)| SiteInfo {
                 site: s,
                 mode: (!t.owners[i].is_empty()).then_some(t.mode[i]),
-                // SAFETY: owners of this tracer, under its lock.
-                owners: t.owners[i]
-                    .iter()
-                    .map(|&p| OpsId(unsafe { owner(p) }.id))
-                    .collect(),
+                owners: t.owners_of(i).map(|o| OpsId(o.id)).collect(),
             })
             .collect()
     })
