@@ -2,7 +2,9 @@
 //! (`make BSP=<board>` passes `--features bsp_<board>`). Callers write `bsp::…`, so a reader
 //! always sees where a call crosses into board-specific code.
 //!
-//! Every board module provides the same items:
+//! The facts of every board are a table in the `patchbay-board` crate, shared with the
+//! chainloader and `pb`; the board module ([`qemu_virt`](board) or one `raspberrypi` module for
+//! both Pis) picks its row ([`BOARD`]) and brings the board up. This module names the facts:
 //!
 //! | item | what |
 //! |---|---|
@@ -15,41 +17,43 @@
 //! | `init_early()` | bring-up that must precede the console (pin muxing), MMU off |
 //! | `firmware_ram()` | RAM from the firmware where the DTB has no memory node |
 //!
-//! Each board also writes its facts for the host tool into the kernel ELF ([`board_facts!`]):
-//! `pb` reads them to pick the QEMU machine, to write `config.txt`, and in tests.
+//! The board's facts are also written into the kernel ELF for the host tool (`pb` reads them to
+//! pick the QEMU machine, to write `config.txt`, and in tests).
+//!
+//! Board support imports nothing above arch and drivers.
 
 #[cfg(feature = "bsp_qemu_virt")]
-#[path = "bsp/qemu_virt/mod.rs"]
+#[path = "bsp/qemu_virt.rs"]
 mod board;
 
-#[cfg(feature = "bsp_rpi3")]
-#[path = "bsp/rpi3/mod.rs"]
-mod board;
-
-#[cfg(feature = "bsp_rpi4")]
-#[path = "bsp/rpi4/mod.rs"]
+#[cfg(any(feature = "bsp_rpi3", feature = "bsp_rpi4"))]
+#[path = "bsp/raspberrypi.rs"]
 mod board;
 
 pub use board::*;
+pub use patchbay_board::{ClockMode, ExitMethod};
+use patchbay_pure::layout::Range;
 
-/// How a run ends on this board.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ExitMethod {
-    /// Semihosting SYS_EXIT with a code (QEMU), PSCI SYSTEM_OFF if semihosting is absent.
-    Semihosting,
-    /// Print a final line and park the CPUs (hardware without a debugger). The host tools
-    /// (`pb run`, `pb chainload`, `pb capture`) recognise the line and take its exit code.
-    Halt,
-}
+pub const NAME: &str = BOARD.name;
+pub const DESCRIPTION: &str = BOARD.description;
+/// PL011 UART0.
+pub const UART_BASE: u64 = BOARD.uart_base;
+pub const UART_CLOCK_HZ: u32 = BOARD.uart_clock_hz;
+pub const MMIO: &[Range] = &MMIO_RANGES;
+pub const FALLBACK_RAM: Range = Range::new(BOARD.fallback_ram.start, BOARD.fallback_ram.end);
+pub const EXIT: ExitMethod = BOARD.exit;
+pub const DEFAULT_CLOCK_MODE: ClockMode = BOARD.clock;
 
-impl ExitMethod {
-    pub const fn name(self) -> &'static str {
-        match self {
-            ExitMethod::Semihosting => "semihosting",
-            ExitMethod::Halt => "halt",
-        }
+/// The board's device memory as the kernel's [`Range`]s.
+const MMIO_RANGES: [Range; BOARD.mmio.len()] = {
+    let mut ranges = [Range::new(0, 0); BOARD.mmio.len()];
+    let mut i = 0;
+    while i < ranges.len() {
+        ranges[i] = Range::new(BOARD.mmio[i].start, BOARD.mmio[i].end);
+        i += 1;
     }
-}
+    ranges
+};
 
 /// One `key=value` line of the board facts.
 pub enum Fact {
@@ -180,24 +184,17 @@ macro_rules! board_facts {
     };
 }
 
-/// The facts every board states, from its constants.
-#[macro_export]
-macro_rules! common_board_facts {
-    ($machine:expr, $kernel_load:expr, $counter_hz:expr $(, $extra:expr)* $(,)?) => {
-        $crate::board_facts!(
-            $crate::bsp::Fact::Str("board", NAME),
-            $crate::bsp::Fact::Str("board_machine", $machine),
-            $crate::bsp::Fact::Hex("board_kernel_load", $kernel_load),
-            $crate::bsp::Fact::Hex("board_uart_base", UART_BASE),
-            $crate::bsp::Fact::Dec("board_uart_clock_hz", UART_CLOCK_HZ as u64),
-            $crate::bsp::Fact::Dec("board_counter_hz", $counter_hz),
-            $crate::bsp::Fact::Str("board_exit", EXIT.name()),
-            $crate::bsp::Fact::Str("board_clock", DEFAULT_CLOCK_MODE.name()),
-            $crate::bsp::Fact::Ranges("board_mmio", MMIO),
-            $($extra),*
-        );
-    };
-}
+crate::board_facts!(
+    Fact::Str("board", NAME),
+    Fact::Str("board_machine", BOARD.machine),
+    Fact::Hex("board_kernel_load", BOARD.kernel_load),
+    Fact::Hex("board_uart_base", UART_BASE),
+    Fact::Dec("board_uart_clock_hz", UART_CLOCK_HZ as u64),
+    Fact::Dec("board_counter_hz", BOARD.counter_hz),
+    Fact::Str("board_exit", EXIT.name()),
+    Fact::Str("board_clock", DEFAULT_CLOCK_MODE.name()),
+    Fact::Ranges("board_mmio", MMIO),
+);
 
 #[cfg(test)]
 mod tests {

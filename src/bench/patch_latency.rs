@@ -8,7 +8,7 @@ use patchbay_pure::{insn, stats};
 use super::{
     clock,
     harness::{self, Iters},
-    record::Result,
+    record::BenchResult,
 };
 use crate::{
     arch::cpu,
@@ -27,7 +27,7 @@ fn single_poke() {
         },
         || poke::poke(site.call(), insn::NOP, insn::NOP).expect("poke leaf"),
     );
-    let mut r = Result::new("patch-latency", "poke", "leaf", "per-site", s);
+    let mut r = BenchResult::new("patch-latency", "poke", "leaf", "per-site", s);
     r.batch = Some(1);
     r.emit();
 }
@@ -88,7 +88,7 @@ fn batch(n: u32, samples: u32) {
     cpu::restore_daif(daif);
     for (metric, samples) in metrics.iter_mut() {
         let s = stats::summarize(samples).expect("samples");
-        let mut r = Result::new("patch-latency", "batch", "gen", metric, s);
+        let mut r = BenchResult::new("patch-latency", "batch", "gen", metric, s);
         r.batch = Some(n);
         r.emit();
     }

@@ -61,7 +61,7 @@ pub fn header() {
 
 /// One result.
 #[derive(Clone, Copy, Debug)]
-pub struct Result<'a> {
+pub struct BenchResult<'a> {
     pub suite: &'a str,
     pub mechanism: &'a str,
     pub subject: &'a str,
@@ -74,7 +74,7 @@ pub struct Result<'a> {
     pub batch: Option<u32>,
 }
 
-impl<'a> Result<'a> {
+impl<'a> BenchResult<'a> {
     pub fn new(
         suite: &'a str,
         mechanism: &'a str,
@@ -82,7 +82,7 @@ impl<'a> Result<'a> {
         metric: &'a str,
         s: Summary,
     ) -> Self {
-        Result {
+        BenchResult {
             suite,
             mechanism,
             subject,
