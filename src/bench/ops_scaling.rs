@@ -9,7 +9,7 @@ use alloc::vec::Vec;
 use super::{
     harness::{self, Iters},
     mechanisms::count,
-    record::BenchResult,
+    record::{self, BenchResult},
 };
 use crate::{
     patch::sites,
@@ -61,7 +61,7 @@ pub fn run(iters: Iters) {
             r.baseline = Some(("off", off));
             r.relevant = Some(relevant);
             r.irrelevant = Some(irrelevant);
-            r.emit();
+            record::emit(&r);
         }
     }
 }

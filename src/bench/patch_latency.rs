@@ -8,7 +8,7 @@ use patchbay_pure::{insn, stats};
 use super::{
     clock,
     harness::{self, Iters},
-    record::BenchResult,
+    record::{self, BenchResult},
 };
 use crate::{
     arch::cpu,
@@ -29,7 +29,7 @@ fn single_poke() {
     );
     let mut r = BenchResult::new("patch-latency", "poke", "leaf", "per-site", s);
     r.batch = Some(1);
-    r.emit();
+    record::emit(&r);
 }
 
 /// Commit a batch built by `add` for every site, returning the time it took per site.
@@ -90,7 +90,7 @@ fn batch(n: u32, samples: u32) {
         let s = stats::summarize(samples).expect("samples");
         let mut r = BenchResult::new("patch-latency", "batch", "gen", metric, s);
         r.batch = Some(n);
-        r.emit();
+        record::emit(&r);
     }
 }
 

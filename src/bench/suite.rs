@@ -220,7 +220,7 @@ pub fn run_mechanisms(iters: Iters) {
             r.baseline = m
                 .baseline
                 .and_then(|b| medians.iter().find(|(n, _)| *n == b).map(|&(n, v)| (n, v)));
-            r.emit();
+            record::emit(&r);
             medians.push((m.name, summary.median));
         }
     }
