@@ -194,7 +194,7 @@ mod loader {
             let Some(byte) = uart.0.try_read_byte() else {
                 if rx.busy() && now - last_byte > stall_after {
                     let why = rx.abort();
-                    refuse(&mut uart, &b, &mut baud, why, drain_quiet);
+                    refuse(&mut uart, b, &mut baud, why, drain_quiet);
                     last_byte = ticks();
                 } else if !rx.busy() && now - last_ready >= ready_every {
                     uart.say(ready);
@@ -211,7 +211,7 @@ mod loader {
                     let target = if h.baud == 0 { baud } else { h.baud };
                     if baud_divisor(b.uart_clock_hz, target).is_none() {
                         rx.cancel();
-                        refuse(&mut uart, &b, &mut baud, Refusal::Baud(target), drain_quiet);
+                        refuse(&mut uart, b, &mut baud, Refusal::Baud(target), drain_quiet);
                         continue;
                     }
                     uart.say(Message::Ack {
@@ -234,7 +234,7 @@ mod loader {
                     boot(b.kernel_load, dtb.map_or(0, |d| d.0));
                 }
                 Step::Done(Err(why)) => {
-                    refuse(&mut uart, &b, &mut baud, why, drain_quiet);
+                    refuse(&mut uart, b, &mut baud, why, drain_quiet);
                     last_byte = ticks();
                 }
             }

@@ -122,6 +122,8 @@ pub struct Board {
 
 /// QEMU `virt` (`-M virt`, optionally `virtualization=on`): PL011 at 0x0900_0000, RAM at 1 GiB,
 /// PSCI through HVC or SMC, semihosting for the exit code.
+// `mmio` is a list of ranges that happens to hold one.
+#[allow(clippy::single_range_in_vec_init)]
 pub const QEMU_VIRT: Board = Board {
     name: "qemu_virt",
     description: "QEMU virt",
@@ -208,6 +210,8 @@ pub const RPI3: RaspberryPi = RaspberryPi {
 
 /// Raspberry Pi 4 Model B / Pi 400 / CM4 (BCM2711, 4x Cortex-A72) in low-peripheral mode. QEMU
 /// 7.2 has no machine for it.
+// `mmio` is a list of ranges that happens to hold one.
+#[allow(clippy::single_range_in_vec_init)]
 pub const RPI4: RaspberryPi = RaspberryPi {
     board: Board {
         name: "rpi4",
