@@ -1,7 +1,7 @@
 //! # patchbay
 //!
 //! A bare-metal arm64 unikernel testbed for live function patching and tracing: it boots on
-//! QEMU `virt` (and, later, Raspberry Pi boards), carries its own patchable functions, rewrites its
+//! QEMU `virt` and on the Raspberry Pi 3 and 4, carries its own patchable functions, rewrites its
 //! own text at run time with correct cache maintenance, and measures the mechanisms the Linux
 //! arm64 ftrace debate weighed against each other, with the cycle counter.
 //!
