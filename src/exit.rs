@@ -1,5 +1,7 @@
 //! Ending a run: semihosting exit code on QEMU, PSCI SYSTEM_OFF without semihosting, a final
-//! line ([`HALT_LINE`]) and a halt on boards whose BSP says so (`bsp::EXIT`).
+//! line ([`Halted`], the format `pb` reads) and a halt on boards whose BSP says so (`bsp::EXIT`).
+
+use patchbay_wire::halt::Halted;
 
 use crate::{arch, bsp, console};
 
@@ -17,10 +19,6 @@ pub fn exit(code: ExitCode) -> ! {
     exit_with(code as u32)
 }
 
-/// What a board without semihosting prints last, followed by the exit code: the host tools
-/// (`pb run`, `pb chainload`, `pb capture`) take the code from this line.
-pub const HALT_LINE: &str = "patchbay: halted with exit code";
-
 /// End the run with a raw exit code.
 pub fn exit_with(code: u32) -> ! {
     console::flush();
@@ -28,7 +26,7 @@ pub fn exit_with(code: u32) -> ! {
         // A board: nobody can receive the code but the person (or host tool) reading the console.
         let _ = core::fmt::Write::write_fmt(
             &mut console::emergency(),
-            format_args!("{HALT_LINE} {code} (reset the board to run again)\n"),
+            format_args!("{}\n", Halted(code)),
         );
         console::flush();
         arch::cpu::halt()

@@ -61,3 +61,29 @@ macro_rules! qemu_directives {
         };
     };
 }
+
+/// The entry point of a kernel test binary (one with the custom test framework's attributes):
+/// `kernel_main` runs the given setup statements, then every `#[kernel_test]` (`test_main`, from
+/// `#![reexport_test_harness_main = "test_main"]`), then exits with success.
+///
+/// ```ignore
+/// #![no_std]
+/// #![no_main]
+/// #![feature(custom_test_frameworks)]
+/// #![test_runner(patchbay::ktest::runner)]
+/// #![reexport_test_harness_main = "test_main"]
+///
+/// // Record the text's fingerprint before any test patches it.
+/// patchbay::test_kernel_main!(BOOT.store(text::text_hash(), Ordering::Relaxed));
+/// ```
+#[macro_export]
+macro_rules! test_kernel_main {
+    ($($setup:stmt);* $(;)?) => {
+        #[unsafe(no_mangle)]
+        fn kernel_main() -> ! {
+            $($setup;)*
+            test_main();
+            $crate::exit::exit($crate::exit::ExitCode::Success)
+        }
+    };
+}

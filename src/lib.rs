@@ -1,12 +1,12 @@
 //! # patchbay
 //!
 //! A bare-metal arm64 unikernel testbed for live function patching and tracing: it boots on
-//! QEMU `virt` (and, later, Raspberry Pi boards), carries its own patchable functions, rewrites its
+//! QEMU `virt` and on the Raspberry Pi 3 and 4, carries its own patchable functions, rewrites its
 //! own text at run time with correct cache maintenance, and measures the mechanisms the Linux
 //! arm64 ftrace debate weighed against each other, with the cycle counter.
 //!
 //! This library is the kernel; a binary (`src/main.rs`, or a test in `tests/`) provides
-//! `kernel_main`, which runs after [`init`] has brought the machine up:
+//! `kernel_main`, which runs after `init` (`src/init.rs`) has brought the machine up:
 //!
 //! ```ignore
 //! #![no_std]
@@ -41,6 +41,7 @@ pub mod console;
 pub mod drivers;
 pub mod exception;
 pub mod exit;
+mod init;
 pub mod ktest;
 pub mod memory;
 mod panic;
@@ -58,46 +59,6 @@ pub use patchbay_macros::{kernel_test, patchable};
 /// Version and git revision of this build.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub const GIT_REV: &str = env!("PATCHBAY_GIT_REV");
-
-#[cfg(not(test))]
-unsafe extern "Rust" {
-    /// Provided by the binary: what this kernel does once the machine is up.
-    fn kernel_main() -> !;
-}
-
-/// Called by `boot/start.s` on the boot CPU at EL1, on its kernel stack, MMU off, BSS zeroed.
-#[unsafe(no_mangle)]
-unsafe extern "C" fn __patchbay_early_main(dtb: u64, entry_el: u64) -> ! {
-    // SAFETY: called exactly once, by the boot CPU, before anything else.
-    unsafe { init(dtb, entry_el) };
-    // SAFETY: every kernel binary defines `kernel_main` (the library's own test build below).
-    #[allow(unused_unsafe)]
-    unsafe {
-        kernel_main()
-    }
-}
-
-/// Bring the boot CPU up: vectors, boot facts, MMU + caches (W^X), console, heap, clock.
-///
-/// # Safety
-/// Once, on the boot CPU, with the MMU off.
-unsafe fn init(dtb: u64, entry_el: u64) {
-    exception::install();
-    // SAFETY: boot CPU, first and only call, MMU off (the DTB is read with plain loads).
-    unsafe { boot_info::record(dtb, entry_el) };
-    // SAFETY: boot CPU, once, after record().
-    unsafe { memory::init() };
-    // SAFETY: this is CPU 0 bringing itself up.
-    unsafe { percpu::init(0) };
-    console::init();
-    console::init_logger();
-    // SAFETY: once, after memory::init().
-    unsafe { memory::init_heap() };
-    bench::clock::init();
-    system::banner();
-    // SAFETY: once, single CPU, heap up.
-    unsafe { patch::init() };
-}
 
 #[cfg(test)]
 #[unsafe(no_mangle)]

@@ -21,7 +21,7 @@ use patchbay_pure::{
     pagetable::{self, Attrs, Table, TableAlloc},
 };
 
-use crate::{arch, boot_info, bsp};
+use crate::{arch, boot_info, bsp, percpu::MAX_CPUS};
 
 pub const HEAP_SIZE: u64 = 32 << 20;
 pub const NEAR_POOL_SIZE: u64 = 2 << 20;
@@ -30,8 +30,6 @@ pub const FAR_POOL_SIZE: u64 = 2 << 20;
 /// What unused trampoline-pool memory holds: `brk #0xdead`, so a jump into a free or freed
 /// trampoline traps with a recognisable report instead of running stale code.
 pub const POOL_FILL: u32 = patchbay_pure::insn::brk(0xdead);
-/// CPUs the per-CPU data, stacks and poke slots are sized for (linker.ld MAX_CPUS).
-pub const MAX_CPUS: usize = 8;
 
 unsafe extern "C" {
     static __image_start: u8;

@@ -1,11 +1,14 @@
-//! Per-CPU data, sized for [`MAX_CPUS`](crate::memory::MAX_CPUS) from the start.
+//! Per-CPU data, sized for [`MAX_CPUS`] from the start.
 //!
 //! TPIDR_EL1 holds the current CPU's `PerCpu` address, so [`this`] is one `mrs` and a load.
 //! Only the boot CPU runs today; SMP bring-up will initialise the other slots the same way.
 
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use crate::memory::MAX_CPUS;
+/// CPUs the per-CPU data, stacks, poke slots and shadow stacks are sized for (linker.ld
+/// `MAX_CPUS` must agree). Defined here, at the bottom, so that `memory` and everything above
+/// can size per-CPU things from it.
+pub const MAX_CPUS: usize = 8;
 
 #[repr(C, align(64))]
 pub struct PerCpu {

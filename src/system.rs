@@ -3,7 +3,7 @@
 
 use patchbay_pure::layout::POKE_WINDOW_VA;
 
-use crate::{arch, bench::clock, boot_info, bsp, memory, println};
+use crate::{arch, bench::clock, boot_info, bsp, memory, percpu, println};
 
 /// One line every kernel prints first.
 pub fn banner() {
@@ -90,7 +90,7 @@ pub fn summary() {
         "poke win",
         patchbay_pure::layout::Range::new(
             POKE_WINDOW_VA,
-            POKE_WINDOW_VA + (memory::MAX_CPUS as u64) * 4096,
+            POKE_WINDOW_VA + (percpu::MAX_CPUS as u64) * 4096,
         ),
         "RW- per-CPU text alias slots (VA)",
     );

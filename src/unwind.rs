@@ -8,13 +8,36 @@
 //!
 //! - the static and direct trampolines build two frame records (call site, then trampoline), so
 //!   the walk goes handler → trampoline → traced function → caller;
-//! - a return-hooked function's saved return address is the rethook trampoline; the walk
+//! - a return-hooked function's saved return address is the return trampoline; the walk
 //!   replaces each one, innermost first, with the real return address from this CPU's shadow
-//!   stack ([`rethook::real_return_address`]);
-//! - frames whose return address lies inside a trampoline (static trampolines, the rethook
+//!   stack ([`Hooks::real_return_address`]);
+//! - frames whose return address lies inside a trampoline (static trampolines, the return
 //!   trampoline, the trampoline pools) are shown, or elided with [`Options::elide_trampolines`].
+//!
+//! The unwinder sits below tracing and does not import it: tracing registers what the walk needs
+//! to know ([`Hooks`]) at boot (`trace::init`). Before that, no address is a trampoline and no
+//! return address is translated.
 
-use crate::memory;
+use crate::{memory, percpu::MAX_CPUS};
+
+/// What tracing tells the unwinder, once, at boot ([`register_hooks`]).
+#[derive(Clone, Copy)]
+pub struct Hooks {
+    /// Is `pc` inside tracing machinery that is not a function of its own?
+    pub in_trampoline: fn(pc: u64) -> bool,
+    /// The address return hooks put in place of a hooked function's return address.
+    pub return_trampoline: u64,
+    /// The real return address behind the `n`-th `return_trampoline` met while unwinding this
+    /// CPU's stack from the innermost frame outwards (n = 0 is the innermost).
+    pub real_return_address: fn(n: usize) -> Option<u64>,
+}
+
+static HOOKS: spin::Once<Hooks> = spin::Once::new();
+
+/// Register tracing's hooks (the first registration wins; there is one tracer).
+pub fn register_hooks(hooks: Hooks) {
+    HOOKS.call_once(|| hooks);
+}
 
 /// One frame: the return address found in a frame record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,7 +48,7 @@ pub struct Frame {
 
 /// The kernel or exception stack containing `a`.
 fn stack_of(a: u64) -> Option<patchbay_pure::layout::Range> {
-    (0..memory::MAX_CPUS).find_map(|c| {
+    (0..MAX_CPUS).find_map(|c| {
         let (k, e) = memory::cpu_stacks(c);
         [k, e].into_iter().find(|s| s.contains(a))
     })
@@ -44,11 +67,9 @@ pub struct Options {
 
 /// Is `pc` (a return address) inside tracing machinery that is not a function of its own?
 pub fn in_trampoline(pc: u64) -> bool {
-    let at = pc.wrapping_sub(4);
-    crate::trace::trampoline::contains(at)
-        || crate::trace::pool::PoolKind::Near.range().contains(at)
-        || crate::trace::pool::PoolKind::Far.range().contains(at)
-        || crate::trace::rethook::trampoline_contains(at)
+    HOOKS
+        .get()
+        .is_some_and(|h| (h.in_trampoline)(pc.wrapping_sub(4)))
 }
 
 /// Walk the frame records starting at `fp`, calling `f` for each return address, at most `max`;
@@ -59,7 +80,7 @@ pub fn walk(fp: u64, max: usize, f: impl FnMut(Frame)) {
 
 /// [`walk`] with options.
 pub fn walk_with(mut fp: u64, max: usize, opts: Options, mut f: impl FnMut(Frame)) {
-    let rethook = crate::trace::rethook::trampoline();
+    let hooks = HOOKS.get();
     let mut hooked = 0;
     for _ in 0..max {
         if fp == 0 || !fp.is_multiple_of(16) || !on_a_stack(fp) || !on_a_stack(fp + 8) {
@@ -70,12 +91,13 @@ pub fn walk_with(mut fp: u64, max: usize, opts: Options, mut f: impl FnMut(Frame
         if lr == 0 {
             return;
         }
-        let pc = if lr == rethook {
-            let real = crate::trace::rethook::real_return_address(hooked).unwrap_or(lr);
-            hooked += 1;
-            real
-        } else {
-            lr
+        let pc = match hooks {
+            Some(h) if lr == h.return_trampoline => {
+                let real = (h.real_return_address)(hooked).unwrap_or(lr);
+                hooked += 1;
+                real
+            }
+            _ => lr,
         };
         if !(opts.elide_trampolines && in_trampoline(pc)) {
             f(Frame { fp, pc });

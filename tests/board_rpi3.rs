@@ -11,7 +11,7 @@
 use patchbay::{
     bench::clock,
     boot_info,
-    bsp::{self, ExitMethod},
+    bsp::{self, ClockMode, ExitMethod},
     kernel_test,
 };
 
@@ -21,11 +21,7 @@ patchbay::qemu_directives!(
     "reject_console=semihosting",
 );
 
-#[unsafe(no_mangle)]
-fn kernel_main() -> ! {
-    test_main();
-    patchbay::exit::exit(patchbay::exit::ExitCode::Success)
-}
+patchbay::test_kernel_main!();
 
 fn read32(addr: u64) -> u32 {
     // SAFETY: `addr` is a register in the BSP's MMIO ranges, mapped as device memory; reading
@@ -48,14 +44,14 @@ fn bsp_constants_are_the_bcm2837s() {
         "ARM-local block"
     );
     assert_eq!(bsp::EXIT, ExitMethod::Halt);
-    assert_eq!(bsp::DEFAULT_CLOCK_MODE, clock::Mode::Hardware);
-    assert_eq!(bsp::map::KERNEL_LOAD, 0x8_0000);
+    assert_eq!(bsp::DEFAULT_CLOCK_MODE, ClockMode::Hardware);
+    assert_eq!(bsp::BOARD.kernel_load, 0x8_0000);
 }
 
 #[kernel_test]
 fn uart_pins_and_divisor_are_programmed() {
     // GPFSEL1: GPIO 14 (bits 12-14) and 15 (bits 15-17) in alternate function 0 (0b100).
-    let fsel1 = read32(bsp::map::GPIO_BASE + 0x04);
+    let fsel1 = read32(bsp::PI.gpio_base + 0x04);
     assert_eq!((fsel1 >> 12) & 0o77, 0o44, "GPFSEL1 {fsel1:#x}");
     // 115200 baud from 48 MHz: divisor 26 + 3/64.
     assert_eq!(read32(bsp::UART_BASE + 0x24), 26, "IBRD");
@@ -66,6 +62,6 @@ fn uart_pins_and_divisor_are_programmed() {
 fn the_runner_says_this_is_qemu_so_no_cycles() {
     // pb run passes patchbay.clock=qemu: the board's default (hardware) must not apply.
     assert_eq!(boot_info::get().bootarg("patchbay.clock"), Some("qemu"));
-    assert_eq!(clock::mode(), clock::Mode::Qemu);
+    assert_eq!(clock::mode(), ClockMode::Qemu);
     assert_ne!(clock::unit(), "cycles");
 }

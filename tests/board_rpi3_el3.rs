@@ -8,7 +8,7 @@
 #![test_runner(patchbay::ktest::runner)]
 #![reexport_test_harness_main = "test_main"]
 
-use patchbay::{arch, bench::clock, boot_info, kernel_test};
+use patchbay::{arch, bench::clock, boot_info, bsp::ClockMode, kernel_test};
 
 patchbay::qemu_directives!(
     "boot=el3",
@@ -16,11 +16,7 @@ patchbay::qemu_directives!(
     "expect_console=patchbay: halted with exit code 0",
 );
 
-#[unsafe(no_mangle)]
-fn kernel_main() -> ! {
-    test_main();
-    patchbay::exit::exit(patchbay::exit::ExitCode::Success)
-}
+patchbay::test_kernel_main!();
 
 #[kernel_test]
 fn entered_at_el3_runs_at_el1() {
@@ -46,6 +42,6 @@ fn ram_comes_from_the_mailbox_without_a_dtb() {
 #[kernel_test]
 fn without_boot_arguments_the_board_default_clock_applies() {
     // Nothing can pass boot arguments here, so this run shows the board's default: hardware.
-    assert_eq!(clock::mode(), clock::Mode::Hardware);
+    assert_eq!(clock::mode(), ClockMode::Hardware);
     assert_eq!(clock::unit(), "cycles");
 }

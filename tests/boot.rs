@@ -48,11 +48,7 @@ mod expect {
     pub const MODEL: &str = "Raspberry Pi 3 Model B (QEMU raspi3b, DTB by pb)";
 }
 
-#[unsafe(no_mangle)]
-fn kernel_main() -> ! {
-    test_main();
-    patchbay::exit::exit(patchbay::exit::ExitCode::Success)
-}
+patchbay::test_kernel_main!();
 
 #[kernel_test]
 fn dtb_facts_match_the_qemu_command_line() {

@@ -21,11 +21,7 @@ use patchbay::{
 
 patchbay::qemu_directives!("timeout=120");
 
-#[unsafe(no_mangle)]
-fn kernel_main() -> ! {
-    test_main();
-    patchbay::exit::exit(patchbay::exit::ExitCode::Success)
-}
+patchbay::test_kernel_main!();
 
 /// Run `line` and return what it printed.
 fn run(sh: &mut Shell, line: &str) -> String {

@@ -29,14 +29,11 @@ static BOOT: AtomicU64 = AtomicU64::new(0);
 static BOOT_NEAR: AtomicU64 = AtomicU64::new(0);
 static BOOT_FAR: AtomicU64 = AtomicU64::new(0);
 
-#[unsafe(no_mangle)]
-fn kernel_main() -> ! {
+patchbay::test_kernel_main!(
     BOOT.store(text::text_hash(), Ordering::Relaxed);
     BOOT_NEAR.store(text::hash_range(PoolKind::Near.range()), Ordering::Relaxed);
     BOOT_FAR.store(text::hash_range(PoolKind::Far.range()), Ordering::Relaxed);
-    test_main();
-    patchbay::exit::exit(patchbay::exit::ExitCode::Success)
-}
+);
 
 const REACHES: [Reach; 3] = [Reach::Near, Reach::FarViaOps, Reach::FarViaVeneer];
 

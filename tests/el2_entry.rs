@@ -13,11 +13,7 @@ patchbay::qemu_directives!(
     "expect_console=entered at EL2, running at EL1",
 );
 
-#[unsafe(no_mangle)]
-fn kernel_main() -> ! {
-    test_main();
-    patchbay::exit::exit(patchbay::exit::ExitCode::Success)
-}
+patchbay::test_kernel_main!();
 
 #[kernel_test]
 fn entered_at_el2_runs_at_el1() {

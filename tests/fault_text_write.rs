@@ -26,7 +26,7 @@ fn kernel_main() -> ! {
     let p = victim as *const () as *mut u32;
     patchbay::println!("writing to text at {:#x}", p as u64);
     // SAFETY: not safe at all: this must fault (W^X); that is what the test checks.
-    unsafe { p.write_volatile(0xd503_201f) };
+    unsafe { p.write_volatile(patchbay_pure::insn::NOP) }; // nop
     patchbay::println!("TEST REACHED THE END");
     patchbay::exit::exit(patchbay::exit::ExitCode::Success)
 }

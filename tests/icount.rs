@@ -5,7 +5,7 @@
 #![no_std]
 #![no_main]
 
-use patchbay::{bench::clock, exit, println};
+use patchbay::{bench::clock, bsp::ClockMode, exit, println};
 
 patchbay::qemu_directives!(
     "icount=1",
@@ -36,7 +36,7 @@ fn measure5(n: u64) -> [u64; 5] {
 
 #[unsafe(no_mangle)]
 fn kernel_main() -> ! {
-    assert_eq!(clock::mode(), clock::Mode::QemuIcount);
+    assert_eq!(clock::mode(), ClockMode::QemuIcount);
     assert_eq!(clock::unit(), "instructions");
     // Every measurement goes through one call site, so the fenced region is the same code.
     let a = measure5(1000);

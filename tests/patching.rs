@@ -30,11 +30,7 @@ use patchbay_pure::{
 
 patchbay::qemu_directives!("timeout=120");
 
-#[unsafe(no_mangle)]
-fn kernel_main() -> ! {
-    test_main();
-    patchbay::exit::exit(patchbay::exit::ExitCode::Success)
-}
+patchbay::test_kernel_main!();
 
 fn word(addr: u64) -> u32 {
     poke::read(addr, poke::Width::Insn) as u32

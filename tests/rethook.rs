@@ -29,12 +29,7 @@ patchbay::qemu_directives!("timeout=120");
 
 static BOOT: AtomicU64 = AtomicU64::new(0);
 
-#[unsafe(no_mangle)]
-fn kernel_main() -> ! {
-    BOOT.store(text::text_hash(), Ordering::Relaxed);
-    test_main();
-    patchbay::exit::exit(patchbay::exit::ExitCode::Success)
-}
+patchbay::test_kernel_main!(BOOT.store(text::text_hash(), Ordering::Relaxed));
 
 fn site(name: &str) -> &'static sites::Site<'static> {
     sites::by_name(name).unwrap()

@@ -22,19 +22,9 @@ use patchbay::{
 
 patchbay::qemu_directives!("timeout=120");
 
-#[unsafe(no_mangle)]
-fn kernel_main() -> ! {
-    let boot = text_hash();
-    test_main_then(boot)
-}
-
-fn test_main_then(boot: u64) -> ! {
-    BOOT_HASH.store(boot, Ordering::Relaxed);
-    test_main();
-    patchbay::exit::exit(patchbay::exit::ExitCode::Success)
-}
-
 static BOOT_HASH: AtomicU64 = AtomicU64::new(0);
+
+patchbay::test_kernel_main!(BOOT_HASH.store(text_hash(), Ordering::Relaxed));
 const MODES: [Mode; 2] = [Mode::List, Mode::CallOps];
 
 fn addr(f: *const ()) -> u64 {

@@ -3,8 +3,8 @@
 //! jumps to it. Protocol: the library half of this crate (`src/lib.rs`).
 //!
 //! One image serves both boards: the CPU says which SoC this is (Cortex-A53: BCM2837 on the Pi 3;
-//! Cortex-A72: BCM2711 on the Pi 4), and the addresses come from the kernel BSPs' own constant
-//! files, included below, so the loader and the kernel never disagree.
+//! Cortex-A72: BCM2711 on the Pi 4), and the addresses and drivers come from the
+//! `patchbay-board` crate the kernel's BSP uses too, so the loader and the kernel never disagree.
 //!
 //! On the host this binary is a stub: the loader is built with `--target aarch64-unknown-none`.
 #![cfg_attr(target_os = "none", no_std, no_main)]
@@ -19,32 +19,14 @@ fn main() {
     std::process::exit(2);
 }
 
-// The kernel's own drivers and board constants (not all of their items are used here).
-#[cfg(target_os = "none")]
-#[allow(dead_code)]
-#[path = "../../src/drivers/pl011.rs"]
-mod pl011;
-
-#[cfg(target_os = "none")]
-#[allow(dead_code)]
-#[path = "../../src/drivers/gpio.rs"]
-mod gpio;
-
-#[cfg(target_os = "none")]
-#[allow(dead_code)]
-#[path = "../../src/bsp/rpi3/map.rs"]
-mod rpi3;
-
-#[cfg(target_os = "none")]
-#[allow(dead_code)]
-#[path = "../../src/bsp/rpi4/map.rs"]
-mod rpi4;
-
 #[cfg(target_os = "none")]
 mod loader {
-    use super::{gpio, pl011, rpi3, rpi4};
     use core::fmt::Write;
 
+    use patchbay_board::{
+        Board, RaspberryPi,
+        drivers::{gpio, pl011},
+    };
     use patchbay_chainloader::{
         CONSOLE_BAUD, Memory, Message, PAGE_ACK, Receiver, Refusal, Step, VERSION, baud_divisor,
     };
@@ -55,43 +37,12 @@ mod loader {
         static __loader_start: u8;
     }
 
-    /// The facts of the board we run on.
-    struct Board {
-        name: &'static str,
-        uart: u64,
-        uart_clock: u32,
-        gpio: u64,
-        pulls: gpio::PullScheme,
-        counter_hz: u64,
-        load: u64,
-    }
-
-    /// The board, from the CPU's MIDR part number.
-    fn board() -> Option<Board> {
+    /// The Pi we run on, from the CPU's MIDR_EL1 part number.
+    fn board() -> Option<&'static RaspberryPi> {
         let midr: u64;
         // SAFETY: reading MIDR_EL1 has no side effects.
         unsafe { core::arch::asm!("mrs {}, midr_el1", out(reg) midr, options(nomem, nostack)) };
-        match (midr >> 4) & 0xfff {
-            0xd03 => Some(Board {
-                name: "Raspberry Pi 3 (BCM2837)",
-                uart: rpi3::UART_BASE,
-                uart_clock: rpi3::UART_CLOCK_HZ,
-                gpio: rpi3::GPIO_BASE,
-                pulls: gpio::PullScheme::Clocked,
-                counter_hz: rpi3::COUNTER_HZ,
-                load: rpi3::KERNEL_LOAD,
-            }),
-            0xd08 => Some(Board {
-                name: "Raspberry Pi 4 (BCM2711)",
-                uart: rpi4::UART_BASE,
-                uart_clock: rpi4::UART_CLOCK_HZ,
-                gpio: rpi4::GPIO_BASE,
-                pulls: gpio::PullScheme::Direct,
-                counter_hz: rpi4::COUNTER_HZ,
-                load: rpi4::KERNEL_LOAD,
-            }),
-            _ => None,
-        }
+        RaspberryPi::by_cpu_part(((midr >> 4) & 0xfff) as u16)
     }
 
     struct Uart(pl011::Pl011);
@@ -193,32 +144,33 @@ mod loader {
 
     #[unsafe(no_mangle)]
     extern "C" fn loader_main(dtb: u64, entry_el: u64) -> ! {
-        let Some(b) = board() else {
+        let Some(pi) = board() else {
             // Not a board we know the UART of: nothing useful can be said.
             halt()
         };
+        let b = &pi.board;
         // SAFETY: this SoC's GPIO block; MMU off, one CPU.
-        let gpio = unsafe { gpio::Gpio::new(b.gpio, b.pulls) };
+        let gpio = unsafe { gpio::Gpio::new(pi.gpio_base, pi.pulls) };
         gpio.route_uart0();
         // SAFETY: this SoC's PL011; MMU off, one CPU.
-        let mut uart = Uart(unsafe { pl011::Pl011::new(b.uart) });
-        uart.set_baud(b.uart_clock, CONSOLE_BAUD);
+        let mut uart = Uart(unsafe { pl011::Pl011::new(b.uart_base) });
+        uart.set_baud(b.uart_clock_hz, CONSOLE_BAUD);
 
         // Only the address of the linker symbol is taken, never its contents.
         let loader_start = (&raw const __loader_start) as u64;
         let dtb = dtb_range(dtb);
         let limit = match dtb {
-            Some((at, _)) if at >= b.load => loader_start.min(at),
+            Some((at, _)) if at >= b.kernel_load => loader_start.min(at),
             _ => loader_start,
         };
-        let max = u32::try_from(limit - b.load).unwrap_or(u32::MAX);
+        let max = u32::try_from(limit - b.kernel_load).unwrap_or(u32::MAX);
         let _ = write!(
             uart,
             "\npatchbay chainloader {} (protocol v{VERSION}) on {}, entered at EL{entry_el}\n\
              kernels load at {:#x}, at most {max} bytes (loader at {loader_start:#x}",
             env!("CARGO_PKG_VERSION"),
-            b.name,
-            b.load
+            b.description,
+            b.kernel_load
         );
         let _ = match dtb {
             Some((at, size)) => writeln!(uart, ", DTB at {at:#x}, {size} bytes)"),
@@ -230,10 +182,10 @@ mod loader {
         let ready = Message::Ready {
             version: VERSION,
             max,
-            load: b.load,
+            load: b.kernel_load,
         };
         let mut rx = Receiver::new(max);
-        let mut area = LoadArea(b.load);
+        let mut area = LoadArea(b.kernel_load);
         let mut baud = CONSOLE_BAUD;
         let mut last_ready = ticks().wrapping_sub(ready_every);
         let mut last_byte = ticks();
@@ -242,7 +194,7 @@ mod loader {
             let Some(byte) = uart.0.try_read_byte() else {
                 if rx.busy() && now - last_byte > stall_after {
                     let why = rx.abort();
-                    refuse(&mut uart, &b, &mut baud, why, drain_quiet);
+                    refuse(&mut uart, b, &mut baud, why, drain_quiet);
                     last_byte = ticks();
                 } else if !rx.busy() && now - last_ready >= ready_every {
                     uart.say(ready);
@@ -257,9 +209,9 @@ mod loader {
                 Step::Page => uart.0.write_byte(PAGE_ACK),
                 Step::Accepted(h) => {
                     let target = if h.baud == 0 { baud } else { h.baud };
-                    if baud_divisor(b.uart_clock, target).is_none() {
+                    if baud_divisor(b.uart_clock_hz, target).is_none() {
                         rx.cancel();
-                        refuse(&mut uart, &b, &mut baud, Refusal::Baud(target), drain_quiet);
+                        refuse(&mut uart, b, &mut baud, Refusal::Baud(target), drain_quiet);
                         continue;
                     }
                     uart.say(Message::Ack {
@@ -267,19 +219,22 @@ mod loader {
                         baud: h.baud,
                     });
                     if target != baud {
-                        uart.set_baud(b.uart_clock, target);
+                        uart.set_baud(b.uart_clock_hz, target);
                         baud = target;
                     }
                 }
                 Step::Done(Ok(crc)) => {
-                    uart.say(Message::Ok { crc, load: b.load });
+                    uart.say(Message::Ok {
+                        crc,
+                        load: b.kernel_load,
+                    });
                     if baud != CONSOLE_BAUD {
-                        uart.set_baud(b.uart_clock, CONSOLE_BAUD);
+                        uart.set_baud(b.uart_clock_hz, CONSOLE_BAUD);
                     }
-                    boot(b.load, dtb.map_or(0, |d| d.0));
+                    boot(b.kernel_load, dtb.map_or(0, |d| d.0));
                 }
                 Step::Done(Err(why)) => {
-                    refuse(&mut uart, &b, &mut baud, why, drain_quiet);
+                    refuse(&mut uart, b, &mut baud, why, drain_quiet);
                     last_byte = ticks();
                 }
             }
@@ -293,7 +248,7 @@ mod loader {
         let _ = write!(text, "{why}");
         uart.say(Message::Err(text.as_str()));
         if *baud != CONSOLE_BAUD {
-            uart.set_baud(b.uart_clock, CONSOLE_BAUD);
+            uart.set_baud(b.uart_clock_hz, CONSOLE_BAUD);
             *baud = CONSOLE_BAUD;
         }
         let start = ticks();

@@ -9,11 +9,16 @@
 //! | `qemu` | boot arg `patchbay.clock=qemu` | host time, noisy | `ticks` |
 //! | `hardware` | `patchbay.clock=hardware`, or no boot arg on a real board (the BSP's default) | CPU cycles | `cycles` |
 //!
-//! With CNTVCT_EL0 as the source the unit is always `ticks` (of the generic timer).
+//! With CNTVCT_EL0 as the source the unit is always `ticks` (of the generic timer). The mode
+//! type ([`ClockMode`]) belongs to the board support, which states each board's default.
 
 use core::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
-use crate::{arch::pmu, boot_info};
+use crate::{
+    arch::pmu,
+    boot_info,
+    bsp::{self, ClockMode},
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Source {
@@ -26,23 +31,6 @@ impl Source {
         match self {
             Source::Pmccntr => "pmccntr",
             Source::Cntvct => "cntvct",
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mode {
-    QemuIcount,
-    Qemu,
-    Hardware,
-}
-
-impl Mode {
-    pub const fn name(self) -> &'static str {
-        match self {
-            Mode::QemuIcount => "qemu-icount",
-            Mode::Qemu => "qemu",
-            Mode::Hardware => "hardware",
         }
     }
 }
@@ -70,20 +58,18 @@ pub fn source() -> Source {
 
 /// The clock mode, from the boot arguments the runner passed, else the board's default (QEMU
 /// `virt` is never hardware, so without the argument it is `qemu`: icount unknown, never "cycles").
-pub fn mode() -> Mode {
-    match boot_info::get().bootarg("patchbay.clock") {
-        Some("qemu-icount") => Mode::QemuIcount,
-        Some("qemu") => Mode::Qemu,
-        Some("hardware") => Mode::Hardware,
-        _ => crate::bsp::DEFAULT_CLOCK_MODE,
-    }
+pub fn mode() -> ClockMode {
+    boot_info::get()
+        .bootarg("patchbay.clock")
+        .and_then(ClockMode::from_name)
+        .unwrap_or(bsp::DEFAULT_CLOCK_MODE)
 }
 
 /// What one tick of [`now`] is.
 pub fn unit() -> &'static str {
     match (source(), mode()) {
-        (Source::Pmccntr, Mode::QemuIcount) => "instructions",
-        (Source::Pmccntr, Mode::Hardware) => "cycles",
+        (Source::Pmccntr, ClockMode::QemuIcount) => "instructions",
+        (Source::Pmccntr, ClockMode::Hardware) => "cycles",
         _ => "ticks",
     }
 }

@@ -9,7 +9,7 @@ use alloc::vec::Vec;
 use super::{
     harness::{self, Iters},
     mechanisms::count,
-    record::Result,
+    record::{self, BenchResult},
 };
 use crate::{
     patch::sites,
@@ -52,19 +52,16 @@ pub fn run(iters: Iters) {
                     mode,
                 ));
             }
-            let ids: Vec<_> = ids
-                .into_iter()
-                .collect::<core::result::Result<_, _>>()
-                .expect("attach");
+            let ids: Vec<_> = ids.into_iter().collect::<Result<_, _>>().expect("attach");
             let s = harness::measure(iters, subjects::leaf);
             for id in ids {
                 trace::detach(id).expect("detach");
             }
-            let mut r = Result::new("ops-scaling", mode.name(), "leaf", "call", s);
+            let mut r = BenchResult::new("ops-scaling", mode.name(), "leaf", "call", s);
             r.baseline = Some(("off", off));
             r.relevant = Some(relevant);
             r.irrelevant = Some(irrelevant);
-            r.emit();
+            record::emit(&r);
         }
     }
 }

@@ -8,7 +8,7 @@ use patchbay_pure::{insn, stats};
 use super::{
     clock,
     harness::{self, Iters},
-    record::Result,
+    record::{self, BenchResult},
 };
 use crate::{
     arch::cpu,
@@ -27,9 +27,9 @@ fn single_poke() {
         },
         || poke::poke(site.call(), insn::NOP, insn::NOP).expect("poke leaf"),
     );
-    let mut r = Result::new("patch-latency", "poke", "leaf", "per-site", s);
+    let mut r = BenchResult::new("patch-latency", "poke", "leaf", "per-site", s);
     r.batch = Some(1);
-    r.emit();
+    record::emit(&r);
 }
 
 /// Commit a batch built by `add` for every site, returning the time it took per site.
@@ -88,9 +88,9 @@ fn batch(n: u32, samples: u32) {
     cpu::restore_daif(daif);
     for (metric, samples) in metrics.iter_mut() {
         let s = stats::summarize(samples).expect("samples");
-        let mut r = Result::new("patch-latency", "batch", "gen", metric, s);
+        let mut r = BenchResult::new("patch-latency", "batch", "gen", metric, s);
         r.batch = Some(n);
-        r.emit();
+        record::emit(&r);
     }
 }
 

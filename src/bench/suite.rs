@@ -11,7 +11,7 @@ use super::{
     harness::{self, Iters},
     mechanisms::{self as m, nothing},
     ops_scaling, patch_latency,
-    record::{self, Result},
+    record::{self, BenchResult},
 };
 use crate::{patch::sites, subjects, trace::TraceError};
 
@@ -106,9 +106,9 @@ pub struct Mechanism {
     /// Measure the non-patchable twin instead of the patchable subject.
     pub twin: bool,
     /// Put `site` into this mechanism's state.
-    pub attach: fn(&sites::Site<'static>) -> core::result::Result<(), TraceError>,
+    pub attach: fn(&sites::Site<'static>) -> Result<(), TraceError>,
     /// Undo [`Mechanism::attach`]: the site is back in its compiled state.
-    pub detach: fn(&sites::Site<'static>) -> core::result::Result<(), TraceError>,
+    pub detach: fn(&sites::Site<'static>) -> Result<(), TraceError>,
 }
 
 /// Every mechanism the suite measures, in table order. Tracing mechanisms use the empty
@@ -230,11 +230,11 @@ pub fn run_mechanisms_where(iters: Iters, keep: impl Fn(&Mechanism) -> bool) {
                 harness::measure(iters, || subject.call())
             };
             (m.detach)(site).unwrap_or_else(|e| panic!("detaching {}: {e}", m.name));
-            let mut r = Result::new("mechanisms", m.name, subject.name(), "call", summary);
+            let mut r = BenchResult::new("mechanisms", m.name, subject.name(), "call", summary);
             r.baseline = m
                 .baseline
                 .and_then(|b| medians.iter().find(|(n, _)| *n == b).map(|&(n, v)| (n, v)));
-            r.emit();
+            record::emit(&r);
             medians.push((m.name, summary.median));
         }
     }

@@ -1,9 +1,9 @@
 //! Device drivers.
 //!
-//! - [`pl011`]: the console UART on every board.
-//! - [`gpio`], [`mailbox`]: Raspberry Pi pin muxing and the firmware's property interface (used
-//!   by the `rpi3`/`rpi4` BSPs; the chainloader includes `pl011` and `gpio` too).
+//! - [`pl011`], [`gpio`]: the console UART and Raspberry Pi pin muxing, from the `patchbay-board`
+//!   crate (the chainloader uses the same drivers).
+//! - [`mailbox`]: the Raspberry Pi firmware's property interface (used by `bsp::raspberrypi`).
 
-pub mod gpio;
 pub mod mailbox;
-pub mod pl011;
+
+pub use patchbay_board::drivers::{gpio, pl011};

@@ -7,13 +7,14 @@
 //!
 //! # Ordering: every intermediate state is a correct program
 //!
-//! A batch is written in two phases, each one [`poke::apply`] (one alias mapping per page, one
-//! maintenance pass, one ISB):
+//! A batch is written in two phases, each one pass of [`poke::apply_phases`] (one alias mapping
+//! per page, one maintenance pass, one ISB); which word goes in which phase is planned by
+//! `patchbay_pure::batch` (host-tested), and this module keeps the site states and the writes:
 //!
 //! | phase | arm (or retarget) | disarm | restore |
 //! |---|---|---|---|
-//! | 1 | `nop` → `mov x9, x30` at func+0 (first arm only); the literal, if set | `bl` → `nop` at func+4 | `bl` → `nop` at func+4 (if armed) |
-//! | 2 | `nop`/`bl old` → `bl target` at func+4 | the literal, if set | `mov x9, x30` → `nop` at func+0; the literal back to `nop; nop` |
+//! | 1 | the entry `mov x9, x30` (first arm only); a literal set with it | `bl` → `nop` | `bl` → `nop` |
+//! | 2 | the `bl` | a literal set with it | entry `mov` → `nop`; literal → `nop; nop` |
 //!
 //! Like Linux, `mov x9, x30` is written once, at the first arm, and stays when the site is
 //! disarmed: toggling a site afterwards is a single CMODX-safe word. [`Batch::restore`] takes a
@@ -39,59 +40,15 @@
 
 use alloc::vec::Vec;
 
-use patchbay_pure::insn;
+use patchbay_pure::batch::{self as plan, Call, Change, Literal};
+pub use patchbay_pure::batch::{LITERAL_NOPS, SiteState};
 
 use super::{
     PatchError,
-    poke::{self, PokeStats, Write},
+    poke::{self, PokeStats},
     sites::{self, Site},
 };
-
 use crate::percpu;
-
-/// The two entry NOPs before the function, read as one little-endian 64-bit literal.
-pub const LITERAL_NOPS: u64 = (insn::NOP as u64) << 32 | insn::NOP as u64;
-
-/// What the engine last wrote at a site.
-///
-/// Plain aligned words (no `Option`, no `bool`): the kernel is built with strict alignment, and
-/// copying tagged or padded structs costs byte-wise copies in the batch loop.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SiteState {
-    /// The literal slot's value.
-    pub literal: u64,
-    /// `bl` target at func+4, 0 when the site holds `nop`.
-    call: u64,
-    /// The word at func+4 (`nop` or the encoded `bl`), kept so it is not re-encoded.
-    call_word: u64,
-    /// 1 when `mov x9, x30` is at func+0.
-    entry_mov: u64,
-}
-
-impl SiteState {
-    const COMPILED: SiteState = SiteState {
-        literal: LITERAL_NOPS,
-        call: 0,
-        call_word: insn::NOP as u64,
-        entry_mov: 0,
-    };
-
-    /// A site's state as compiled: `nop; nop` in the literal and at the entry.
-    pub const fn compiled() -> Self {
-        Self::COMPILED
-    }
-
-    /// The target the site's `bl` calls, if armed.
-    pub fn call(&self) -> Option<u64> {
-        (self.call != 0).then_some(self.call)
-    }
-
-    /// Is `mov x9, x30` at the entry?
-    pub fn entry_mov(&self) -> bool {
-        self.entry_mov != 0
-    }
-}
 
 static STATE: spin::Mutex<Vec<SiteState>> = spin::Mutex::new(Vec::new());
 
@@ -104,33 +61,6 @@ pub(crate) fn init() {
 pub fn state(site: &Site<'_>) -> SiteState {
     let i = sites::index_of(site).expect("a site from the site table");
     STATE.lock()[i]
-}
-
-// Word-sized tags (`repr(u64)`) so changes are copied as whole words under strict alignment.
-#[repr(u64)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Call {
-    /// Leave the call word alone.
-    Keep,
-    To(u64),
-    /// `bl` → `nop`; `mov x9, x30` stays.
-    Off,
-    /// Back to the compiled bytes: `nop; nop` and the literal `nop; nop`.
-    Restore,
-}
-
-#[repr(u64)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Literal {
-    Keep,
-    Set(u64),
-}
-
-#[derive(Clone, Copy, Debug)]
-struct Change {
-    site: usize,
-    call: Call,
-    literal: Literal,
 }
 
 /// Statistics of a committed batch.
@@ -204,109 +134,33 @@ impl Batch {
         self.changes.is_empty()
     }
 
-    /// Apply every change, or none.
+    /// Apply every change, or none: merge them per site, plan both phases
+    /// (`patchbay_pure::batch`), refuse entry-word writes while other CPUs run, validate and
+    /// write both phases ([`poke::apply_phases`]), then record the sites' new states.
     pub fn commit(mut self) -> Result<BatchStats, PatchError> {
         if let Some(e) = self.error.take() {
             return Err(e);
         }
         let table = sites::all();
-        // One change per site: a call change and a literal change for the same site merge;
-        // two of the same kind are an error. Callers usually submit sites in table order, so
-        // check for that before sorting and merging.
-        if !self.changes.windows(2).all(|w| w[0].site < w[1].site) {
-            self.changes.sort_unstable_by_key(|c| c.site);
-            let mut merged: Vec<Change> = Vec::with_capacity(self.changes.len());
-            for c in &self.changes {
-                match merged.last_mut() {
-                    Some(m) if m.site == c.site => {
-                        if (m.call != Call::Keep && c.call != Call::Keep)
-                            || (m.literal != Literal::Keep && c.literal != Literal::Keep)
-                        {
-                            return Err(PatchError::SiteTwiceInBatch {
-                                site: table[c.site].name,
-                            });
-                        }
-                        if m.call == Call::Keep {
-                            m.call = c.call;
-                        }
-                        if m.literal == Literal::Keep {
-                            m.literal = c.literal;
-                        }
-                    }
-                    _ => merged.push(*c),
-                }
-            }
-            self.changes = merged;
-        }
+        plan::merge(&mut self.changes, table)?;
         let mut state = STATE.lock();
         let n = self.changes.len();
         let mut next = Vec::with_capacity(n);
         let (mut phase1, mut phase2) = (Vec::with_capacity(2 * n), Vec::with_capacity(2 * n));
-        let mut mov_writes = false;
+        let mut entry_writes = false;
         for c in &self.changes {
-            let (site, st) = (&table[c.site], state[c.site]);
-            let mut new = st;
-            let old_call = st.call_word as u32;
-            let mut literal = match c.literal {
-                Literal::Set(v) => Some(v),
-                Literal::Keep => None,
-            };
-            // Literal changes go with the phase where no `bl` can read the slot mid-change.
-            let mut literal_late = false;
-            match c.call {
-                Call::To(t) => {
-                    let bl = insn::bl(site.call(), t)?;
-                    if !st.entry_mov() {
-                        phase1.push(Write::insn(site.entry(), insn::NOP, insn::MOV_X9_X30));
-                        new.entry_mov = 1;
-                        mov_writes = true;
-                    }
-                    if old_call != bl {
-                        phase2.push(Write::insn(site.call(), old_call, bl));
-                    }
-                    new.call = t;
-                    new.call_word = bl.into();
-                }
-                Call::Off => {
-                    if st.call().is_none() {
-                        return Err(PatchError::NotArmed { site: site.name });
-                    }
-                    phase1.push(Write::insn(site.call(), old_call, insn::NOP));
-                    new.call = 0;
-                    new.call_word = insn::NOP.into();
-                    literal_late = true;
-                }
-                Call::Restore => {
-                    if st.call().is_some() {
-                        phase1.push(Write::insn(site.call(), old_call, insn::NOP));
-                    }
-                    if st.entry_mov() {
-                        phase2.push(Write::insn(site.entry(), insn::MOV_X9_X30, insn::NOP));
-                        mov_writes = true;
-                    }
-                    new.entry_mov = 0;
-                    new.call = 0;
-                    new.call_word = insn::NOP.into();
-                    literal = literal.or(Some(LITERAL_NOPS));
-                    literal_late = true;
-                }
-                Call::Keep => {}
-            }
-            if let Some(v) = literal
-                && v != st.literal
-            {
-                let w = Write::literal(site.literal(), st.literal, v);
-                if literal_late {
-                    phase2.push(w)
-                } else {
-                    phase1.push(w)
-                }
-                new.literal = v;
-            }
+            let phases = [&mut phase1, &mut phase2];
+            let new = plan::plan_change::<PatchError>(
+                c,
+                &table[c.site],
+                state[c.site],
+                phases,
+                &mut entry_writes,
+            )?;
             next.push((c.site, new));
         }
         let cpus = percpu::online();
-        if mov_writes && cpus > 1 {
+        if entry_writes && cpus > 1 {
             return Err(PatchError::NeedsStopMachine { cpus });
         }
         let phase_writes = [phase1.len(), phase2.len()];

@@ -5,7 +5,10 @@
 use alloc::string::String;
 use core::fmt;
 
-use patchbay_pure::insn::{self, EncodeError};
+use patchbay_pure::{
+    batch::PlanError,
+    insn::{self, EncodeError},
+};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PatchError {
@@ -40,6 +43,16 @@ pub enum PatchError {
 impl From<EncodeError> for PatchError {
     fn from(e: EncodeError) -> Self {
         PatchError::Encode(e)
+    }
+}
+
+impl From<PlanError<'static>> for PatchError {
+    fn from(e: PlanError<'static>) -> Self {
+        match e {
+            PlanError::SiteTwice { site } => PatchError::SiteTwiceInBatch { site },
+            PlanError::NotArmed { site } => PatchError::NotArmed { site },
+            PlanError::Encode(e) => PatchError::Encode(e),
+        }
     }
 }
 

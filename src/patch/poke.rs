@@ -17,6 +17,7 @@
 //!
 //! Physical = virtual for text and pools (identity map), so the alias maps the text address.
 
+pub use patchbay_pure::batch::{Width, Write};
 use patchbay_pure::{
     layout::{POKE_SLOT_SIZE, Range},
     pagetable::{self, Attrs},
@@ -24,52 +25,6 @@ use patchbay_pure::{
 
 use super::{PatchError, maintenance, text};
 use crate::{arch, memory, percpu};
-
-/// Width of one write.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Width {
-    /// One A64 instruction.
-    Insn,
-    /// One 64-bit literal (a CALL_OPS slot, a trampoline's data word).
-    Literal,
-}
-
-impl Width {
-    pub fn bytes(self) -> u64 {
-        match self {
-            Width::Insn => 4,
-            Width::Literal => 8,
-        }
-    }
-}
-
-/// One validated write: at `addr`, replace `expected` with `new`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Write {
-    pub addr: u64,
-    pub expected: u64,
-    pub new: u64,
-    pub width: Width,
-}
-
-impl Write {
-    pub fn insn(addr: u64, expected: u32, new: u32) -> Self {
-        Write {
-            addr,
-            expected: expected.into(),
-            new: new.into(),
-            width: Width::Insn,
-        }
-    }
-    pub fn literal(addr: u64, expected: u64, new: u64) -> Self {
-        Write {
-            addr,
-            expected,
-            new,
-            width: Width::Literal,
-        }
-    }
-}
 
 /// What a poke did, for benchmarks and the console.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

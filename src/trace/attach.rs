@@ -12,13 +12,10 @@
 //!
 //! # Site state from owners and mode
 //!
-//! Each site has a mode (set by the last attach that covered it) and a set of owning ops:
-//!
-//! | owners | list mode | call-ops mode |
-//! |---|---|---|
-//! | none | restored to its compiled bytes | restored to its compiled bytes |
-//! | one | `bl` list trampoline | `bl` ops trampoline, literal = that ops |
-//! | several | `bl` list trampoline | `bl` ops trampoline, literal = the list ops |
+//! Each site has a mode (set by the last attach that covered it) and a set of owning ops. What
+//! the site's call and literal must then be is decided by the pure site planner
+//! (`patchbay_pure::siteplan`, host-tested; its docs have the table), from the owners' count,
+//! the first owner and the route of a direct attachment among them ([`Ops::direct`]).
 //!
 //! Attach and detach recompute only the sites whose owners changed and apply them in one
 //! [`Batch`]: the literal is written in the phase before a `bl` that reads it, and only changed
@@ -27,103 +24,19 @@
 //! valid, live ops — never a torn pointer. An ops is freed only after no literal points at it and
 //! it is out of the published list.
 
-use alloc::{boxed::Box, string::String, vec::Vec};
-use core::fmt;
+use alloc::{boxed::Box, vec::Vec};
+
+use patchbay_pure::siteplan::{self, Owners, SitePlan, Targets};
 
 use super::{
-    direct,
     ops::{self, Handler, LIST_OPS, Ops},
     trampoline,
+    types::{Filter, Mode, OpsId, TraceError},
 };
 use crate::patch::{
-    PatchError,
     batch::{self, Batch},
     sites::{self, Site},
 };
-
-/// Which functions an ops traces.
-#[derive(Clone, Debug)]
-pub enum Filter {
-    /// Every patch site.
-    All,
-    /// Sites matching a glob (see `patch::sites::glob`).
-    Glob(String),
-    /// Exactly these functions (each must be a patch site).
-    Addrs(Vec<u64>),
-}
-
-/// How a site reaches its ops.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mode {
-    /// Through the list dispatcher, which tests every registered ops' filter.
-    List,
-    /// Through the site's literal: one owner is called directly.
-    CallOps,
-}
-
-impl Mode {
-    pub fn name(self) -> &'static str {
-        match self {
-            Mode::List => "list",
-            Mode::CallOps => "call-ops",
-        }
-    }
-}
-
-/// An attached ops.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct OpsId(pub u64);
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum TraceError {
-    Patch(PatchError),
-    /// A glob matched no patch site.
-    NoMatch {
-        pattern: String,
-    },
-    /// No attached ops has this id.
-    UnknownOps(OpsId),
-    /// A trampoline pool is full; nothing was patched.
-    PoolExhausted {
-        pool: &'static str,
-        bytes: u64,
-        usage: super::pool::Usage,
-    },
-    /// The site already has a direct attachment (one per site).
-    DirectBusy {
-        site: &'static str,
-    },
-}
-
-impl From<PatchError> for TraceError {
-    fn from(e: PatchError) -> Self {
-        TraceError::Patch(e)
-    }
-}
-
-impl fmt::Display for TraceError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            TraceError::Patch(e) => e.fmt(f),
-            TraceError::NoMatch { pattern } => {
-                write!(
-                    f,
-                    "no patch site matches \"{pattern}\"; nothing was attached"
-                )
-            }
-            TraceError::UnknownOps(id) => write!(f, "no attached ops has id {}", id.0),
-            TraceError::PoolExhausted { pool, bytes, usage } => write!(
-                f,
-                "the {pool} trampoline pool cannot fit {bytes} more bytes ({} of {} used in {} blocks); detach something or enlarge the pool; nothing was patched",
-                usage.used, usage.total, usage.blocks
-            ),
-            TraceError::DirectBusy { site } => write!(
-                f,
-                "{site} already has a direct attachment (one per site); detach it first"
-            ),
-        }
-    }
-}
 
 struct Tracer {
     /// Attached ops, boxed so their addresses are stable: literals and the published list point
@@ -139,6 +52,15 @@ struct Tracer {
 // SAFETY: the raw pointers point at the boxed ops owned by the same Tracer; all access is under
 // the TRACER lock.
 unsafe impl Send for Tracer {}
+
+impl Tracer {
+    /// The ops owning site `i`, borrowed from this tracer (so for no longer than its lock).
+    fn owners_of(&self, i: usize) -> impl Iterator<Item = &Ops> {
+        // SAFETY: `self.owners` lists ops boxed in `self.ops`, and the references are bounded by
+        // the borrow of `self`, during which no ops can be dropped.
+        self.owners[i].iter().map(|&p| unsafe { owner(p) })
+    }
+}
 
 static TRACER: spin::Mutex<Option<Tracer>> = spin::Mutex::new(None);
 
@@ -183,55 +105,68 @@ fn resolve(filter: &Filter) -> Result<Vec<usize>, TraceError> {
 }
 
 /// An owner pointer as a reference.
-fn owner<'a>(p: *const Ops) -> &'a Ops {
-    // SAFETY: owner pointers always point at ops boxed in the tracer's `ops`, which outlive
-    // their listing as owners (removed from the owners before the box is dropped).
+///
+/// # Safety
+/// `p` must be in a site's owners of a [`Tracer`] the caller borrows, and the reference must not
+/// outlive that borrow: owner pointers point at ops boxed in the tracer's `ops`, which are
+/// dropped only after they left every owners list.
+unsafe fn owner<'a>(p: *const Ops) -> &'a Ops {
+    // SAFETY: the caller's contract.
     unsafe { &*p }
 }
 
-/// Add to `b` what site `i` needs for its current owners and mode.
-fn plan_site(b: &mut Batch, t: &Tracer, i: usize) {
-    let site: &Site<'static> = &sites::all()[i];
-    let st = batch::state(site);
-    let owners = &t.owners[i];
-    if owners.is_empty() {
-        if st != batch::SiteState::compiled() {
-            b.restore(site);
-        }
-        return;
-    }
-    let direct = owners
-        .iter()
-        .map(|&p| owner(p))
-        .find(|o| o.direct.is_some());
-    let list = &LIST_OPS as *const Ops as u64;
-    let (target, literal) = match (direct, t.mode[i]) {
-        // A sole direct owner: its own route (near trampoline, veneer, or the direct caller).
-        (Some(d), _) if owners.len() == 1 => direct::route(d),
-        // Direct beside other ops: the list walk, then a hand-over to the trampoline.
-        (Some(_), _) => (trampoline::direct_caller(), Some(list)),
-        (None, Mode::List) => (trampoline::list_caller(), None),
-        (None, Mode::CallOps) => {
-            let lit = if owners.len() == 1 {
-                owners[0] as u64
-            } else {
-                list
-            };
-            (trampoline::ops_caller(), Some(lit))
-        }
-    };
-    if st.call() != Some(target) {
-        b.arm(site, target);
-    }
-    if let Some(lit) = literal
-        && st.literal != lit
-    {
-        b.set_literal(site, lit);
+/// The addresses the site planner may name.
+fn targets() -> Targets {
+    Targets {
+        list_caller: trampoline::list_caller(),
+        ops_caller: trampoline::ops_caller(),
+        direct_caller: trampoline::direct_caller(),
+        list_ops: &LIST_OPS as *const Ops as u64,
     }
 }
 
+/// Add to `b` what site `i` needs for its current owners and mode (`patchbay_pure::siteplan`).
+fn plan_site(b: &mut Batch, t: &Tracer, targets: &Targets, i: usize) {
+    let site: &Site<'static> = &sites::all()[i];
+    let owners = &t.owners[i];
+    let direct = t
+        .owners_of(i)
+        .find_map(|o| o.direct.as_ref().map(|d| d.route()));
+    let who = Owners {
+        count: owners.len(),
+        first: owners.first().map_or(0, |&p| p as u64),
+        direct,
+    };
+    match siteplan::plan_site(&batch::state(site), &who, t.mode[i], targets) {
+        SitePlan::Keep => {}
+        SitePlan::Restore => {
+            b.restore(site);
+        }
+        SitePlan::Set { arm, literal } => {
+            if let Some(to) = arm {
+                b.arm(site, to);
+            }
+            if let Some(lit) = literal {
+                b.set_literal(site, lit);
+            }
+        }
+    }
+}
+
+/// Add to `b` what each site in `idx` needs.
+fn plan_sites(t: &Tracer, idx: &[usize]) -> Batch {
+    let targets = targets();
+    let mut b = Batch::with_capacity(idx.len());
+    for &i in idx {
+        plan_site(&mut b, t, &targets, i);
+    }
+    b
+}
+
 fn publish(t: &Tracer) {
-    ops::publish(t.ops.iter().map(|o| &**o as *const Ops).collect());
+    // SAFETY: called with the tracer lock held, on the only CPU, outside any list walk (attach
+    // and detach are never called from a handler).
+    unsafe { ops::publish(t.ops.iter().map(|o| &**o as *const Ops).collect()) };
 }
 
 /// Trace the functions `filter` selects with `handler` (which gets `data` through its ops),
@@ -251,9 +186,15 @@ pub fn attach(
     attach_resolved(o, &idx, mode)
 }
 
-/// Attach a prepared ops (a direct attachment's) to the functions at `funcs`.
-pub(super) fn attach_ops(mut o: Box<Ops>, funcs: &[u64], mode: Mode) -> Result<OpsId, TraceError> {
-    let idx = resolve(&Filter::Addrs(funcs.into()))?;
+/// Attach a prepared ops (a tracing client's, e.g. a direct attachment) to `sites`, entries of
+/// the site table.
+pub fn attach_ops(mut o: Box<Ops>, sites: &[&Site<'_>], mode: Mode) -> Result<OpsId, TraceError> {
+    let mut idx = sites
+        .iter()
+        .map(|s| sites::index_of(s).ok_or(crate::patch::PatchError::NotASite { addr: s.func }))
+        .collect::<Result<Vec<usize>, _>>()?;
+    idx.sort_unstable();
+    idx.dedup();
     o.funcs = idx.iter().map(|&i| sites::all()[i].func).collect();
     attach_resolved(o, &idx, mode)
 }
@@ -262,7 +203,7 @@ fn attach_resolved(mut o: Box<Ops>, idx: &[usize], mode: Mode) -> Result<OpsId, 
     with_tracer(|t| {
         if o.direct.is_some() {
             for &i in idx {
-                if t.owners[i].iter().any(|&p| owner(p).direct.is_some()) {
+                if t.owners_of(i).any(|o| o.direct.is_some()) {
                     return Err(TraceError::DirectBusy {
                         site: sites::all()[i].name,
                     });
@@ -280,11 +221,7 @@ fn attach_resolved(mut o: Box<Ops>, idx: &[usize], mode: Mode) -> Result<OpsId, 
             t.owners[i].push(p);
             t.mode[i] = mode;
         }
-        let mut b = Batch::with_capacity(idx.len());
-        for &i in idx {
-            plan_site(&mut b, t, i);
-        }
-        if let Err(e) = b.commit() {
+        if let Err(e) = plan_sites(t, idx).commit() {
             // Undo the bookkeeping; the batch wrote nothing. Dropping the ops frees any
             // trampoline it owned.
             for (&i, &m) in idx.iter().zip(&old_modes) {
@@ -316,11 +253,7 @@ pub fn detach(id: OpsId) -> Result<(), TraceError> {
         for &i in &idx {
             t.owners[i].retain(|&q| q != p);
         }
-        let mut b = Batch::with_capacity(idx.len());
-        for &i in &idx {
-            plan_site(&mut b, t, i);
-        }
-        if let Err(e) = b.commit() {
+        if let Err(e) = plan_sites(t, &idx).commit() {
             for &i in &idx {
                 t.owners[i].push(p);
             }
@@ -371,7 +304,7 @@ pub fn sites() -> Vec<SiteInfo> {
             .map(|(i, s)| SiteInfo {
                 site: s,
                 mode: (!t.owners[i].is_empty()).then_some(t.mode[i]),
-                owners: t.owners[i].iter().map(|&p| OpsId(owner(p).id)).collect(),
+                owners: t.owners_of(i).map(|o| OpsId(o.id)).collect(),
             })
             .collect()
     })

@@ -31,10 +31,12 @@ use core::sync::atomic::Ordering;
 use patchbay_pure::tramp;
 
 use super::{
-    Mode, OpsId, TraceError, attach,
-    ops::Ops,
+    attach,
+    ops::{Attachment, DirectRoute, Ops},
     pool::{self, Block, PoolKind},
     regs::FtraceRegs,
+    rethook,
+    types::{Mode, OpsId, TraceError},
 };
 use crate::patch::{PatchError, sites::Site};
 
@@ -78,7 +80,7 @@ impl DirectCtx {
     pub unsafe fn hook_return(
         &self,
         args: *mut u64,
-        exit: super::rethook::ExitFn,
+        exit: rethook::ExitFn,
         ctx: u64,
         data: u64,
     ) -> bool {
@@ -92,7 +94,7 @@ impl DirectCtx {
                 &mut *((base + frame - 8) as *mut u64),
             )
         };
-        super::rethook::push(slot, base + frame, fp, self.site, exit, ctx, data)
+        rethook::push(slot, base + frame, fp, self.site, exit, ctx, data)
     }
 
     /// The saved arguments, which an entry handler may change.
@@ -118,8 +120,8 @@ pub enum DirectKind {
     Fexit(ExitHandler),
 }
 
-/// A direct attachment's resources; dropped (trampoline and veneer returned to their pools)
-/// only after the site no longer reaches them.
+/// A direct attachment's resources, hung on its ops as an [`Attachment`]; dropped with the ops
+/// (trampoline and veneer returned to their pools) only after the site no longer reaches them.
 pub struct DirectMeta {
     pub reach: Reach,
     pub tramp: Block,
@@ -132,6 +134,17 @@ impl Drop for DirectMeta {
         pool::free(core::mem::replace(&mut self.tramp, pool::Block::EMPTY));
         if let Some(v) = self.veneer.take() {
             pool::free(v);
+        }
+    }
+}
+
+impl Attachment for DirectMeta {
+    fn route(&self) -> DirectRoute {
+        match (self.reach, &self.veneer) {
+            (Reach::FarViaOps, _) => DirectRoute::ViaDirectCaller,
+            // Only `FarViaVeneer` has a veneer: the site calls it, it jumps to the trampoline.
+            (_, Some(veneer)) => DirectRoute::Bl(veneer.addr),
+            (_, None) => DirectRoute::Bl(self.tramp.addr),
         }
     }
 }
@@ -182,7 +195,7 @@ pub fn attach_direct(
     let mut ops = Ops::new(handoff, data, 0);
     ops.direct_call.store(meta.tramp.addr, Ordering::Relaxed);
     ops.direct = Some(Box::new(meta));
-    attach::attach_ops(Box::new(ops), &[site.func], Mode::CallOps)
+    attach::attach_ops(Box::new(ops), &[site], Mode::CallOps)
 }
 
 /// [`attach_direct`] for the function at `func`, which must be a patch site.
@@ -199,22 +212,9 @@ pub fn attach_direct_at(
 /// The trampoline block of a direct attachment (for inspection and tests).
 pub fn trampoline_of(id: OpsId) -> Option<(u64, Option<u64>)> {
     attach::with_ops(id, |o| {
-        o.direct
-            .as_ref()
-            .map(|m| (m.tramp.addr, m.veneer.as_ref().map(|v| v.addr)))
+        let meta = o.direct.as_deref()? as &dyn core::any::Any;
+        let m = meta.downcast_ref::<DirectMeta>()?;
+        Some((m.tramp.addr, m.veneer.as_ref().map(|v| v.addr)))
     })
     .flatten()
-}
-
-/// Where `site`'s `bl` goes for a sole direct owner `ops`, and the literal it needs (if any).
-pub(super) fn route(ops: &Ops) -> (u64, Option<u64>) {
-    let meta = ops.direct.as_ref().expect("a direct ops");
-    match meta.reach {
-        Reach::Near => (meta.tramp.addr, None),
-        Reach::FarViaVeneer => (meta.veneer.as_ref().expect("veneer").addr, None),
-        Reach::FarViaOps => (
-            super::trampoline::direct_caller(),
-            Some(ops as *const Ops as u64),
-        ),
-    }
 }

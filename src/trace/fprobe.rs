@@ -15,8 +15,11 @@
 use alloc::{boxed::Box, vec::Vec};
 
 use super::{
-    Filter, FtraceRegs, Mode, Ops, OpsId, TraceError, attach,
+    attach,
+    ops::Ops,
+    regs::FtraceRegs,
     rethook::{self, RetRegs},
+    types::{Filter, Mode, OpsId, TraceError},
 };
 
 /// Entry: `(ip, regs, per-call data out)`; return true to hook this call's return.

@@ -23,7 +23,10 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use patchbay_pure::{esr, insn};
 
-use super::{TraceError, recursion, rethook};
+use super::{
+    recursion, rethook,
+    types::{OpsId, TraceError},
+};
 use crate::{
     exception::{self, ExceptionFrame},
     patch::{poke, sites::Site},
@@ -107,7 +110,7 @@ pub fn register_kretprobe(
 /// Remove a probe: the original NOP goes back, then the probe is forgotten.
 pub fn unregister(id: ProbeId) -> Result<(), TraceError> {
     let p = PROBES.lock().iter().find(|p| p.id == id.0).copied();
-    let p = p.ok_or(TraceError::UnknownOps(super::OpsId(id.0)))?;
+    let p = p.ok_or(TraceError::UnknownOps(OpsId(id.0)))?;
     poke::poke(p.addr, insn::brk(KPROBE_BRK), insn::NOP).map_err(TraceError::from)?;
     PROBES.lock().retain(|q| q.id != id.0);
     Ok(())

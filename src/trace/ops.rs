@@ -12,14 +12,23 @@
 //!
 //! The registered list is published as an immutable snapshot (an `AtomicPtr` to a boxed list)
 //! so the list walker takes no lock. A replaced snapshot is freed at once: only one CPU runs and
-//! tracing never runs in interrupt context, so no walker can still hold it. SMP needs a grace
-//! period here (RCU) before freeing.
+//! tracing never runs in interrupt context, so no walker can still hold it. Both halves say so in
+//! their signatures: [`registered`] and [`publish`] are `unsafe fn`s whose contract is that
+//! assumption. SMP needs a grace period here (RCU) before freeing.
+//!
+//! An ops knows nothing of the tracing clients built on it. A direct attachment hangs its
+//! resources on its ops as an opaque [`Attachment`]: the site planner asks it only for its
+//! [`DirectRoute`], and the ops drops it (returning its trampolines to their pool) when the ops
+//! itself is freed, after no site reaches it.
 
 use alloc::{boxed::Box, vec::Vec};
 use core::{
+    any::Any,
     ptr,
     sync::atomic::{AtomicPtr, AtomicU64, Ordering},
 };
+
+pub use patchbay_pure::siteplan::DirectRoute;
 
 use super::regs::FtraceRegs;
 
@@ -30,8 +39,13 @@ use super::regs::FtraceRegs;
 /// shim in between: that is what keeps call-ops cheap.
 pub type Handler = extern "C" fn(ip: u64, parent_ip: u64, ops: &Ops, regs: &mut FtraceRegs);
 
-/// What a trampoline calls: `ops->func(ip, parent_ip, ops, regs)`.
-pub type OpsFunc = Handler;
+/// What a client hangs on its ops for a direct attachment: the route a site it owns alone takes
+/// to its code, and whatever must live as long as the ops (its trampolines). Dropped with the
+/// ops.
+pub trait Attachment: Any + Send + Sync {
+    /// How a site this ops owns alone reaches the attachment's code.
+    fn route(&self) -> DirectRoute;
+}
 
 /// One tracer. `#[repr(C)]`: the trampolines read `func` at offset 0 and (for direct calls
 /// reached through ops) `direct_call` at offset 8.
@@ -51,8 +65,8 @@ pub struct Ops {
     pub all: bool,
     /// Identifier for the attach API.
     pub id: u64,
-    /// The resources of a direct attachment (its trampoline), freed with the ops.
-    pub direct: Option<Box<super::direct::DirectMeta>>,
+    /// A direct attachment's route and resources (its trampolines), freed with the ops.
+    pub direct: Option<Box<dyn Attachment>>,
 }
 
 pub const OPS_FUNC: usize = 0;
@@ -95,10 +109,6 @@ impl Ops {
         self.func.store(f as *mut (), Ordering::Release);
     }
 
-    pub fn is_enabled(&self) -> bool {
-        self.func.load(Ordering::Relaxed) != nop_func as *mut ()
-    }
-
     /// Call whatever `func` currently is.
     #[inline(always)]
     pub fn call(&self, ip: u64, parent: u64, regs: &mut FtraceRegs) {
@@ -112,7 +122,9 @@ impl Ops {
 /// The list dispatcher (`LIST_OPS.func`): every registered ops whose filter matches `ip`. The
 /// trampoline has already taken the recursion guard.
 pub extern "C" fn list_func(ip: u64, parent: u64, _ops: &Ops, regs: &mut FtraceRegs) {
-    for ops in registered() {
+    // SAFETY: the references live for this walk only, and no snapshot is freed while a walk runs
+    // (one CPU; the walk runs in a trampoline, never in interrupt context; see `registered`).
+    for ops in unsafe { registered() } {
         if ops.matches(ip) {
             ops.call(ip, parent, regs);
         }
@@ -134,23 +146,34 @@ struct Snapshot {
 static LIST: AtomicPtr<Snapshot> = AtomicPtr::new(ptr::null_mut());
 
 /// Every registered ops, as the list walker sees them.
-pub fn registered() -> impl Iterator<Item = &'static Ops> {
+///
+/// # Safety
+/// The snapshot behind the iterator, and the ops it lists, are freed by the next [`publish`].
+/// The caller must finish with every reference before a `publish` can run: true today for a
+/// walk on the only CPU that does not span an attach or detach (tracing never runs in interrupt
+/// context). With more CPUs, a publisher must wait for a grace period first.
+pub unsafe fn registered<'a>() -> impl Iterator<Item = &'a Ops> {
     let p = LIST.load(Ordering::Acquire);
-    // SAFETY: `publish` stores a leaked, fully built Snapshot and frees a snapshot only when it
-    // is replaced, which happens with no walker running (see the module docs).
-    let snapshot: Option<&'static Snapshot> = unsafe { p.as_ref() };
-    let ops: &'static [*const Ops] = snapshot.map_or(&[], |s| &s.ops);
-    // SAFETY: every element points at a registered, live ops.
+    // SAFETY: `publish` stores a leaked, fully built Snapshot, freed only by a later `publish`,
+    // which the caller guarantees does not run while the references live.
+    let snapshot: Option<&'a Snapshot> = unsafe { p.as_ref() };
+    let ops: &'a [*const Ops] = snapshot.map_or(&[], |s| &s.ops);
+    // SAFETY: every element points at a registered, live ops (the tracer frees an ops only after
+    // publishing a list without it).
     ops.iter().map(|&o| unsafe { &*o })
 }
 
-/// Replace the published list with `ops` (called with the tracer lock held).
-pub(super) fn publish(ops: Vec<*const Ops>) {
+/// Replace the published list with `ops` (called with the tracer lock held) and free the one it
+/// replaces.
+///
+/// # Safety
+/// No walker may still be using the replaced snapshot (see [`registered`]): the caller runs on
+/// the only CPU, outside any walk. SMP needs a grace period between the swap and the free.
+pub(super) unsafe fn publish(ops: Vec<*const Ops>) {
     let new = Box::into_raw(Box::new(Snapshot { ops }));
     let old = LIST.swap(new, Ordering::AcqRel);
     if !old.is_null() {
-        // SAFETY: `old` came from `Box::into_raw` above and no walker can still hold it (single
-        // CPU, no tracing in interrupt context).
+        // SAFETY: `old` came from `Box::into_raw` above; no walker still holds it (caller).
         drop(unsafe { Box::from_raw(old) });
     }
 }

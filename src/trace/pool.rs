@@ -14,7 +14,7 @@ use alloc::vec;
 use buddy_system_allocator::FrameAllocator;
 use patchbay_pure::layout::Range;
 
-use super::TraceError;
+use super::types::{PoolUsage, TraceError};
 use crate::{
     memory::{self, POOL_FILL},
     patch::poke,
@@ -74,19 +74,9 @@ impl Block {
     }
 }
 
-/// Pool accounting.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Usage {
-    pub total: u64,
-    pub used: u64,
-    pub blocks: u64,
-    /// Allocations refused because the pool was full.
-    pub failures: u64,
-}
-
 struct Pool {
     frames: FrameAllocator<16>,
-    usage: Usage,
+    usage: PoolUsage,
 }
 
 static POOLS: spin::Mutex<Option<[Pool; 2]>> = spin::Mutex::new(None);
@@ -100,9 +90,9 @@ fn with_pool<R>(kind: PoolKind, f: impl FnOnce(&mut Pool) -> R) -> R {
             frames.add_frame(0, n);
             Pool {
                 frames,
-                usage: Usage {
+                usage: PoolUsage {
                     total: k.range().len(),
-                    ..Usage::default()
+                    ..PoolUsage::default()
                 },
             }
         })
@@ -165,6 +155,6 @@ fn release(block: Block) {
 }
 
 /// The accounting of `kind`.
-pub fn usage(kind: PoolKind) -> Usage {
+pub fn usage(kind: PoolKind) -> PoolUsage {
     with_pool(kind, |p| p.usage)
 }

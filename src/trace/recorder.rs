@@ -24,7 +24,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use patchbay_pure::ring::{Event, ReadStats, Ring};
 
 use super::{FtraceRegs, Ops};
-use crate::{memory::MAX_CPUS, percpu};
+use crate::percpu::{self, MAX_CPUS};
 
 /// Events each CPU's ring holds (40 bytes each: 80 KiB per CPU, zero-initialised in `.bss`).
 pub const CAPACITY: usize = 2048;

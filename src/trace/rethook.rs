@@ -26,7 +26,9 @@
 
 use core::cell::UnsafeCell;
 
-use crate::{memory::MAX_CPUS, percpu};
+use patchbay_pure::shadow::{self, HookedCall};
+
+use crate::percpu::{self, MAX_CPUS};
 
 /// Shadow-stack entries per CPU.
 pub const CAPACITY: usize = 32;
@@ -67,6 +69,12 @@ pub struct Entry {
     pub data: u64,
 }
 
+impl HookedCall for Entry {
+    fn return_address(&self) -> u64 {
+        self.ret
+    }
+}
+
 fn no_exit(_: u64, _: u64, _: u64, _: &mut RetRegs) {}
 
 const EMPTY: Entry = Entry {
@@ -79,32 +87,17 @@ const EMPTY: Entry = Entry {
     data: 0,
 };
 
-/// One CPU's shadow stack and its counters (plain fields: only that CPU touches them).
-#[repr(C)]
-struct ShadowStack {
-    depth: usize,
-    hooked: u64,
-    returned: u64,
-    overflows: u64,
-    entries: [Entry; CAPACITY],
-}
+/// One CPU's shadow stack and its counters (`patchbay_pure::shadow`; plain fields: only that
+/// CPU touches them).
+type ShadowStack = shadow::ShadowStack<Entry, CAPACITY>;
 
 struct PerCpuStacks([UnsafeCell<ShadowStack>; MAX_CPUS]);
 // SAFETY: each CPU only touches its own stack (indexed by its CPU id), and tracing never runs in
 // interrupt context, so there is no concurrent access to one stack.
 unsafe impl Sync for PerCpuStacks {}
 
-static STACKS: PerCpuStacks = PerCpuStacks(
-    [const {
-        UnsafeCell::new(ShadowStack {
-            depth: 0,
-            hooked: 0,
-            returned: 0,
-            overflows: 0,
-            entries: [EMPTY; CAPACITY],
-        })
-    }; MAX_CPUS],
-);
+static STACKS: PerCpuStacks =
+    PerCpuStacks([const { UnsafeCell::new(ShadowStack::new(EMPTY)) }; MAX_CPUS]);
 
 fn stack_of(cpu: usize) -> *mut ShadowStack {
     STACKS.0[cpu].get()
@@ -129,23 +122,20 @@ pub fn push(
 ) -> bool {
     // SAFETY: this CPU's own stack (see `PerCpuStacks`); no other reference to it is live.
     let s = unsafe { &mut *this_stack() };
-    if s.depth == CAPACITY {
-        s.overflows += 1;
-        return false;
-    }
     // Field by field: a whole-struct store becomes a memcpy call under strict alignment.
-    let e = &mut s.entries[s.depth];
-    e.ret = *ret_slot;
-    e.sp = sp;
-    e.fp = fp;
-    e.ip = ip;
-    e.exit = exit;
-    e.ctx = ctx;
-    e.data = data;
-    s.depth += 1;
-    s.hooked += 1;
-    *ret_slot = trampoline();
-    true
+    let hooked = s.push_with(|e| {
+        e.ret = *ret_slot;
+        e.sp = sp;
+        e.fp = fp;
+        e.ip = ip;
+        e.exit = exit;
+        e.ctx = ctx;
+        e.data = data;
+    });
+    if hooked {
+        *ret_slot = trampoline();
+    }
+    hooked
 }
 
 fn sum(f: impl Fn(&ShadowStack) -> u64) -> u64 {
@@ -165,27 +155,25 @@ impl super::FtraceRegs {
 
 /// Calls that could not be hooked because the shadow stack was full.
 pub fn overflows() -> u64 {
-    sum(|s| s.overflows)
+    sum(ShadowStack::overflows)
 }
 
 /// Calls hooked / exits run so far (equal whenever no hooked call is in flight).
 pub fn counts() -> (u64, u64) {
-    (sum(|s| s.hooked), sum(|s| s.returned))
+    (sum(ShadowStack::hooked), sum(ShadowStack::returned))
 }
 
 /// Entries on this CPU's shadow stack (0 when no hooked call is in flight).
 pub fn depth() -> usize {
     // SAFETY: this CPU's own stack.
-    unsafe { (*this_stack()).depth }
+    unsafe { (*this_stack()).depth() }
 }
 
 /// The real return address behind the `n`-th return-trampoline address met while unwinding
 /// this CPU's stack from the innermost frame outwards (n = 0 is the innermost).
 pub fn real_return_address(n: usize) -> Option<u64> {
     // SAFETY: this CPU's own stack.
-    let s = unsafe { &*this_stack() };
-    let i = s.depth.checked_sub(n + 1)?;
-    Some(s.entries[i].ret)
+    unsafe { (*this_stack()).return_address(n) }
 }
 
 /// Called by the return trampoline.
@@ -194,13 +182,12 @@ extern "C" fn __patchbay_rethook_return(regs: &mut RetRegs, sp: u64, fp: u64) ->
     let s = this_stack();
     // SAFETY: this CPU's own stack; the reference ends before the exit handler runs.
     let top = unsafe {
-        let s = &*s;
-        let Some(i) = s.depth.checked_sub(1) else {
+        let Some(top) = (*s).top() else {
             panic!(
                 "rethook: a return reached the return trampoline with an empty shadow stack (sp {sp:#x})"
             );
         };
-        &s.entries[i]
+        top
     };
     // Field by field (see `push`).
     let e = Entry {
@@ -222,10 +209,7 @@ extern "C" fn __patchbay_rethook_return(regs: &mut RetRegs, sp: u64, fp: u64) ->
     // the shadow stack while it runs, so unwinding from inside it still translates.
     super::recursion::guarded(|| (e.exit)(e.ip, e.ctx, e.data, regs));
     // SAFETY: as above; the exit handler's own hooks (none: it runs guarded) are balanced.
-    unsafe {
-        (*s).depth -= 1;
-        (*s).returned += 1;
-    }
+    unsafe { (*s).pop() };
     e.ret
 }
 

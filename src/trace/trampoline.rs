@@ -37,7 +37,7 @@
 use super::{
     ops::{LIST_OPS, OPS_DIRECT_CALL, list_func},
     recursion::{DEPTH_OFFSET, RECURSIONS_OFFSET},
-    regs::{FREGS_DIRECT_TRAMP, FREGS_FP, FREGS_LR, FREGS_PC, FREGS_SIZE, FREGS_SP},
+    regs::{FREGS_DIRECT_TRAMP, FREGS_FP, FREGS_LR, FREGS_PC, FREGS_SIZE, FREGS_SP, FREGS_X0},
 };
 
 core::arch::global_asm!(
@@ -46,11 +46,11 @@ core::arch::global_asm!(
     ".macro PB_FTRACE_SAVE",
     "    sub  sp, sp, #({size} + 32)",
     // Arguments and x8.
-    "    stp  x0, x1, [sp, #0]",
-    "    stp  x2, x3, [sp, #16]",
-    "    stp  x4, x5, [sp, #32]",
-    "    stp  x6, x7, [sp, #48]",
-    "    str  x8, [sp, #64]",
+    "    stp  x0, x1, [sp, #{x0}]",
+    "    stp  x2, x3, [sp, #{x2}]",
+    "    stp  x4, x5, [sp, #{x4}]",
+    "    stp  x6, x7, [sp, #{x6}]",
+    "    str  x8, [sp, #{x8}]",
     // The call site's FP, LR (parent ip, in x9), entry SP, and where to continue (x30).
     "    str  x29, [sp, #{fp}]",
     "    str  x9, [sp, #{lr}]",
@@ -69,11 +69,11 @@ core::arch::global_asm!(
     ".endm",
     // Restore from FtraceRegs and continue at regs.pc with x30 = regs.lr.
     ".macro PB_FTRACE_RESTORE",
-    "    ldp  x0, x1, [sp, #0]",
-    "    ldp  x2, x3, [sp, #16]",
-    "    ldp  x4, x5, [sp, #32]",
-    "    ldp  x6, x7, [sp, #48]",
-    "    ldr  x8, [sp, #64]",
+    "    ldp  x0, x1, [sp, #{x0}]",
+    "    ldp  x2, x3, [sp, #{x2}]",
+    "    ldp  x4, x5, [sp, #{x4}]",
+    "    ldp  x6, x7, [sp, #{x6}]",
+    "    ldr  x8, [sp, #{x8}]",
     "    ldr  x29, [sp, #{fp}]",
     "    ldr  x30, [sp, #{lr}]",
     "    ldr  x9, [sp, #{pc}]",
@@ -154,11 +154,11 @@ core::arch::global_asm!(
     "    PB_FTRACE_RESTORE",
     // Hand over to the direct trampoline with its entry contract: x30 = where the function
     // continues (regs.pc), x9 = the caller's return address (regs.lr).
-    "3:  ldp  x0, x1, [sp, #0]",
-    "    ldp  x2, x3, [sp, #16]",
-    "    ldp  x4, x5, [sp, #32]",
-    "    ldp  x6, x7, [sp, #48]",
-    "    ldr  x8, [sp, #64]",
+    "3:  ldp  x0, x1, [sp, #{x0}]",
+    "    ldp  x2, x3, [sp, #{x2}]",
+    "    ldp  x4, x5, [sp, #{x4}]",
+    "    ldp  x6, x7, [sp, #{x6}]",
+    "    ldr  x8, [sp, #{x8}]",
     "    ldr  x29, [sp, #{fp}]",
     "    ldr  x9, [sp, #{lr}]",
     "    ldr  x30, [sp, #{pc}]",
@@ -166,6 +166,12 @@ core::arch::global_asm!(
     "    br   x17",
     "__patchbay_ftrace_direct_caller_end:",
     ".size __patchbay_ftrace_direct_caller, . - __patchbay_ftrace_direct_caller",
+    // FtraceRegs.x[n] (register xn) is at FREGS_X0 + 8n.
+    x0 = const FREGS_X0,
+    x2 = const FREGS_X0 + 16,
+    x4 = const FREGS_X0 + 32,
+    x6 = const FREGS_X0 + 48,
+    x8 = const FREGS_X0 + 64,
     size = const FREGS_SIZE,
     fp = const FREGS_FP,
     lr = const FREGS_LR,

@@ -6,11 +6,14 @@
 //! | module | what |
 //! |---|---|
 //! | [`insn`] | A64 instruction encoders and decoders used by the patcher and trampolines |
+//! | [`batch`] | planning a batch of patch-site changes: the writes of each of its two phases |
 //! | [`cache`] | CTR_EL0 decoding and the I-cache maintenance plan for modified text |
 //! | [`esr`] | decoding of ESR_ELx for crash reports |
 //! | [`ksyms`] | the kernel symbol table blob the host tool embeds into the image |
 //! | [`pagetable`] | stage-1 4 KiB-granule descriptors and a table walker |
 //! | [`layout`] | the physical memory map: kernel, heap, trampoline pools, poke window |
+//! | [`shadow`] | the bookkeeping of a return-hook shadow stack (push, pop, overflows, translation) |
+//! | [`siteplan`] | the tracer's site planner: the call and literal a site needs for its owners and mode |
 //! | [`sites`] | the patch-site table: compiler entries cross-checked with the registry, globs |
 //! | [`hash`] | FNV-1a fingerprints of text (byte-identical checks) |
 //! | [`ring`] | the recording tracer's lock-free, overwriting per-CPU event ring |
@@ -21,6 +24,7 @@
 
 extern crate alloc;
 
+pub mod batch;
 pub mod cache;
 pub mod esr;
 pub mod hash;
@@ -31,6 +35,8 @@ pub mod layout;
 mod llvm_mc;
 pub mod pagetable;
 pub mod ring;
+pub mod shadow;
+pub mod siteplan;
 pub mod sites;
 pub mod stats;
 pub mod tramp;

@@ -1,13 +1,16 @@
 //! What `pb` knows about boards: the facts a kernel's BSP writes into its ELF (`board=rpi3`,
-//! `board_*` keys in `.patchbay.qemu`, see `src/bsp.rs`), the `config.txt` a Raspberry Pi needs
-//! to boot the image, and how to recognise a Raspberry Pi OS boot partition.
+//! `board_*` keys in `.patchbay.qemu`, format and parser in `patchbay_wire::facts`), the
+//! `config.txt` a Raspberry Pi needs to boot the image, and how to recognise a Raspberry Pi OS
+//! boot partition.
 //!
 //! Pure apart from [`flash`] (file copies, with the checks done first).
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
+use patchbay_board::{ClockMode, ExitMethod, RPI3, RPI4};
+use patchbay_wire::{facts::Fact, halt};
 
 /// The facts of the board a kernel was built for.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -20,41 +23,29 @@ pub struct Facts {
     pub uart_base: Option<u64>,
     pub uart_clock_hz: Option<u64>,
     pub counter_hz: Option<u64>,
-    /// `semihosting` or `halt`.
-    pub exit: Option<String>,
+    pub exit: Option<ExitMethod>,
     /// The clock mode without a `patchbay.clock=` argument.
-    pub clock: Option<String>,
+    pub clock: Option<ClockMode>,
     /// Device-memory ranges `[start, end)`.
     pub mmio: Vec<(u64, u64)>,
-}
-
-fn number(value: &str) -> Result<u64> {
-    let v = match value.strip_prefix("0x") {
-        Some(hex) => u64::from_str_radix(hex, 16),
-        None => value.parse(),
-    };
-    v.with_context(|| format!("`{value}` is not a number"))
 }
 
 impl Facts {
     /// Takes one `board`/`board_*` key; `Ok(false)` if the key is not a board fact.
     pub fn set(&mut self, key: &str, value: &str) -> Result<bool> {
-        match key {
-            "board" => self.name = Some(value.to_string()),
-            "board_machine" => self.machine = Some(value.to_string()),
-            "board_kernel_load" => self.kernel_load = Some(number(value)?),
-            "board_uart_base" => self.uart_base = Some(number(value)?),
-            "board_uart_clock_hz" => self.uart_clock_hz = Some(number(value)?),
-            "board_counter_hz" => self.counter_hz = Some(number(value)?),
-            "board_exit" => self.exit = Some(value.to_string()),
-            "board_clock" => self.clock = Some(value.to_string()),
-            "board_mmio" => {
-                let (a, b) = value
-                    .split_once('-')
-                    .with_context(|| format!("`{value}` is not START-END"))?;
-                self.mmio.push((number(a)?, number(b)?));
-            }
-            _ => return Ok(false),
+        let Some(fact) = Fact::parse(key, value).map_err(|e| anyhow!("{e}"))? else {
+            return Ok(false);
+        };
+        match fact {
+            Fact::Board(name) => self.name = Some(name.to_string()),
+            Fact::Machine(machine) => self.machine = Some(machine.to_string()),
+            Fact::KernelLoad(v) => self.kernel_load = Some(v),
+            Fact::UartBase(v) => self.uart_base = Some(v),
+            Fact::UartClockHz(v) => self.uart_clock_hz = Some(v),
+            Fact::CounterHz(v) => self.counter_hz = Some(v),
+            Fact::Exit(e) => self.exit = Some(e),
+            Fact::Clock(c) => self.clock = Some(c),
+            Fact::Mmio(r) => self.mmio.push((r.start, r.end)),
         }
         Ok(true)
     }
@@ -68,40 +59,36 @@ pub enum Pi {
 }
 
 impl Pi {
-    pub fn name(self) -> &'static str {
+    /// The board's row in the `patchbay-board` table.
+    pub fn board(self) -> &'static patchbay_board::RaspberryPi {
         match self {
-            Pi::Rpi3 => "rpi3",
-            Pi::Rpi4 => "rpi4",
+            Pi::Rpi3 => &RPI3,
+            Pi::Rpi4 => &RPI4,
         }
+    }
+
+    pub fn name(self) -> &'static str {
+        self.board().board.name
     }
 
     pub fn from_name(name: &str) -> Option<Self> {
-        match name {
-            "rpi3" => Some(Pi::Rpi3),
-            "rpi4" => Some(Pi::Rpi4),
-            _ => None,
-        }
+        [Pi::Rpi3, Pi::Rpi4]
+            .into_iter()
+            .find(|pi| pi.name() == name)
     }
 }
 
-/// What a kernel prints last on a board without semihosting, then its exit code (`src/exit.rs`
-/// `HALT_LINE`): `patchbay: halted with exit code 0 (reset the board to run again)`.
-pub const HALT_LINE: &str = "patchbay: halted with exit code ";
-
-/// The exit code on a console line, if it is the final line of a halted board.
+/// The exit code on a console line, if it is the final line of a halted board
+/// (`patchbay_wire::halt`).
 pub fn halt_code(line: &str) -> Option<i32> {
-    let rest = &line[line.find(HALT_LINE)? + HALT_LINE.len()..];
-    let digits: &str = &rest[..rest
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(rest.len())];
-    digits.parse().ok()
+    halt::parse(line)
+        .ok()
+        .and_then(|code| i32::try_from(code).ok())
 }
 
 /// The image file the firmware loads for a 64-bit kernel.
 pub const KERNEL_IMG: &str = "kernel8.img";
 pub const CONFIG_TXT: &str = "config.txt";
-/// The UART clock every patchbay Pi image pins (the BSPs' `UART_CLOCK_HZ`).
-pub const UART_CLOCK_HZ: u64 = 48_000_000;
 
 /// The `config.txt` that boots `kernel8.img` for patchbay on `pi`, with the UART clock the
 /// image's BSP expects.
@@ -266,8 +253,10 @@ mod tests {
         assert!(!f.set("machine", "virt").unwrap());
         assert!(f.set("board_uart_base", "zz").is_err());
         assert!(f.set("board_mmio", "0x1").is_err());
+        assert!(f.set("board_exit", "reboot").is_err());
         assert_eq!(f.kernel_load, Some(0x80000));
         assert_eq!(f.mmio, [(0xfc00_0000, 0x1_0000_0000)]);
+        assert_eq!(f.exit, Some(ExitMethod::Halt));
     }
 
     #[test]
@@ -283,6 +272,10 @@ mod tests {
         assert_eq!(halt_code("patchbay: halted with exit code x"), None);
         assert_eq!(
             halt_code("patchbay: exit code 1 (no semihosting); powering off"),
+            None
+        );
+        assert_eq!(
+            halt_code("patchbay: halted with exit code 4294967295"),
             None
         );
     }

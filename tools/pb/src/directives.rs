@@ -1,7 +1,7 @@
 //! Run directives: how a kernel image wants to be booted and judged.
 //!
 //! The kernel ELF may carry a non-allocated section `.patchbay.qemu` holding UTF-8 text, one
-//! `key=value` per line. Several statics may be concatenated into that section, so NUL bytes
+//! `key=value` per line (the keys and the line format: `patchbay_wire::directives`). Several statics may be concatenated into that section, so NUL bytes
 //! (padding) are treated as line breaks; blank lines and lines starting with `#` are ignored;
 //! whitespace around keys and values is trimmed.
 //!
@@ -27,30 +27,10 @@
 //! A scalar key given twice keeps the last value.
 
 use anyhow::{Context, Result, bail};
+pub use patchbay_wire::directives::SECTION;
+use patchbay_wire::directives::{self as keys, KEYS, key_value, lines};
 
 use crate::board;
-
-/// Name of the ELF section holding the directives.
-pub const SECTION: &str = ".patchbay.qemu";
-
-/// Every key the parser knows, for error messages.
-pub const KEYS: &[&str] = &[
-    "machine",
-    "cpu",
-    "smp",
-    "memory",
-    "icount",
-    "timeout",
-    "expect_exit",
-    "expect_console",
-    "reject_console",
-    "repeat",
-    "same_lines",
-    "bootargs",
-    "boot",
-    "board",
-    "board_*",
-];
 
 /// How QEMU starts the kernel (directive `boot`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -97,21 +77,16 @@ impl Directives {
 pub fn parse(raw: &[u8]) -> Result<Directives> {
     let text = std::str::from_utf8(raw).context("the text is not UTF-8")?;
     let mut d = Directives::default();
-    for (index, line) in text.split(['\n', '\0']).enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        parse_line(&mut d, line).with_context(|| format!("line {}: `{line}`", index + 1))?;
+    for (number, line) in lines(text) {
+        parse_line(&mut d, line).with_context(|| format!("line {number}: `{line}`"))?;
     }
     Ok(d)
 }
 
 fn parse_line(d: &mut Directives, line: &str) -> Result<()> {
-    let Some((key, value)) = line.split_once('=') else {
+    let Some((key, value)) = key_value(line) else {
         bail!("expected `key=value`");
     };
-    let (key, value) = (key.trim(), value.trim());
     let nonempty = || -> Result<String> {
         if value.is_empty() {
             bail!("`{key}` needs a value");
@@ -119,31 +94,31 @@ fn parse_line(d: &mut Directives, line: &str) -> Result<()> {
         Ok(value.to_string())
     };
     match key {
-        "machine" => d.machine = Some(nonempty()?),
-        "cpu" => d.cpu = Some(nonempty()?),
-        "memory" => d.memory = Some(nonempty()?),
-        "smp" => d.smp = Some(positive(key, value)?),
-        "repeat" => d.repeat = Some(positive(key, value)?),
-        "icount" => d.icount = Some(boolean(key, value)?),
-        "timeout" => {
+        keys::MACHINE => d.machine = Some(nonempty()?),
+        keys::CPU => d.cpu = Some(nonempty()?),
+        keys::MEMORY => d.memory = Some(nonempty()?),
+        keys::SMP => d.smp = Some(positive(key, value)?),
+        keys::REPEAT => d.repeat = Some(positive(key, value)?),
+        keys::ICOUNT => d.icount = Some(boolean(key, value)?),
+        keys::TIMEOUT => {
             d.timeout = Some(value.parse().with_context(|| {
                 format!("`timeout` must be a whole number of seconds, not `{value}`")
             })?)
         }
-        "expect_exit" => {
+        keys::EXPECT_EXIT => {
             d.expect_exit = Some(value.parse().with_context(|| {
                 format!("`expect_exit` must be an exit code 0..=255, not `{value}`")
             })?)
         }
-        "expect_console" => d.expect_console.push(nonempty()?),
-        "reject_console" => d.reject_console.push(nonempty()?),
-        "same_lines" => d.same_lines = Some(nonempty()?),
-        "bootargs" => {
+        keys::EXPECT_CONSOLE => d.expect_console.push(nonempty()?),
+        keys::REJECT_CONSOLE => d.reject_console.push(nonempty()?),
+        keys::SAME_LINES => d.same_lines = Some(nonempty()?),
+        keys::BOOTARGS => {
             if !value.is_empty() {
                 d.bootargs.push(value.to_string());
             }
         }
-        "boot" => {
+        keys::BOOT => {
             d.boot = match value {
                 "kernel" => BootMode::Kernel,
                 "el3" => BootMode::El3,
@@ -151,7 +126,10 @@ fn parse_line(d: &mut Directives, line: &str) -> Result<()> {
             }
         }
         _ if d.board.set(key, value)? => {}
-        _ => bail!("unknown key `{key}` (known keys: {})", KEYS.join(", ")),
+        _ => bail!(
+            "unknown key `{key}` (known keys: {}, board, board_*)",
+            KEYS.join(", ")
+        ),
     }
     Ok(())
 }

@@ -215,7 +215,7 @@ pub enum End {
 }
 
 /// Copies the console from `link` to `echo` as it arrives and, line by line, to `log`, until
-/// the board's final line (`board::HALT_LINE`), the end of the link, or `timeout`. `first`
+/// the board's final line (`patchbay_wire::halt`), the end of the link, or `timeout`. `first`
 /// are lines already received (and not yet shown); `lines` may hold the start of the next.
 pub fn stream_console(
     link: &mut dyn Link,

@@ -3,7 +3,8 @@
 //! Every record is one console line, the literal prefix [`PREFIX`] followed by one JSON object
 //! whose `type` is `header`, `result` or `end`. Everything else on the console is ignored. A
 //! record that cannot be understood becomes a [`Problem`] (never a panic), so a report can say
-//! exactly which line is wrong.
+//! exactly which line is wrong. The prefix, the version, the record types and the field names
+//! are `patchbay_wire::bench`'s, the same the kernel writes with.
 //!
 //! Pure: no I/O except [`load`].
 
@@ -12,17 +13,16 @@ use std::fmt;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use serde::Deserialize;
-use serde_json::Value;
-
-/// What starts a record line on the console.
-pub const PREFIX: &str = "@bench ";
+pub use patchbay_wire::bench::PREFIX;
+use patchbay_wire::bench::{field, kind};
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
 
 /// The only header `version` this parser understands.
-pub const VERSION: u64 = 1;
+pub const VERSION: u64 = patchbay_wire::bench::VERSION as u64;
 
 /// The run's first record: what was measured, where and how.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Header {
     pub version: u64,
     /// `pmccntr` or `cntvct`.
@@ -31,29 +31,21 @@ pub struct Header {
     pub mode: String,
     /// `instructions` (icount), `cycles` (hardware) or `ticks`.
     pub unit: String,
-    #[serde(default)]
     pub git: Option<String>,
-    #[serde(default)]
     pub board: Option<String>,
-    #[serde(default)]
     pub cpu: Option<String>,
-    #[serde(default)]
     pub midr: Option<String>,
-    #[serde(default)]
     pub ctr_el0: Option<String>,
     /// The cost of one clock read, already subtracted from every measurement.
-    #[serde(default)]
     pub read_cost: Option<f64>,
     /// The JSON object exactly as the kernel wrote it.
-    #[serde(skip)]
     pub raw: String,
     /// 1-based line number in the parsed text.
-    #[serde(skip)]
     pub line_no: usize,
 }
 
 /// One measurement: statistics over `iters` iterations of one (mechanism, subject, metric).
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct BenchResult {
     pub suite: String,
     pub mechanism: String,
@@ -67,26 +59,57 @@ pub struct BenchResult {
     pub p99: f64,
     pub max: f64,
     /// The mechanism `overhead` is measured against, if any.
-    #[serde(default)]
     pub baseline: Option<String>,
     /// `median` minus the baseline's median (same unit), if there is a baseline.
-    #[serde(default)]
     pub overhead: Option<f64>,
     /// Suite `ops-scaling`: how many ops apply to the traced function.
-    #[serde(default)]
     pub relevant: Option<u64>,
     /// Suite `ops-scaling`: how many ops are registered for other functions.
-    #[serde(default)]
     pub irrelevant: Option<u64>,
     /// Suite `patch-latency`: sites patched at once (statistics are per site).
-    #[serde(default)]
     pub batch: Option<u64>,
     /// The JSON object exactly as the kernel wrote it.
-    #[serde(skip)]
     pub raw: String,
     /// 1-based line number in the parsed text.
-    #[serde(skip)]
     pub line_no: usize,
+}
+
+/// A field of a record: `missing field` if absent, serde's message if of the wrong type.
+fn required<T: DeserializeOwned>(object: &Map<String, Value>, name: &str) -> Result<T, String> {
+    let value = object
+        .get(name)
+        .ok_or_else(|| format!("missing field `{name}`"))?;
+    T::deserialize(value).map_err(|e| e.to_string())
+}
+
+/// An optional field of a record: `None` if absent or `null`.
+fn optional<T: DeserializeOwned>(
+    object: &Map<String, Value>,
+    name: &str,
+) -> Result<Option<T>, String> {
+    match object.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(value) => T::deserialize(value).map(Some).map_err(|e| e.to_string()),
+    }
+}
+
+impl Header {
+    fn from_object(o: &Map<String, Value>, raw: String) -> Result<Self, String> {
+        Ok(Header {
+            version: required(o, field::VERSION)?,
+            clock: required(o, field::CLOCK)?,
+            mode: required(o, field::MODE)?,
+            unit: required(o, field::UNIT)?,
+            git: optional(o, field::GIT)?,
+            board: optional(o, field::BOARD)?,
+            cpu: optional(o, field::CPU)?,
+            midr: optional(o, field::MIDR)?,
+            ctr_el0: optional(o, field::CTR_EL0)?,
+            read_cost: optional(o, field::READ_COST)?,
+            raw,
+            line_no: 0,
+        })
+    }
 }
 
 /// What identifies a result across runs.
@@ -102,6 +125,29 @@ pub struct Key {
 }
 
 impl BenchResult {
+    fn from_object(o: &Map<String, Value>, raw: String) -> Result<Self, String> {
+        Ok(BenchResult {
+            suite: required(o, field::SUITE)?,
+            mechanism: required(o, field::MECHANISM)?,
+            subject: required(o, field::SUBJECT)?,
+            metric: required(o, field::METRIC)?,
+            unit: required(o, field::UNIT)?,
+            iters: required(o, field::ITERS)?,
+            min: required(o, field::MIN)?,
+            median: required(o, field::MEDIAN)?,
+            mean: required(o, field::MEAN)?,
+            p99: required(o, field::P99)?,
+            max: required(o, field::MAX)?,
+            baseline: optional(o, field::BASELINE)?,
+            overhead: optional(o, field::OVERHEAD)?,
+            relevant: optional(o, field::RELEVANT)?,
+            irrelevant: optional(o, field::IRRELEVANT)?,
+            batch: optional(o, field::BATCH)?,
+            raw,
+            line_no: 0,
+        })
+    }
+
     pub fn key(&self) -> Key {
         Key {
             suite: self.suite.clone(),
@@ -245,37 +291,31 @@ pub fn parse_record(json: &str) -> Result<Record, String> {
     let Value::Object(object) = &value else {
         return Err("not a JSON object".to_string());
     };
-    let kind = match object.get("type") {
+    let kind = match object.get(field::TYPE) {
         Some(Value::String(kind)) => kind.clone(),
-        Some(_) => return Err("field `type` is not a string".to_string()),
-        None => return Err("missing field `type`".to_string()),
+        Some(_) => return Err(format!("field `{}` is not a string", field::TYPE)),
+        None => return Err(format!("missing field `{}`", field::TYPE)),
     };
     let raw = json.trim().to_string();
     match kind.as_str() {
-        "header" => {
-            let mut header = Header::deserialize(&value).map_err(|e| format!("header: {e}"))?;
+        kind::HEADER => {
+            let header = Header::from_object(object, raw).map_err(|e| format!("header: {e}"))?;
             if header.version != VERSION {
                 return Err(format!(
                     "header: unsupported version {} (pb reads version {VERSION})",
                     header.version
                 ));
             }
-            header.raw = raw;
             Ok(Record::Header(header))
         }
-        "result" => {
-            let mut result =
-                BenchResult::deserialize(&value).map_err(|e| format!("result: {e}"))?;
-            result.raw = raw;
+        kind::RESULT => {
+            let result =
+                BenchResult::from_object(object, raw).map_err(|e| format!("result: {e}"))?;
             Ok(Record::Result(result))
         }
-        "end" => {
-            #[derive(Deserialize)]
-            struct End {
-                records: usize,
-            }
-            let end = End::deserialize(&value).map_err(|e| format!("end: {e}"))?;
-            Ok(Record::End(end.records))
+        kind::END => {
+            let records = required(object, field::RECORDS).map_err(|e| format!("end: {e}"))?;
+            Ok(Record::End(records))
         }
         other => Err(format!("unknown record type {other:?}")),
     }
@@ -511,6 +551,122 @@ pub mod tests {
         assert_eq!(run.end, Some(3));
         assert!(!run.truncated());
         assert_eq!(run.failures(), Vec::<String>::new());
+    }
+
+    /// The kernel's writers (`patchbay_wire::bench`) into a console log, then this parser: every
+    /// field comes back.
+    #[test]
+    fn round_trip_with_the_kernel_writer() {
+        use patchbay_board::ClockMode;
+        use patchbay_pure::stats::Summary;
+        use patchbay_wire::bench::{self as wire, End};
+
+        let header = wire::Header {
+            git: "7e91686-dirty",
+            board: "rpi4",
+            cpu: "Cortex-A72",
+            midr: 0x410f_d083,
+            ctr_el0: 0x8444_c004,
+            clock: "pmccntr",
+            mode: ClockMode::Hardware,
+            unit: "cycles",
+            read_cost: 6,
+        };
+        let summary = Summary {
+            n: 201,
+            min: 8,
+            median: 9,
+            mean: 9.126,
+            p99: 12,
+            max: 40,
+        };
+        let plain = wire::BenchResult::new("mechanisms", "twin", "leaf", "call", summary);
+        let mut full = wire::BenchResult::new("ops-scaling", "list \"q\"", "leaf", "call", summary);
+        full.baseline = Some(("twin", 11));
+        (full.relevant, full.irrelevant, full.batch) = (Some(1), Some(8), Some(64));
+        let log = format!(
+            "noise\r\n{PREFIX}{header}\r\n{PREFIX}{}\r\n{PREFIX}{}\r\n{PREFIX}{}\r\n",
+            plain.record("cycles"),
+            full.record("cycles"),
+            End { records: 2 }
+        );
+        let run = parse_log(&log);
+        assert_eq!(run.problems, []);
+        assert_eq!(run.end, Some(2));
+        let h = run.header.unwrap();
+        assert_eq!(
+            (
+                h.version,
+                h.git.as_deref(),
+                h.board.as_deref(),
+                h.cpu.as_deref()
+            ),
+            (
+                VERSION,
+                Some("7e91686-dirty"),
+                Some("rpi4"),
+                Some("Cortex-A72")
+            )
+        );
+        assert_eq!(
+            (h.midr.as_deref(), h.ctr_el0.as_deref()),
+            (Some("0x410fd083"), Some("0x8444c004"))
+        );
+        assert_eq!(
+            (
+                h.clock.as_str(),
+                h.mode.as_str(),
+                h.unit.as_str(),
+                h.read_cost
+            ),
+            ("pmccntr", "hardware", "cycles", Some(6.0))
+        );
+        let [p, f] = &run.results[..] else {
+            panic!("{:?}", run.results)
+        };
+        for (r, mechanism) in [(p, "twin"), (f, "list \"q\"")] {
+            assert_eq!(
+                (r.suite.as_str(), r.mechanism.as_str(), r.subject.as_str()),
+                (
+                    if mechanism == "twin" {
+                        "mechanisms"
+                    } else {
+                        "ops-scaling"
+                    },
+                    mechanism,
+                    "leaf"
+                )
+            );
+            assert_eq!(
+                (r.metric.as_str(), r.unit.as_str(), r.iters),
+                ("call", "cycles", 201)
+            );
+            assert_eq!(
+                (r.min, r.median, r.mean, r.p99, r.max),
+                (8.0, 9.0, 9.13, 12.0, 40.0),
+                "the mean is written with two decimals"
+            );
+        }
+        assert_eq!(
+            (
+                p.baseline.as_deref(),
+                p.overhead,
+                p.relevant,
+                p.irrelevant,
+                p.batch
+            ),
+            (None, None, None, None, None)
+        );
+        assert_eq!(
+            (
+                f.baseline.as_deref(),
+                f.overhead,
+                f.relevant,
+                f.irrelevant,
+                f.batch
+            ),
+            (Some("twin"), Some(-2.0), Some(1), Some(8), Some(64))
+        );
     }
 
     #[test]

@@ -1,17 +1,23 @@
-//! Test support: writes small ELF64 little-endian executables by hand (file header, program
-//! headers, sections, a symbol table), so the tests do not depend on a cross toolchain.
+//! Test support: small ELF64 little-endian executables (program headers, sections, a symbol
+//! table) described by an [`ElfSpec`] and written with `object`'s ELF writer, so the tests do not
+//! depend on a cross toolchain.
 //!
 //! Used by the unit tests (`mod testelf`) and by `tests/qemu.rs` (through `#[path]`).
 
-/// `sh_flags` for an allocated, executable section.
-pub const SHF_AX: u64 = 0x2 | 0x4;
-/// `sh_flags` for an allocated, read-only section.
-pub const SHF_A: u64 = 0x2;
+use object::{
+    Endianness, elf,
+    write::elf::{FileHeader, ProgramHeader, SectionHeader, SectionIndex, Sym, Writer},
+};
 
-const EHDR: usize = 64;
-const PHDR: usize = 56;
-const SHDR: usize = 64;
-const SYM: usize = 24;
+/// `sh_flags` for an allocated, executable section.
+pub const SHF_AX: u64 = elf::SHF_ALLOC.0 | elf::SHF_EXECINSTR.0;
+/// `sh_flags` for an allocated, read-only section.
+pub const SHF_A: u64 = elf::SHF_ALLOC.0;
+
+/// File alignment of segment data (and `p_align`).
+const SEGMENT_ALIGN: u64 = 16;
+/// File alignment of a non-loaded section's data (and every `sh_addralign`).
+const SECTION_ALIGN: u64 = 8;
 
 /// One `PT_LOAD` segment; its file data is `data`.
 pub struct SegmentSpec {
@@ -66,26 +72,36 @@ pub struct SymbolSpec {
 }
 
 impl SymbolSpec {
-    fn new(name: &str, value: u64, size: u64, kind: u8, section: Option<usize>) -> Self {
+    fn new(
+        name: &str,
+        value: u64,
+        size: u64,
+        kind: elf::SymbolType,
+        section: Option<usize>,
+    ) -> Self {
         SymbolSpec {
             name: name.into(),
             value,
             size,
-            kind,
+            kind: kind.0,
             section,
         }
     }
     pub fn func(name: &str, value: u64, size: u64, section: Option<usize>) -> Self {
-        Self::new(name, value, size, 2, section)
+        Self::new(name, value, size, elf::STT_FUNC, section)
     }
     pub fn notype(name: &str, value: u64, size: u64, section: Option<usize>) -> Self {
-        Self::new(name, value, size, 0, section)
+        Self::new(name, value, size, elf::STT_NOTYPE, section)
     }
     pub fn object(name: &str, value: u64, size: u64, section: Option<usize>) -> Self {
-        Self::new(name, value, size, 1, section)
+        Self::new(name, value, size, elf::STT_OBJECT, section)
     }
     pub fn file(name: &str) -> Self {
-        Self::new(name, 0, 0, 4, None)
+        Self::new(name, 0, 0, elf::STT_FILE, None)
+    }
+
+    fn is_file(&self) -> bool {
+        self.kind == elf::STT_FILE.0
     }
 }
 
@@ -98,212 +114,149 @@ pub struct ElfSpec {
     pub symbols: Vec<SymbolSpec>,
 }
 
-fn align(buf: &mut Vec<u8>, to: usize) {
-    while !buf.len().is_multiple_of(to) {
-        buf.push(0);
-    }
-}
-
-fn put16(buf: &mut Vec<u8>, v: u16) {
-    buf.extend_from_slice(&v.to_le_bytes());
-}
-fn put32(buf: &mut Vec<u8>, v: u32) {
-    buf.extend_from_slice(&v.to_le_bytes());
-}
-fn put64(buf: &mut Vec<u8>, v: u64) {
-    buf.extend_from_slice(&v.to_le_bytes());
-}
-
-/// Adds `name` to a string table, returning its offset.
-fn add_str(table: &mut Vec<u8>, name: &str) -> u32 {
-    let off = table.len() as u32;
-    table.extend_from_slice(name.as_bytes());
-    table.push(0);
-    off
-}
-
-#[allow(clippy::too_many_arguments)]
-fn shdr(
-    out: &mut Vec<u8>,
-    name: u32,
-    kind: u32,
-    flags: u64,
-    addr: u64,
-    offset: u64,
-    size: u64,
-    link: u32,
-    info: u32,
-    entsize: u64,
-) {
-    put32(out, name);
-    put32(out, kind);
-    put64(out, flags);
-    put64(out, addr);
-    put64(out, offset);
-    put64(out, size);
-    put32(out, link);
-    put32(out, info);
-    put64(out, 8);
-    put64(out, entsize);
-}
-
-/// Writes the ELF described by `spec`.
+/// Writes the ELF described by `spec`: the file header, one `PT_LOAD` program header per
+/// segment, the segments' data, the non-loaded sections' data, `.symtab` (the null symbol, the
+/// `STT_FILE` locals, then the rest as globals), `.strtab`, `.shstrtab` and the section headers
+/// (null, `spec.sections` in order, then the three tables).
 pub fn build(spec: &ElfSpec) -> Vec<u8> {
-    let phoff = EHDR;
-    let mut out = vec![0u8; EHDR + PHDR * spec.segments.len()];
+    let mut out = Vec::new();
+    let mut w = Writer::new(Endianness::Little, true, &mut out);
+    // The symbol table lists locals first; `sh_info` is the index of the first global.
+    let symbols: Vec<&SymbolSpec> = spec
+        .symbols
+        .iter()
+        .filter(|s| s.is_file())
+        .chain(spec.symbols.iter().filter(|s| !s.is_file()))
+        .collect();
+    let num_local = 1 + spec.symbols.iter().filter(|s| s.is_file()).count() as u32;
 
-    // Segment data.
-    let mut seg_offsets = Vec::new();
-    for seg in &spec.segments {
-        align(&mut out, 16);
-        seg_offsets.push(out.len() as u64);
-        out.extend_from_slice(&seg.data);
-    }
-    // Non-allocated section data.
-    let mut sec_ranges = Vec::new(); // (addr, offset, size)
-    for sec in &spec.sections {
-        match &sec.placement {
+    // Phase 1: reserve every index, name and file range, in file order.
+    w.reserve_file_header();
+    w.reserve_program_headers(spec.segments.len() as u32);
+    let seg_offsets: Vec<u64> = spec
+        .segments
+        .iter()
+        .map(|seg| w.reserve(seg.data.len() as u64, SEGMENT_ALIGN))
+        .collect();
+    // (sh_addr, sh_offset, sh_size) of each user section.
+    let ranges: Vec<(u64, u64, u64)> = spec
+        .sections
+        .iter()
+        .map(|sec| match &sec.placement {
             Placement::InSegment {
                 segment,
                 offset,
                 size,
             } => {
                 let seg = &spec.segments[*segment];
-                sec_ranges.push((seg.vaddr + offset, seg_offsets[*segment] + offset, *size));
+                (seg.vaddr + offset, seg_offsets[*segment] + offset, *size)
             }
-            Placement::NonAlloc(data) => {
-                align(&mut out, 8);
-                sec_ranges.push((0, out.len() as u64, data.len() as u64));
-                out.extend_from_slice(data);
-            }
-        }
-    }
-
-    // Symbol table: the null symbol, locals (FILE), then globals.
-    let mut strtab = vec![0u8];
-    let mut ordered: Vec<&SymbolSpec> = spec.symbols.iter().filter(|s| s.kind == 4).collect();
-    let first_global = 1 + ordered.len() as u32;
-    ordered.extend(spec.symbols.iter().filter(|s| s.kind != 4));
-    align(&mut out, 8);
-    let symtab_off = out.len() as u64;
-    out.extend_from_slice(&[0u8; SYM]);
-    for sym in ordered {
-        put32(&mut out, add_str(&mut strtab, &sym.name));
-        let bind = if sym.kind == 4 { 0 } else { 1 }; // STB_LOCAL / STB_GLOBAL
-        out.push((bind << 4) | sym.kind);
-        out.push(0);
-        let shndx = match (sym.kind, sym.section) {
-            (4, _) => 0xfff1, // SHN_ABS
-            (_, Some(i)) => (i + 1) as u16,
-            (_, None) => 0,
-        };
-        put16(&mut out, shndx);
-        put64(&mut out, sym.value);
-        put64(&mut out, sym.size);
-    }
-    let symtab_size = out.len() as u64 - symtab_off;
-    let strtab_off = out.len() as u64;
-    out.extend_from_slice(&strtab);
-
-    let mut shstrtab = vec![0u8];
-    let names: Vec<u32> = spec
+            Placement::NonAlloc(data) => (
+                0,
+                w.reserve(data.len() as u64, SECTION_ALIGN),
+                data.len() as u64,
+            ),
+        })
+        .collect();
+    let section_names: Vec<_> = spec
         .sections
         .iter()
-        .map(|s| add_str(&mut shstrtab, &s.name))
+        .map(|sec| w.add_section_name(sec.name.as_bytes()))
         .collect();
-    let symtab_name = add_str(&mut shstrtab, ".symtab");
-    let strtab_name = add_str(&mut shstrtab, ".strtab");
-    let shstrtab_name = add_str(&mut shstrtab, ".shstrtab");
-    let shstrtab_off = out.len() as u64;
-    out.extend_from_slice(&shstrtab);
+    let indices: Vec<SectionIndex> = spec
+        .sections
+        .iter()
+        .map(|_| w.reserve_section_index())
+        .collect();
+    w.reserve_symtab_section_index();
+    w.reserve_strtab_section_index();
+    w.reserve_shstrtab_section_index();
+    w.reserve_null_symbol_index();
+    let names: Vec<_> = symbols
+        .iter()
+        .map(|sym| {
+            let section = sym.section.filter(|_| !sym.is_file()).map(|i| indices[i]);
+            w.reserve_symbol_index(section);
+            w.add_string(sym.name.as_bytes())
+        })
+        .collect();
+    w.reserve_symtab();
+    w.reserve_strtab().expect("reserve .strtab");
+    w.reserve_shstrtab().expect("reserve .shstrtab");
+    w.reserve_section_headers();
 
-    // Section headers: null, user sections, .symtab, .strtab, .shstrtab.
-    align(&mut out, 8);
-    let shoff = out.len() as u64;
-    let n_user = spec.sections.len() as u32;
-    let (symtab_idx, strtab_idx, shstrtab_idx) = (n_user + 1, n_user + 2, n_user + 3);
-    out.extend_from_slice(&[0u8; SHDR]);
-    for ((sec, &name), &(addr, offset, size)) in spec.sections.iter().zip(&names).zip(&sec_ranges) {
-        shdr(&mut out, name, 1, sec.flags, addr, offset, size, 0, 0, 0); // SHT_PROGBITS
-    }
-    shdr(
-        &mut out,
-        symtab_name,
-        2,
-        0,
-        0,
-        symtab_off,
-        symtab_size,
-        strtab_idx,
-        first_global,
-        24,
-    );
-    shdr(
-        &mut out,
-        strtab_name,
-        3,
-        0,
-        0,
-        strtab_off,
-        strtab.len() as u64,
-        0,
-        0,
-        0,
-    );
-    shdr(
-        &mut out,
-        shstrtab_name,
-        3,
-        0,
-        0,
-        shstrtab_off,
-        shstrtab.len() as u64,
-        0,
-        0,
-        0,
-    );
-    let shnum = (shstrtab_idx + 1) as u16;
-    debug_assert_eq!(symtab_idx, n_user + 1);
-
-    // File header.
-    let mut h = Vec::with_capacity(EHDR);
-    h.extend_from_slice(b"\x7fELF");
-    h.extend_from_slice(&[2, 1, 1, 0]); // ELFCLASS64, ELFDATA2LSB, EV_CURRENT, ELFOSABI_NONE
-    h.extend_from_slice(&[0; 8]);
-    put16(&mut h, 2); // ET_EXEC
-    put16(&mut h, spec.machine);
-    put32(&mut h, 1);
-    put64(&mut h, spec.entry);
-    put64(
-        &mut h,
-        if spec.segments.is_empty() {
-            0
-        } else {
-            phoff as u64
-        },
-    );
-    put64(&mut h, shoff);
-    put32(&mut h, 0);
-    put16(&mut h, EHDR as u16);
-    put16(&mut h, PHDR as u16);
-    put16(&mut h, spec.segments.len() as u16);
-    put16(&mut h, SHDR as u16);
-    put16(&mut h, shnum);
-    put16(&mut h, shstrtab_idx as u16);
-    out[..EHDR].copy_from_slice(&h);
-
-    // Program headers.
-    let mut p = Vec::new();
+    // Phase 2: write it all in the same order.
+    w.write_file_header(&FileHeader {
+        os_abi: elf::ELFOSABI_NONE,
+        abi_version: 0,
+        e_type: elf::ET_EXEC,
+        e_machine: elf::Machine(spec.machine),
+        e_entry: spec.entry,
+        e_flags: elf::FileFlags(0),
+    })
+    .expect("write the file header");
+    w.write_align_program_headers();
     for (seg, &offset) in spec.segments.iter().zip(&seg_offsets) {
-        put32(&mut p, 1); // PT_LOAD
-        put32(&mut p, seg.flags);
-        put64(&mut p, offset);
-        put64(&mut p, seg.vaddr);
-        put64(&mut p, seg.paddr);
-        put64(&mut p, seg.data.len() as u64);
-        put64(&mut p, seg.memsz.max(seg.data.len() as u64));
-        put64(&mut p, 16);
+        w.write_program_header(&ProgramHeader {
+            p_type: elf::PT_LOAD,
+            p_flags: elf::ProgramFlags(seg.flags),
+            p_offset: offset,
+            p_vaddr: seg.vaddr,
+            p_paddr: seg.paddr,
+            p_filesz: seg.data.len() as u64,
+            p_memsz: seg.memsz.max(seg.data.len() as u64),
+            p_align: SEGMENT_ALIGN,
+        });
     }
-    out[phoff..phoff + p.len()].copy_from_slice(&p);
+    for seg in &spec.segments {
+        w.write_align(SEGMENT_ALIGN);
+        w.write(&seg.data);
+    }
+    for sec in &spec.sections {
+        if let Placement::NonAlloc(data) = &sec.placement {
+            w.write_align(SECTION_ALIGN);
+            w.write(data);
+        }
+    }
+    w.write_null_symbol();
+    for (sym, &name) in symbols.iter().zip(&names) {
+        let (bind, section, shndx) = match sym.section {
+            _ if sym.is_file() => (elf::STB_LOCAL, None, elf::SHN_ABS),
+            Some(i) => (elf::STB_GLOBAL, Some(indices[i].0), elf::SHN_UNDEF),
+            None => (elf::STB_GLOBAL, None, elf::SHN_UNDEF),
+        };
+        w.write_symbol(&Sym {
+            section,
+            st_name: w.string_offset(Some(name)),
+            st_info: elf::SymbolInfo::new(bind, elf::SymbolType(sym.kind)),
+            st_other: elf::SymbolOther(0),
+            st_shndx: shndx,
+            st_value: sym.value,
+            st_size: sym.size,
+        });
+    }
+    w.write_strtab();
+    w.write_shstrtab();
+    w.write_null_section_header();
+    for ((sec, &name), &(addr, offset, size)) in
+        spec.sections.iter().zip(&section_names).zip(&ranges)
+    {
+        w.write_section_header(&SectionHeader {
+            sh_name: w.section_name_offset(Some(name)),
+            sh_type: elf::SHT_PROGBITS,
+            sh_flags: elf::SectionFlags(sec.flags),
+            sh_addr: addr,
+            sh_offset: offset,
+            sh_size: size,
+            sh_link: 0,
+            sh_info: 0,
+            sh_addralign: SECTION_ALIGN,
+            sh_entsize: 0,
+        });
+    }
+    w.write_symtab_section_header(num_local);
+    w.write_strtab_section_header();
+    w.write_shstrtab_section_header();
+    debug_assert_eq!(w.reserved_len(), w.len());
     out
 }

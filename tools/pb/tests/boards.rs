@@ -18,6 +18,8 @@ mod common;
 use common::pb_command;
 
 use object::{Object, ObjectSegment, ObjectSymbol};
+use patchbay_board::{ClockMode, ExitMethod};
+use patchbay_wire::{directives, facts::Fact, halt};
 
 const WHY: &str = "needs the board images: run `make test-boards`";
 
@@ -36,15 +38,12 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-/// The facts the BSP wrote into the ELF (`key=value` lines in `.patchbay.qemu`).
-fn facts(elf: &object::File) -> Vec<(String, String)> {
-    let section = elf.section_by_name(".patchbay.qemu").expect("directives");
-    let data = object::ObjectSection::data(&section).unwrap();
-    text(data)
-        .split(['\n', '\0'])
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+/// The directive section's text, where the BSP wrote its facts.
+fn directive_text(elf: &object::File) -> String {
+    let section = elf
+        .section_by_name(directives::SECTION)
+        .expect("directives");
+    text(object::ObjectSection::data(&section).unwrap())
 }
 
 #[test]
@@ -64,24 +63,25 @@ fn rpi4_image_load_address_entry_and_bsp_constants() {
         .find(|s| s.name() == Ok("__board_counter_hz"))
         .unwrap();
     assert_eq!(cntfrq.address(), 54_000_000, "CNTFRQ for an EL3 entry");
-    // The BSP's constants, as the kernel states them.
-    let facts = facts(&elf);
-    for (k, v) in [
-        ("board", "rpi4"),
-        ("board_machine", "none"),
-        ("board_kernel_load", "0x80000"),
-        ("board_uart_base", "0xfe201000"),
-        ("board_uart_clock_hz", "48000000"),
-        ("board_counter_hz", "54000000"),
-        ("board_exit", "halt"),
-        ("board_clock", "hardware"),
-        ("board_mmio", "0xfc000000-0x100000000"),
-    ] {
-        assert!(
-            facts.iter().any(|(fk, fv)| fk == k && fv == v),
-            "{k}={v} not in {facts:?}"
-        );
-    }
+    // The BSP's constants, as the kernel states them (read with pb's parser).
+    let text = directive_text(&elf);
+    let facts: Vec<Fact> = patchbay_wire::facts::parse_text(&text)
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        facts,
+        [
+            Fact::Board("rpi4"),
+            Fact::Machine("none"),
+            Fact::KernelLoad(0x8_0000),
+            Fact::UartBase(0xfe20_1000),
+            Fact::UartClockHz(48_000_000),
+            Fact::CounterHz(54_000_000),
+            Fact::Exit(ExitMethod::Halt),
+            Fact::Clock(ClockMode::Hardware),
+            Fact::Mmio(0xfc00_0000..0x1_0000_0000),
+        ]
+    );
     // kernel8.img: the raw image with an arm64 Image header (text_offset 0x80000).
     let boot = input("PB_RPI4_BOOT");
     let img = fs::read(boot.join("kernel8.img")).unwrap();
@@ -212,9 +212,7 @@ fn tiny_kernel(msg: &str) -> Vec<u8> {
     word(&mut t, 0x17ff_ffff); //       b done
     let msg_at = t.len();
     t.extend_from_slice(msg.as_bytes());
-    t.extend_from_slice(
-        b"\r\npatchbay: halted with exit code 0 (reset the board to run again)\r\n\0",
-    );
+    t.extend_from_slice(format!("\r\n{}\r\n\0", halt::Halted(0)).as_bytes());
     let off = (msg_at - adr_at) as u32;
     let adr = 0x1000_0000 | ((off & 3) << 29) | ((off >> 2) << 5) | 1;
     t[adr_at..adr_at + 4].copy_from_slice(&adr.to_le_bytes());
@@ -305,9 +303,7 @@ fn chainload_over_tcp_refuses_bad_transfers_then_runs_the_kernel() {
         console.contains("hello from a chainloaded kernel"),
         "{console}"
     );
-    assert!(
-        console.ends_with("patchbay: halted with exit code 0 (reset the board to run again)\n")
-    );
+    assert!(console.ends_with(&format!("{}\n", halt::Halted(0))));
     assert!(t0.elapsed() < Duration::from_secs(60));
 }
 

@@ -14,7 +14,10 @@ use std::process::{Command, Output};
 mod common;
 use common::{output_logged, pb_command, stderr, stdout};
 
-use patchbay_pure::ksyms::Ksyms;
+use patchbay_pure::{
+    insn::{self, X0, X1, X2, X3},
+    ksyms::Ksyms,
+};
 use testelf::{ElfSpec, Placement, SectionSpec, SegmentSpec, SymbolSpec};
 
 /// Where QEMU `virt` loads an arm64 Image with text_offset 0x80000.
@@ -38,16 +41,26 @@ fn word(out: &mut Vec<u8>, w: u32) {
     out.extend_from_slice(&w.to_le_bytes());
 }
 
-/// `adr xd, +off`.
-fn adr(rd: u32, off: i64) -> u32 {
-    let off = off as u32;
-    0x1000_0000 | ((off & 3) << 29) | (((off >> 2) & 0x7ffff) << 5) | rd
+/// Appends the word `encode` makes for the current offset (the instruction's PC, relative to the
+/// image start, which is all a PC-relative encoding needs).
+fn emit(out: &mut Vec<u8>, encode: impl FnOnce(u64) -> u32) {
+    let pc = out.len() as u64;
+    word(out, encode(pc));
 }
+
+// Byte loads and stores and the semihosting trap have no encoder in `insn` (patch sites never
+// hold them), so they are spelled out once here.
+/// `ldrb w3, [x1], #1`
+const LDRB_W3_X1_POST1: u32 = 0x3840_1423; // ldrb w3, [x1], #1
+/// `strb w3, [x2]`
+const STRB_W3_X2: u32 = 0x3900_0043; // strb w3, [x2]
+/// `hlt #0xf000`: the A64 semihosting call
+const HLT_SEMIHOSTING: u32 = 0xd45e_0000; // hlt #0xf000
 
 /// The 64-byte arm64 Image header, its first instruction branching to offset 0x40.
 fn image_header() -> Vec<u8> {
     let mut h = Vec::new();
-    word(&mut h, 0x1400_0010); // b +0x40
+    emit(&mut h, |pc| insn::b(pc, 0x40).unwrap()); // b +0x40
     word(&mut h, 0);
     h.extend_from_slice(&0x80000u64.to_le_bytes()); // text_offset
     h.extend_from_slice(&0x2000u64.to_le_bytes()); // image_size (nonzero: text_offset valid)
@@ -62,19 +75,22 @@ fn image_header() -> Vec<u8> {
 /// Prints `msg` on the PL011 at 0x0900_0000, then semihosting SYS_EXIT with `code`.
 fn hello_and_exit(msg: &str, code: u64) -> Vec<u8> {
     let mut t = image_header();
-    let at = |t: &Vec<u8>| t.len() as i64;
-    word(&mut t, 0xd2a0_0000 | (0x0900 << 5) | 2); // movz x2, #0x0900, lsl #16
+    let at = |t: &Vec<u8>| t.len() as u64;
+    emit(&mut t, |_| insn::movz(X2, 0x0900, 16).unwrap()); // movz x2, #0x0900, lsl #16
     let adr_msg = at(&t);
     word(&mut t, 0); // adr x1, msg (patched below)
-    word(&mut t, 0x3840_1423); // loop: ldrb w3, [x1], #1
-    word(&mut t, 0x3400_0063); //       cbz w3, done (+12)
-    word(&mut t, 0x3900_0043); //       strb w3, [x2]
-    word(&mut t, 0x17ff_fffd); //       b loop (-12)
-    word(&mut t, 0xd280_0300); // done: movz x0, #0x18 (SYS_EXIT)
+    let lp = at(&t);
+    let done = lp + 16;
+    word(&mut t, LDRB_W3_X1_POST1); // loop: ldrb w3, [x1], #1
+    emit(&mut t, |pc| insn::cbz(X3, pc, done).unwrap()); //       cbz x3, done
+    word(&mut t, STRB_W3_X2); //       strb w3, [x2]
+    emit(&mut t, |pc| insn::b(pc, lp).unwrap()); //       b loop
+    assert_eq!(at(&t), done);
+    emit(&mut t, |_| insn::movz(X0, 0x18, 0).unwrap()); // done: movz x0, #0x18 (SYS_EXIT)
     let adr_block = at(&t);
     word(&mut t, 0); // adr x1, block (patched below)
-    word(&mut t, 0xd45e_0000); // hlt #0xf000
-    word(&mut t, 0x1400_0000); // b .
+    word(&mut t, HLT_SEMIHOSTING); // hlt #0xf000
+    emit(&mut t, |pc| insn::b(pc, pc).unwrap()); // b .
     assert_eq!(t.len() % 8, 0);
     let block = at(&t);
     t.extend_from_slice(&0x20026u64.to_le_bytes()); // ADP_Stopped_ApplicationExit
@@ -82,18 +98,18 @@ fn hello_and_exit(msg: &str, code: u64) -> Vec<u8> {
     let msg_at = at(&t);
     t.extend_from_slice(msg.as_bytes());
     t.push(0);
-    let patch = |t: &mut Vec<u8>, at: i64, w: u32| {
+    let patch = |t: &mut Vec<u8>, at: u64, w: u32| {
         t[at as usize..at as usize + 4].copy_from_slice(&w.to_le_bytes());
     };
-    patch(&mut t, adr_msg, adr(1, msg_at - adr_msg));
-    patch(&mut t, adr_block, adr(1, block - adr_block));
+    patch(&mut t, adr_msg, insn::adr(X1, adr_msg, msg_at).unwrap()); // adr x1, msg
+    patch(&mut t, adr_block, insn::adr(X1, adr_block, block).unwrap()); // adr x1, block
     t
 }
 
 /// Spins forever.
 fn spin() -> Vec<u8> {
     let mut t = image_header();
-    word(&mut t, 0x1400_0000); // b .
+    emit(&mut t, |pc| insn::b(pc, pc).unwrap()); // b .
     t
 }
 

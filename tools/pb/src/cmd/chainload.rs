@@ -119,38 +119,6 @@ pub struct Push<'a> {
     pub inject: &'a [Fault],
 }
 
-/// Waits for the next loader message, echoing other lines (the board's own output) to `out`.
-/// `None` on timeout.
-fn next_reply(
-    link: &mut dyn Link,
-    lines: &mut Lines,
-    pending: &mut Vec<String>,
-    out: &mut dyn Write,
-    timeout: Option<Duration>,
-) -> Result<Option<Reply>> {
-    let deadline = timeout.map(|t| Instant::now() + t);
-    let mut buf = [0u8; 1024];
-    loop {
-        while !pending.is_empty() {
-            let line = pending.remove(0);
-            match Reply::from_line(&line) {
-                Some(r) => return Ok(Some(r)),
-                None if !line.trim().is_empty() => {
-                    let _ = writeln!(out, "{line}");
-                }
-                None => {}
-            }
-        }
-        if deadline.is_some_and(|d| Instant::now() >= d) {
-            return Ok(None);
-        }
-        let n = link
-            .read_some(&mut buf, Duration::from_millis(100))
-            .with_context(|| format!("reading {}", link.describe()))?;
-        pending.extend(lines.push(&buf[..n]));
-    }
-}
-
 /// What was received after the loader's `OK`: the kernel's first output.
 #[derive(Debug, Default)]
 pub struct Rest {
@@ -158,40 +126,224 @@ pub struct Rest {
     pub partial: Lines,
 }
 
-/// Pushes the image until the loader verifies it: `Ok` once it jumps to the kernel, with what
-/// the kernel already printed.
-pub fn push(link: &mut dyn Link, p: &Push, out: &mut dyn Write) -> Result<Rest> {
-    let mut lines = Lines::default();
-    let mut pending = Vec::new();
-    let mut baud = p.baud;
-    let mut fast_failures = 0;
-    let mut last_error = String::from("no attempt made");
-    // The wire form of each page: its tag, then its bytes unless it is all zeros.
-    let pages: Vec<Vec<u8>> = p
-        .image
-        .chunks(PAGE)
-        .map(|page| {
-            let mut w = Vec::new();
-            encode_payload(page, &mut |c| w.extend_from_slice(c));
-            w
-        })
-        .collect();
-    let mut waiting_said = false;
-    for attempt in 0..=p.retries {
-        let fault = p.inject.get(attempt as usize).copied();
-        if attempt > 0 {
-            eprintln!("pb: attempt {} of {}", attempt + 1, p.retries + 1);
+// ---------------------------------------------------------------------------------------------
+// The retry policy: pure, so each transition has a host test.
+// ---------------------------------------------------------------------------------------------
+
+/// Why one attempt failed, in a way that allows another.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Failure {
+    /// `ERR` in answer to the header (e.g. the image does not fit).
+    HeaderRefused(String),
+    /// No `ACK` to the header in time (`None`), or another reply instead.
+    HeaderUnanswered(Option<Reply>),
+    /// `ERR` after the payload (e.g. the CRC32 did not match).
+    ImageRefused(String),
+    /// `READY` instead of a verdict: the board was reset during the transfer.
+    Reset,
+    /// No verdict in time (`None`), or another reply instead.
+    NoVerdict(Option<Reply>),
+}
+
+impl Failure {
+    /// The problem, as the final error quotes it.
+    fn problem(&self) -> String {
+        match self {
+            Failure::HeaderRefused(why) | Failure::ImageRefused(why) => why.clone(),
+            Failure::HeaderUnanswered(other) => format!("no answer to the header ({other:?})"),
+            Failure::Reset => "the board was reset during the transfer".into(),
+            Failure::NoVerdict(other) => format!("no verdict from the chainloader ({other:?})"),
         }
-        // 1. The loader announces itself about once a second.
-        if !waiting_said {
-            eprintln!(
-                "pb: waiting for the chainloader on {} (reset the board if nothing happens)",
-                link.describe()
-            );
-            waiting_said = true;
+    }
+
+    /// What pb prints when it happens.
+    fn notice(&self) -> String {
+        match self {
+            Failure::HeaderRefused(why) => format!("the chainloader refused the header: {why}"),
+            Failure::ImageRefused(why) => format!("the chainloader refused the image: {why}"),
+            Failure::HeaderUnanswered(_) | Failure::Reset => {
+                format!("{}; starting over", self.problem())
+            }
+            Failure::NoVerdict(_) => self.problem(),
         }
-        let (max, load) = loop {
-            match next_reply(link, &mut lines, &mut pending, out, p.wait)? {
+    }
+
+    /// Did the payload go over the wire (at the transfer rate) before it failed?
+    fn after_payload(&self) -> bool {
+        matches!(
+            self,
+            Failure::ImageRefused(_) | Failure::Reset | Failure::NoVerdict(_)
+        )
+    }
+}
+
+/// The loader's answer to the header: go on with the payload, or a [`Failure`].
+fn header_answer(reply: Option<Reply>) -> Result<(), Failure> {
+    match reply {
+        Some(Reply::Ack) => Ok(()),
+        Some(Reply::Err(why)) => Err(Failure::HeaderRefused(why)),
+        other => Err(Failure::HeaderUnanswered(other)),
+    }
+}
+
+/// How an attempt ended after the payload.
+#[derive(Debug, PartialEq, Eq)]
+enum Verdict {
+    /// `OK` with the CRC32 pb sent: the kernel runs.
+    Verified,
+    /// `OK` with another CRC32: pb and the loader disagree on the checksum; retrying cannot help.
+    CrcDisagrees { loader: u32 },
+    /// Worth another attempt.
+    Retry(Failure),
+}
+
+/// The loader's reply after the payload, for an image whose CRC32 is `sent_crc`.
+fn verdict(reply: Option<Reply>, sent_crc: u32) -> Verdict {
+    match reply {
+        Some(Reply::Ok { crc }) if crc == sent_crc => Verdict::Verified,
+        Some(Reply::Ok { crc }) => Verdict::CrcDisagrees { loader: crc },
+        Some(Reply::Err(why)) => Verdict::Retry(Failure::ImageRefused(why)),
+        Some(Reply::Ready { .. }) => Verdict::Retry(Failure::Reset),
+        other => Verdict::Retry(Failure::NoVerdict(other)),
+    }
+}
+
+/// After a failed attempt: try again (at `baud`), or give up.
+#[derive(Debug, PartialEq, Eq)]
+enum Next {
+    /// `fell_back`: this failure moved the transfer to [`CONSOLE_BAUD`].
+    Retry {
+        fell_back: bool,
+    },
+    GiveUp {
+        attempts: u32,
+        problem: String,
+    },
+}
+
+/// Attempts left, and the transfer rate: two failures after a payload sent at a fast rate move
+/// the rest to [`CONSOLE_BAUD`] (a marginal cable or adapter).
+#[derive(Debug)]
+struct RetryPolicy {
+    /// Attempts made so far (the current one included once it failed).
+    attempt: u32,
+    retries: u32,
+    baud: u32,
+    fast_failures: u32,
+}
+
+impl RetryPolicy {
+    fn new(retries: u32, baud: u32) -> Self {
+        RetryPolicy {
+            attempt: 0,
+            retries,
+            baud,
+            fast_failures: 0,
+        }
+    }
+
+    /// The transfer rate for the next attempt.
+    fn baud(&self) -> u32 {
+        self.baud
+    }
+
+    /// The attempt about to start, from 0.
+    fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// Records that the current attempt failed.
+    fn failed(&mut self, failure: &Failure) -> Next {
+        self.attempt += 1;
+        let mut fell_back = false;
+        if failure.after_payload() && self.baud != CONSOLE_BAUD {
+            self.fast_failures += 1;
+            if self.fast_failures >= 2 {
+                self.baud = CONSOLE_BAUD;
+                fell_back = true;
+            }
+        }
+        if self.attempt > self.retries {
+            Next::GiveUp {
+                attempts: self.attempt,
+                problem: failure.problem(),
+            }
+        } else {
+            Next::Retry { fell_back }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The wire: one attempt's steps.
+// ---------------------------------------------------------------------------------------------
+
+/// How long the loader may take to acknowledge the header.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the loader may take to check the image after the last page.
+const VERDICT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the loader may take to acknowledge a page (4 KiB at 115200 baud is 0.36 s).
+const PAGE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The link to the loader and what was read from it but not yet consumed.
+struct Wire<'a> {
+    link: &'a mut dyn Link,
+    lines: Lines,
+    pending: Vec<String>,
+    /// Where the board's own lines (not loader messages) are echoed.
+    out: &'a mut dyn Write,
+}
+
+/// What the handshake found.
+enum Handshake {
+    /// `READY`: the loader's room and load address.
+    Ready { max: u32, load: u64 },
+    /// A late `OK` for this very image (a previous attempt's verdict that timed out): it runs.
+    AlreadyRunning,
+}
+
+/// What came back after a page.
+enum PageAck {
+    Acked,
+    /// A loader message instead (a refusal, or READY after a reset).
+    Instead(Reply),
+    /// Nothing within [`PAGE_TIMEOUT`].
+    Silent,
+}
+
+impl Wire<'_> {
+    /// Waits for the next loader message, echoing other lines (the board's own output). `None`
+    /// on timeout.
+    fn next_reply(&mut self, timeout: Option<Duration>) -> Result<Option<Reply>> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut buf = [0u8; 1024];
+        loop {
+            while !self.pending.is_empty() {
+                let line = self.pending.remove(0);
+                match Reply::from_line(&line) {
+                    Some(r) => return Ok(Some(r)),
+                    None if !line.trim().is_empty() => {
+                        let _ = writeln!(self.out, "{line}");
+                    }
+                    None => {}
+                }
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(None);
+            }
+            let n = self
+                .link
+                .read_some(&mut buf, Duration::from_millis(100))
+                .with_context(|| format!("reading {}", self.link.describe()))?;
+            self.pending.extend(self.lines.push(&buf[..n]));
+        }
+    }
+
+    /// Step 1: the loader announces itself about once a second; stale replies of an earlier
+    /// attempt are skipped.
+    fn handshake(&mut self, image: &[u8], wait: Option<Duration>) -> Result<Handshake> {
+        loop {
+            match self.next_reply(wait)? {
                 Some(Reply::Ready { max, load, version }) => {
                     if version != patchbay_chainloader::VERSION {
                         bail!(
@@ -200,24 +352,185 @@ pub fn push(link: &mut dyn Link, p: &Push, out: &mut dyn Write) -> Result<Rest> 
                             patchbay_chainloader::VERSION
                         );
                     }
-                    break (max, load);
+                    return Ok(Handshake::Ready { max, load });
                 }
-                // A late verdict of the previous attempt: that image was verified and runs.
-                Some(Reply::Ok { crc }) if crc == patchbay_chainloader::crc32(p.image) => {
+                Some(Reply::Ok { crc }) if crc == patchbay_chainloader::crc32(image) => {
                     eprintln!("pb: the chainloader verified the image late (CRC32 {crc:#010x})");
-                    return Ok(Rest {
-                        lines: pending,
-                        partial: lines,
-                    });
+                    return Ok(Handshake::AlreadyRunning);
                 }
-                Some(_) => continue, // a stale reply from an earlier attempt
+                Some(_) => continue,
                 None => bail!(
                     "no chainloader on {} after {} s: is it flashed (make flash-chainloader), \
                      the board powered and reset, TX/RX crossed?",
-                    link.describe(),
-                    p.wait.map_or(0, |w| w.as_secs())
+                    self.link.describe(),
+                    wait.map_or(0, |w| w.as_secs())
                 ),
             }
+        }
+    }
+
+    /// Step 2: the header, then the loader's `ACK`.
+    fn send_header(&mut self, header: &Header) -> Result<Result<(), Failure>> {
+        self.link.write_all(&header.to_bytes())?;
+        Ok(header_answer(self.next_reply(Some(HEADER_TIMEOUT))?))
+    }
+
+    /// Step 3: the pages, each after the loader acknowledged the one before. `Ok(None)` when
+    /// all are sent (the verdict follows); `Ok(Some(reply))` if the loader said something else
+    /// instead (a refusal, or READY after a reset); an error if it went quiet.
+    fn send_pages(&mut self, pages: &[Vec<u8>]) -> Result<Option<Reply>> {
+        let total: usize = pages.iter().map(Vec::len).sum();
+        let bar = ProgressBar::new(total as u64);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{bar:40} {bytes}/{total_bytes} ({bytes_per_sec}, {eta} left)",
+            )
+            .context("progress bar template")?,
+        );
+        for (i, page) in pages.iter().enumerate() {
+            self.link
+                .write_all(page)
+                .with_context(|| format!("writing to {}", self.link.describe()))?;
+            bar.inc(page.len() as u64);
+            if i + 1 == pages.len() {
+                break;
+            }
+            match self.await_page_ack(&bar)? {
+                PageAck::Acked => {}
+                PageAck::Instead(reply) => {
+                    bar.abandon();
+                    return Ok(Some(reply));
+                }
+                PageAck::Silent => {
+                    bar.abandon();
+                    bail!(
+                        "the chainloader stopped acknowledging pages (page {} of {})",
+                        i + 1,
+                        pages.len()
+                    );
+                }
+            }
+        }
+        bar.finish_and_clear();
+        Ok(None)
+    }
+
+    /// Waits up to [`PAGE_TIMEOUT`] for one page's [`PAGE_ACK`] byte, echoing the board's lines
+    /// above the progress bar.
+    fn await_page_ack(&mut self, bar: &ProgressBar) -> Result<PageAck> {
+        let deadline = Instant::now() + PAGE_TIMEOUT;
+        let mut buf = [0u8; 256];
+        loop {
+            if Instant::now() >= deadline {
+                return Ok(PageAck::Silent);
+            }
+            let n = self
+                .link
+                .read_some(&mut buf, Duration::from_millis(50))
+                .with_context(|| format!("reading {}", self.link.describe()))?;
+            let text: Vec<u8> = buf[..n]
+                .iter()
+                .copied()
+                .filter(|&b| b != PAGE_ACK)
+                .collect();
+            let acked = text.len() < n;
+            self.pending.extend(self.lines.push(&text));
+            while !self.pending.is_empty() {
+                let line = self.pending.remove(0);
+                match Reply::from_line(&line) {
+                    Some(reply) => return Ok(PageAck::Instead(reply)),
+                    None if !line.trim().is_empty() => {
+                        let _ = bar.suspend(|| writeln!(self.out, "{line}"));
+                    }
+                    None => {}
+                }
+            }
+            if acked {
+                return Ok(PageAck::Acked);
+            }
+        }
+    }
+
+    /// Steps 2 to 4 of one attempt at `baud`: header, payload (`pages`), verdict.
+    fn attempt(
+        &mut self,
+        header: &Header,
+        pages: &[Vec<u8>],
+        baud: u32,
+        ready: (u32, u64),
+    ) -> Result<Verdict> {
+        if let Err(failure) = self.send_header(header)? {
+            return Ok(Verdict::Retry(failure));
+        }
+        let switched = baud != CONSOLE_BAUD && self.link.set_baud(baud)?;
+        if switched {
+            // The loader reprograms its UART after sending ACK: give it a moment.
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let reply = match self.send_pages(pages)? {
+            Some(reply) => Some(reply),
+            // Step 4: the loader checks the CRC32 and answers OK or ERR.
+            None => self.next_reply(Some(VERDICT_TIMEOUT))?,
+        };
+        if switched {
+            self.link.set_baud(CONSOLE_BAUD)?;
+        }
+        let verdict = verdict(reply, header.crc);
+        if verdict == Verdict::Retry(Failure::Reset) {
+            // That READY starts the next attempt.
+            let (max, load) = ready;
+            let version = patchbay_chainloader::VERSION;
+            let ready = Message::Ready { version, max, load };
+            self.pending.insert(0, ready.to_string());
+        }
+        Ok(verdict)
+    }
+
+    fn into_rest(self) -> Rest {
+        Rest {
+            lines: self.pending,
+            partial: self.lines,
+        }
+    }
+}
+
+/// The wire form of each page: its tag, then its bytes unless it is all zeros.
+fn wire_pages(image: &[u8]) -> Vec<Vec<u8>> {
+    image
+        .chunks(PAGE)
+        .map(|page| {
+            let mut w = Vec::new();
+            encode_payload(page, &mut |c| w.extend_from_slice(c));
+            w
+        })
+        .collect()
+}
+
+/// Pushes the image until the loader verifies it: `Ok` once it jumps to the kernel, with what
+/// the kernel already printed. Each attempt is handshake, header, pages, verdict; the
+/// [`RetryPolicy`] decides what follows a failed one.
+pub fn push(link: &mut dyn Link, p: &Push, out: &mut dyn Write) -> Result<Rest> {
+    eprintln!(
+        "pb: waiting for the chainloader on {} (reset the board if nothing happens)",
+        link.describe()
+    );
+    let mut wire = Wire {
+        link,
+        lines: Lines::default(),
+        pending: Vec::new(),
+        out,
+    };
+    let pages = wire_pages(p.image);
+    let mut policy = RetryPolicy::new(p.retries, p.baud);
+    loop {
+        let attempt = policy.attempt();
+        let fault = p.inject.get(attempt as usize).copied();
+        if attempt > 0 {
+            eprintln!("pb: attempt {} of {}", attempt + 1, p.retries + 1);
+        }
+        let (max, load) = match wire.handshake(p.image, p.wait)? {
+            Handshake::Ready { max, load } => (max, load),
+            Handshake::AlreadyRunning => return Ok(wire.into_rest()),
         };
         if p.mem_len > max && fault != Some(Fault::Oversize) {
             bail!(
@@ -225,107 +538,43 @@ pub fn push(link: &mut dyn Link, p: &Push, out: &mut dyn Write) -> Result<Rest> 
                 p.mem_len
             );
         }
-        // 2. The header.
-        let fast = baud != CONSOLE_BAUD;
-        let mut header = Header::new(p.image, p.mem_len, if fast { baud } else { 0 });
-        if fault == Some(Fault::Oversize) {
-            header.mem_len = max.saturating_add(1);
+        let baud = policy.baud();
+        let mut header = Header::new(
+            p.image,
+            p.mem_len,
+            if baud != CONSOLE_BAUD { baud } else { 0 },
+        );
+        let mut pages = pages.clone();
+        match fault {
+            Some(Fault::Oversize) => header.mem_len = max.saturating_add(1),
+            Some(Fault::Corrupt) => corrupt(&mut pages),
+            None => {}
         }
-        link.write_all(&header.to_bytes())?;
-        match next_reply(
-            link,
-            &mut lines,
-            &mut pending,
-            out,
-            Some(Duration::from_secs(5)),
-        )? {
-            Some(Reply::Ack) => {}
-            Some(Reply::Err(why)) => {
-                eprintln!("pb: the chainloader refused the header: {why}");
-                last_error = why;
-                continue;
-            }
-            other => {
-                last_error = format!("no answer to the header ({other:?})");
-                eprintln!("pb: {last_error}; starting over");
-                continue;
-            }
-        }
-        let switched = fast && link.set_baud(baud)?;
-        if switched {
-            // The loader reprograms its UART after sending ACK: give it a moment.
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        // 3. The payload.
-        let mut wire = pages.clone();
-        if fault == Some(Fault::Corrupt) {
-            corrupt(&mut wire);
-        }
-        let interrupted = send_pages(link, &wire, &mut lines, &mut pending, out)?;
-        // 4. The verdict.
-        let verdict = match interrupted {
-            Some(reply) => Some(reply),
-            None => next_reply(
-                link,
-                &mut lines,
-                &mut pending,
-                out,
-                Some(Duration::from_secs(10)),
-            )?,
-        };
-        if switched {
-            link.set_baud(CONSOLE_BAUD)?;
-        }
-        match verdict {
-            Some(Reply::Ok { crc }) if crc == header.crc => {
+        let failure = match wire.attempt(&header, &pages, baud, (max, load))? {
+            Verdict::Verified => {
                 eprintln!(
-                    "pb: the chainloader verified the image (CRC32 {crc:#010x}); the kernel runs"
+                    "pb: the chainloader verified the image (CRC32 {:#010x}); the kernel runs",
+                    header.crc
                 );
-                return Ok(Rest {
-                    lines: pending,
-                    partial: lines,
-                });
+                return Ok(wire.into_rest());
             }
-            Some(Reply::Ok { crc }) => bail!(
-                "the chainloader reports CRC32 {crc:#010x}, pb sent {:#010x}: version mismatch?",
+            Verdict::CrcDisagrees { loader } => bail!(
+                "the chainloader reports CRC32 {loader:#010x}, pb sent {:#010x}: version mismatch?",
                 header.crc
             ),
-            Some(Reply::Err(why)) => {
-                eprintln!("pb: the chainloader refused the image: {why}");
-                last_error = why;
-            }
-            Some(Reply::Ready { .. }) => {
-                last_error = "the board was reset during the transfer".into();
-                eprintln!("pb: {last_error}; starting over");
-                pending.insert(
-                    0,
-                    format!(
-                        "{}",
-                        Message::Ready {
-                            version: patchbay_chainloader::VERSION,
-                            max,
-                            load
-                        }
-                    ),
-                );
-            }
-            other => {
-                last_error = format!("no verdict from the chainloader ({other:?})");
-                eprintln!("pb: {last_error}");
-            }
-        }
-        if fast {
-            fast_failures += 1;
-            if fast_failures >= 2 {
+            Verdict::Retry(failure) => failure,
+        };
+        eprintln!("pb: {}", failure.notice());
+        match policy.failed(&failure) {
+            Next::Retry { fell_back: true } => {
                 eprintln!("pb: falling back to {CONSOLE_BAUD} baud for the transfer");
-                baud = CONSOLE_BAUD;
+            }
+            Next::Retry { fell_back: false } => {}
+            Next::GiveUp { attempts, problem } => {
+                bail!("gave up after {attempts} attempts; last problem: {problem}")
             }
         }
     }
-    bail!(
-        "gave up after {} attempts; last problem: {last_error}",
-        p.retries + 1
-    )
 }
 
 /// Flips one byte inside the first data page (never a tag byte).
@@ -334,75 +583,6 @@ fn corrupt(pages: &mut [Vec<u8>]) {
         let mid = 1 + (page.len() - 1) / 2;
         page[mid] ^= 0x5a;
     }
-}
-
-/// How long the loader may take to acknowledge a page (4 KiB at 115200 baud is 0.36 s).
-const PAGE_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Sends the pages, each after the loader acknowledged the one before. `Ok(None)` when all are
-/// sent (the verdict follows); `Ok(Some(reply))` if the loader said something else instead (a
-/// refusal, or READY after a reset); an error if it went quiet.
-fn send_pages(
-    link: &mut dyn Link,
-    pages: &[Vec<u8>],
-    lines: &mut Lines,
-    pending: &mut Vec<String>,
-    out: &mut dyn Write,
-) -> Result<Option<Reply>> {
-    let total: usize = pages.iter().map(Vec::len).sum();
-    let bar = ProgressBar::new(total as u64);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{bar:40} {bytes}/{total_bytes} ({bytes_per_sec}, {eta} left)",
-        )
-        .context("progress bar template")?,
-    );
-    let mut buf = [0u8; 256];
-    for (i, page) in pages.iter().enumerate() {
-        link.write_all(page)
-            .with_context(|| format!("writing to {}", link.describe()))?;
-        bar.inc(page.len() as u64);
-        if i + 1 == pages.len() {
-            break;
-        }
-        let deadline = Instant::now() + PAGE_TIMEOUT;
-        let mut acked = false;
-        while !acked {
-            if Instant::now() >= deadline {
-                bar.abandon();
-                bail!(
-                    "the chainloader stopped acknowledging pages (page {} of {})",
-                    i + 1,
-                    pages.len()
-                );
-            }
-            let n = link
-                .read_some(&mut buf, Duration::from_millis(50))
-                .with_context(|| format!("reading {}", link.describe()))?;
-            let text: Vec<u8> = buf[..n]
-                .iter()
-                .copied()
-                .filter(|&b| b != PAGE_ACK)
-                .collect();
-            acked = text.len() < n;
-            pending.extend(lines.push(&text));
-            while !pending.is_empty() {
-                let line = pending.remove(0);
-                match Reply::from_line(&line) {
-                    Some(reply) => {
-                        bar.abandon();
-                        return Ok(Some(reply));
-                    }
-                    None if !line.trim().is_empty() => {
-                        let _ = bar.suspend(|| writeln!(out, "{line}"));
-                    }
-                    None => {}
-                }
-            }
-        }
-    }
-    bar.finish_and_clear();
-    Ok(None)
 }
 
 pub fn main(args: Args) -> Result<ExitCode> {
@@ -598,6 +778,110 @@ mod tests {
         let mut loader = FakeLoader::new(4096);
         let err = push(&mut loader, &args(&img, &[], 0), &mut io::sink()).unwrap_err();
         assert!(format!("{err}").contains("room for 4096"), "{err}");
+    }
+
+    #[test]
+    fn header_ack_goes_on_and_anything_else_fails_the_attempt() {
+        assert_eq!(header_answer(Some(Reply::Ack)), Ok(()));
+        assert_eq!(
+            header_answer(Some(Reply::Err("too large".into()))),
+            Err(Failure::HeaderRefused("too large".into()))
+        );
+        assert_eq!(header_answer(None), Err(Failure::HeaderUnanswered(None)));
+        let stale = Reply::Ok { crc: 1 };
+        assert_eq!(
+            header_answer(Some(stale.clone())),
+            Err(Failure::HeaderUnanswered(Some(stale)))
+        );
+    }
+
+    #[test]
+    fn verdict_of_each_reply() {
+        assert_eq!(verdict(Some(Reply::Ok { crc: 7 }), 7), Verdict::Verified);
+        assert_eq!(
+            verdict(Some(Reply::Ok { crc: 8 }), 7),
+            Verdict::CrcDisagrees { loader: 8 }
+        );
+        let nak = Reply::Err("image checksum mismatch".into());
+        assert_eq!(
+            verdict(Some(nak), 7),
+            Verdict::Retry(Failure::ImageRefused("image checksum mismatch".into()))
+        );
+        let ready = Reply::Ready {
+            max: 1,
+            load: 0,
+            version: 1,
+        };
+        assert_eq!(verdict(Some(ready), 7), Verdict::Retry(Failure::Reset));
+        assert_eq!(verdict(None, 7), Verdict::Retry(Failure::NoVerdict(None)));
+        assert_eq!(
+            verdict(Some(Reply::Ack), 7),
+            Verdict::Retry(Failure::NoVerdict(Some(Reply::Ack)))
+        );
+    }
+
+    #[test]
+    fn failures_say_what_happened() {
+        let refused = Failure::ImageRefused("image checksum mismatch".into());
+        assert_eq!(refused.problem(), "image checksum mismatch");
+        assert_eq!(
+            refused.notice(),
+            "the chainloader refused the image: image checksum mismatch"
+        );
+        assert_eq!(
+            Failure::Reset.notice(),
+            "the board was reset during the transfer; starting over"
+        );
+        assert_eq!(
+            Failure::HeaderUnanswered(None).notice(),
+            "no answer to the header (None); starting over"
+        );
+        assert_eq!(
+            Failure::NoVerdict(None).notice(),
+            "no verdict from the chainloader (None)"
+        );
+    }
+
+    #[test]
+    fn two_failed_fast_transfers_fall_back_to_the_console_rate() {
+        let mut policy = RetryPolicy::new(4, 921_600);
+        // A refused header sent nothing at the fast rate: it does not count.
+        let nak = Failure::HeaderRefused("too large".into());
+        assert_eq!(policy.failed(&nak), Next::Retry { fell_back: false });
+        let timeout = Failure::NoVerdict(None);
+        assert_eq!(policy.failed(&timeout), Next::Retry { fell_back: false });
+        assert_eq!(policy.baud(), 921_600);
+        let crc = Failure::ImageRefused("image checksum mismatch".into());
+        assert_eq!(policy.failed(&crc), Next::Retry { fell_back: true });
+        assert_eq!(policy.baud(), CONSOLE_BAUD);
+        assert_eq!(policy.attempt(), 3);
+        // Already at the console rate: nothing more to fall back to.
+        assert_eq!(policy.failed(&crc), Next::Retry { fell_back: false });
+        assert_eq!(policy.baud(), CONSOLE_BAUD);
+    }
+
+    #[test]
+    fn gives_up_after_the_last_retry_with_its_problem() {
+        let mut policy = RetryPolicy::new(1, CONSOLE_BAUD);
+        assert_eq!(policy.attempt(), 0);
+        assert_eq!(
+            policy.failed(&Failure::Reset),
+            Next::Retry { fell_back: false }
+        );
+        assert_eq!(policy.attempt(), 1);
+        assert_eq!(
+            policy.failed(&Failure::HeaderUnanswered(None)),
+            Next::GiveUp {
+                attempts: 2,
+                problem: "no answer to the header (None)".into()
+            }
+        );
+        // No retries: the first failure ends it.
+        let mut policy = RetryPolicy::new(0, 921_600);
+        assert!(matches!(
+            policy.failed(&Failure::Reset),
+            Next::GiveUp { attempts: 1, .. }
+        ));
     }
 
     #[test]

@@ -67,7 +67,7 @@ pub fn main(args: Args) -> Result<ExitCode> {
     } else {
         "chainloader"
     };
-    let load = facts.kernel_load.unwrap_or(0x8_0000);
+    let load = facts.kernel_load.unwrap_or(pi.board().board.kernel_load);
     if facts.name.is_some() && img.load_addr != load {
         bail!(
             "{} is linked at {:#x}, but the {} firmware loads kernel8.img at {load:#x}",
@@ -76,7 +76,9 @@ pub fn main(args: Args) -> Result<ExitCode> {
             pi.name()
         );
     }
-    let clock = facts.uart_clock_hz.unwrap_or(board::UART_CLOCK_HZ);
+    let clock = facts
+        .uart_clock_hz
+        .unwrap_or(pi.board().board.uart_clock_hz.into());
     fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     let kernel = args.out.join(board::KERNEL_IMG);

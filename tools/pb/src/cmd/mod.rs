@@ -38,7 +38,7 @@ pub enum Command {
     Chainload(chainload::Args),
     /// Record a board's console to a file (for `pb parse`).
     Capture(capture::Args),
-    /// Write the DTB `pb run` gives QEMU raspi3b.
+    /// Write the DTB `pb run` gives QEMU raspi3b or raspi4b.
     Dtb(dtb::Args),
     /// Check a crate's module imports: no circle, and (with --layers) every import downward.
     Layers(layers::Args),

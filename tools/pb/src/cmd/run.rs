@@ -247,13 +247,14 @@ pub fn run(args: &Args, sinks: &mut dyn FnMut() -> (Sink, Sink)) -> Result<Outco
     fs::write(&bin, &image.bytes).with_context(|| format!("cannot write {}", bin.display()))?;
     plan.qemu.kernel = bin.clone();
     let mut extra = Vec::new();
-    if plan.qemu.machine.starts_with("raspi") {
+    if let Some(pi) = fdt::Raspi::from_machine(&plan.qemu.machine) {
         match plan.qemu.boot {
             // QEMU makes no DTB for the raspi machines: give the kernel the one the firmware
             // would (memory, CPUs, bootargs).
             BootMode::Kernel => {
                 let dtb = with_suffix(&args.kernel, ".dtb");
-                let blob = fdt::raspi3b(&plan.qemu.kernel_cmdline());
+                let blob =
+                    fdt::raspi(pi, &plan.qemu.kernel_cmdline()).context("cannot write the DTB")?;
                 fs::write(&dtb, blob).with_context(|| format!("cannot write {}", dtb.display()))?;
                 plan.qemu.dtb = Some(dtb.clone());
                 extra.push(dtb);

@@ -1,5 +1,5 @@
-//! Arm PrimeCell PL011 UART (Arm DDI 0183G), polled: transmit for the console, receive for the
-//! chainloader (which includes this file).
+//! Arm PrimeCell PL011 UART (Arm DDI 0183G), polled: transmit for the kernel's console, receive
+//! for the chainloader.
 //!
 //! Register names and fields follow the TRM. On QEMU the UART works without initialisation; on a
 //! board the BSP passes the UART clock so the baud-rate divisor is right.
@@ -155,9 +155,8 @@ impl Pl011 {
 #[cfg(test)]
 mod tests {
     use super::RegisterBlock;
-    use crate::kernel_test;
 
-    #[kernel_test]
+    #[test]
     fn register_block_layout() {
         assert_eq!(core::mem::size_of::<RegisterBlock>(), 0x48);
     }

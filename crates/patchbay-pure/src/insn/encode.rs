@@ -1,170 +1,15 @@
-//! A64 instruction encoders and decoders.
-//!
-//! Pure functions that build and inspect single A64 instruction words (`u32`, stored
-//! little-endian in memory). No `asm!`, no global state, no allocation: the same code runs in the
-//! kernel and in host-side unit tests. The encodings come from the Arm Architecture Reference
-//! Manual (Arm ARM, section C4 "A64 Instruction Set Encoding" and the per-instruction pages).
-//!
-//! Two kinds of callers use this module:
-//!
-//! * **The live text patcher** rewrites one instruction of a running function (a patch site,
-//!   typically a `nop` turned into a `bl` to a trampoline and back), possibly while other CPUs
-//!   execute it. It uses [`b`]/[`bl`] to build the new word, [`is_cmodx_safe`] to check that both
-//!   the old and the new word are ones the architecture allows to be modified concurrently with
-//!   their execution, and [`describe`] to say what it found when a site does not look as expected.
-//! * **Trampoline generators** emit short sequences into trampoline pools: save a frame record
-//!   ([`stp`] with pre-index), preserve the return address ([`MOV_X9_X30`], as Linux's ftrace
-//!   does), load a handler address ([`mov_imm64`], [`ldr_literal`], [`adrp`] + [`add_imm`]), call
-//!   it ([`blr`]), restore ([`ldp`] with post-index) and return ([`ret_reg`], [`br`]).
-//!
-//! # Branch-range rule
-//!
-//! Every PC-relative encoder takes the address of the instruction itself (`from`) and the target
-//! (`to`) and computes the offset as `to.wrapping_sub(from) as i64`, so addresses near the top
-//! of the 64-bit space (kernel virtual addresses) work and a "negative" target is simply one
-//! below `from`. The offset must lie in the instruction's inclusive range, checked exactly at
-//! the boundaries:
-//!
-//! | instruction | offset range (inclusive) | granule |
-//! |---|---|---|
-//! | `B`, `BL` | `-128 MiB ..= +128 MiB - 4` ([`BRANCH_RANGE_MIN`], [`BRANCH_RANGE_MAX`]) | 4 bytes |
-//! | `B.cond`, `CBZ`, `CBNZ`, `LDR` (literal) | `-1 MiB ..= +1 MiB - 4` | 4 bytes |
-//! | `ADR` | `-1 MiB ..= +1 MiB - 1` | 1 byte |
-//! | `ADRP` | page delta `-4 GiB ..= +4 GiB - 4 KiB` | 4 KiB page |
-//!
-//! For the 4-byte-granule instructions both `from` and `to` must be 4-byte aligned
-//! ([`EncodeError::Misaligned`]); a target out of range gives [`EncodeError::OutOfRange`]
-//! carrying the offset and the range. Nothing is ever silently truncated. A function further than
-//! ±128 MiB from its patch site must be reached through a trampoline that is itself within
-//! range of the site and loads the full 64-bit address ([`in_branch_range`] is the check the
-//! trampoline allocator uses).
-//!
-//! # How this is tested
-//!
-//! The unit tests use LLVM's disassembler as an independent oracle. They encode several thousand
-//! words (boundary offsets of both signs, zero, ±4, a few hundred pseudo-random values per
-//! encoder from a deterministic xorshift generator, registers across the range including
-//! `sp`/`xzr` where an encoding allows them, all three addressing modes of `STP`/`LDP`), pipe
-//! them in batches through a single `llvm-mc --disassemble -triple=aarch64 -mattr=+bti,+v8.5a`
-//! process per batch, and compare its output with text built from the *inputs* (for example
-//! `format!("bl #{offset}")`), never from the encoder's output. A few fixed cases are also checked
-//! in the other direction (`llvm-mc -show-encoding` on assembly text). Error cases, decoders and
-//! [`describe`] have their own tests; [`describe`] output is compared with `llvm-mc` where the two
-//! syntaxes coincide.
-//!
-//! Worth knowing when reading `llvm-mc` 14 output: PC-relative operands are printed as the
-//! *relative* offset in decimal (`bl #-134217728`, `ldr x17, #-8`, `adr x0, #-1`), `ADRP` as the
-//! page delta in bytes (`adrp x0, #4096`); `MOVZ` is printed as its `mov` alias with the full
-//! shifted value in decimal (`mov x0, #305397760`) except for a zero immediate with a non-zero
-//! shift (`movz x0, #0, lsl #16`); `MOVK` immediates are decimal (`movk x0, #4660, lsl #16`) while
-//! `BRK`/`HVC` immediates are hex (`brk #0x1`) except zero (`brk #0`); `ADD` with `lsl #12`
-//! carries a trailing `// =4096` comment; `ADD` of `#0` involving `sp` is the `mov` alias.
+//! The encoders: one function per instruction form, returning the word or an [`EncodeError`]
+//! (range and alignment are checked exactly, nothing is truncated). The module docs of
+//! [`crate::insn`] give the branch-range rule every PC-relative encoder follows.
 
 use core::fmt;
 
-// ---------------------------------------------------------------------------------------------
-// Registers
-// ---------------------------------------------------------------------------------------------
-
-/// A general-purpose register number 0..=30, or 31 meaning XZR or SP depending on the instruction.
-///
-/// Each encoder documents what 31 means in each of its operands: a base register of a load or
-/// store and the operands of `ADD`/`SUB` (immediate) read 31 as `sp`; everything else as `xzr`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Reg(u8);
-
-impl Reg {
-    /// Register `xN`, `N` in 0..=30. Panics (at compile time in a const context) if `n > 30`;
-    /// use [`XZR`] or [`SP`] for register number 31.
-    pub const fn x(n: u8) -> Reg {
-        assert!(
-            n <= 30,
-            "Reg::x: register number must be 0..=30 (use XZR or SP for 31)"
-        );
-        Reg(n)
-    }
-
-    /// The 5-bit register number as encoded (0..=31).
-    pub const fn num(self) -> u8 {
-        self.0
-    }
-
-    /// The register number as an instruction field, unshifted.
-    const fn field(self) -> u32 {
-        self.0 as u32
-    }
-}
-
-/// `x0`
-pub const X0: Reg = Reg::x(0);
-/// `x1`
-pub const X1: Reg = Reg::x(1);
-/// `x2`
-pub const X2: Reg = Reg::x(2);
-/// `x3`
-pub const X3: Reg = Reg::x(3);
-/// `x4`
-pub const X4: Reg = Reg::x(4);
-/// `x5`
-pub const X5: Reg = Reg::x(5);
-/// `x6`
-pub const X6: Reg = Reg::x(6);
-/// `x7`
-pub const X7: Reg = Reg::x(7);
-/// `x8` (indirect result register)
-pub const X8: Reg = Reg::x(8);
-/// `x9`
-pub const X9: Reg = Reg::x(9);
-/// `x10`
-pub const X10: Reg = Reg::x(10);
-/// `x11`
-pub const X11: Reg = Reg::x(11);
-/// `x12`
-pub const X12: Reg = Reg::x(12);
-/// `x13`
-pub const X13: Reg = Reg::x(13);
-/// `x14`
-pub const X14: Reg = Reg::x(14);
-/// `x15`
-pub const X15: Reg = Reg::x(15);
-/// `x16` (IP0, intra-procedure-call scratch)
-pub const X16: Reg = Reg::x(16);
-/// `x17` (IP1, intra-procedure-call scratch)
-pub const X17: Reg = Reg::x(17);
-/// `x18` (platform register)
-pub const X18: Reg = Reg::x(18);
-/// `x19`
-pub const X19: Reg = Reg::x(19);
-/// `x20`
-pub const X20: Reg = Reg::x(20);
-/// `x21`
-pub const X21: Reg = Reg::x(21);
-/// `x22`
-pub const X22: Reg = Reg::x(22);
-/// `x23`
-pub const X23: Reg = Reg::x(23);
-/// `x24`
-pub const X24: Reg = Reg::x(24);
-/// `x25`
-pub const X25: Reg = Reg::x(25);
-/// `x26`
-pub const X26: Reg = Reg::x(26);
-/// `x27`
-pub const X27: Reg = Reg::x(27);
-/// `x28`
-pub const X28: Reg = Reg::x(28);
-/// `x29`, the frame pointer
-pub const X29: Reg = Reg::x(29);
-/// `x30`, the link register
-pub const X30: Reg = Reg::x(30);
-/// The frame pointer, `x29`.
-pub const FP: Reg = X29;
-/// The link register, `x30`.
-pub const LR: Reg = X30;
-/// Register number 31 where the instruction reads it as the zero register.
-pub const XZR: Reg = Reg(31);
-/// Register number 31 where the instruction reads it as the stack pointer.
-pub const SP: Reg = Reg(31);
+use super::{
+    ADD_IMM_OP, ADR_OP, ADRP_OP, B_COND_OP, B_OP, BL_OP, BLR_OP, BR_OP, BRK_OP, CBNZ_OP, CBZ_OP,
+    LDP_OFF_OP, LDP_POST_OP, LDP_PRE_OP, LDR_IMM_OP, LDR_LIT_OP, MOV_REG_OP, MOVK_OP, MOVZ_OP,
+    RET_OP, STP_OFF_OP, STP_POST_OP, STP_PRE_OP, STR_IMM_OP, SUB_IMM_OP,
+    regs::{Reg, SP},
+};
 
 // ---------------------------------------------------------------------------------------------
 // Errors
@@ -261,65 +106,6 @@ impl fmt::Display for EncodeError {
 impl core::error::Error for EncodeError {}
 
 // ---------------------------------------------------------------------------------------------
-// Instruction words and opcode templates
-// ---------------------------------------------------------------------------------------------
-
-/// `nop`
-pub const NOP: u32 = 0xd503_201f; // nop
-/// `bti c`: landing pad for indirect calls (`hint #34`, a NOP without FEAT_BTI)
-pub const BTI_C: u32 = 0xd503_245f; // bti c
-/// `isb` (option SY)
-pub const ISB: u32 = 0xd503_3fdf; // isb
-/// `ret` (returns through x30)
-pub const RET: u32 = 0xd65f_03c0; // ret (x30)
-/// `mov x9, x30`: the ftrace-style "save the caller's return address" instruction
-pub const MOV_X9_X30: u32 = 0xaa1e_03e9; // mov x9, x30   (== orr x9, xzr, x30)
-
-// Opcode templates: every operand field zero. Encoders OR the fields in.
-const B_OP: u32 = 0x1400_0000; // b #0
-const BL_OP: u32 = 0x9400_0000; // bl #0
-const B_COND_OP: u32 = 0x5400_0000; // b.eq #0
-const CBZ_OP: u32 = 0xb400_0000; // cbz x0, #0
-const CBNZ_OP: u32 = 0xb500_0000; // cbnz x0, #0
-const LDR_LIT_OP: u32 = 0x5800_0000; // ldr x0, #0
-const ADR_OP: u32 = 0x1000_0000; // adr x0, #0
-const ADRP_OP: u32 = 0x9000_0000; // adrp x0, #0
-const BR_OP: u32 = 0xd61f_0000; // br x0
-const BLR_OP: u32 = 0xd63f_0000; // blr x0
-const RET_OP: u32 = 0xd65f_0000; // ret x0
-const SVC_OP: u32 = 0xd400_0001; // svc #0
-const HVC_OP: u32 = 0xd400_0002; // hvc #0
-const SMC_OP: u32 = 0xd400_0003; // smc #0
-const BRK_OP: u32 = 0xd420_0000; // brk #0
-const ISB_OP: u32 = 0xd503_30df; // isb #0 (CRm = option field zero)
-const MOV_REG_OP: u32 = 0xaa00_03e0; // mov x0, x0   (== orr x0, xzr, x0)
-const ADD_IMM_OP: u32 = 0x9100_0000; // add x0, x0, #0
-const SUB_IMM_OP: u32 = 0xd100_0000; // sub x0, x0, #0
-const MOVZ_OP: u32 = 0xd280_0000; // movz x0, #0   (llvm-mc: mov x0, #0)
-const MOVK_OP: u32 = 0xf280_0000; // movk x0, #0
-const STP_POST_OP: u32 = 0xa880_0000; // stp x0, x0, [x0], #0
-const STP_OFF_OP: u32 = 0xa900_0000; // stp x0, x0, [x0]
-const STP_PRE_OP: u32 = 0xa980_0000; // stp x0, x0, [x0, #0]!
-const LDP_POST_OP: u32 = 0xa8c0_0000; // ldp x0, x0, [x0], #0
-const LDP_OFF_OP: u32 = 0xa940_0000; // ldp x0, x0, [x0]
-const LDP_PRE_OP: u32 = 0xa9c0_0000; // ldp x0, x0, [x0, #0]!
-const STR_IMM_OP: u32 = 0xf900_0000; // str x0, [x0]
-const LDR_IMM_OP: u32 = 0xf940_0000; // ldr x0, [x0]
-
-// Masks selecting the fixed (opcode) bits of each class; not instruction words.
-const B_MASK: u32 = 0xfc00_0000; // B, BL: imm26 free
-const B_COND_MASK: u32 = 0xff00_0010; // B.cond: imm19 and cond free (bit 4 set is BC.cond)
-const IMM19_MASK: u32 = 0xff00_0000; // CBZ, CBNZ, LDR literal: imm19 and Rt free
-const ADR_MASK: u32 = 0x9f00_0000; // ADR, ADRP: immlo, immhi and Rd free
-const BRANCH_REG_MASK: u32 = 0xffff_fc1f; // BR, BLR, RET: Rn free
-const EXCEPTION_MASK: u32 = 0xffe0_001f; // SVC, HVC, SMC, BRK: imm16 free
-const ISB_MASK: u32 = 0xffff_f0ff; // ISB: CRm (option) free
-const MOV_REG_MASK: u32 = 0xffe0_ffe0; // ORR Xd, XZR, Xm (LSL #0): Rm and Rd free
-const ADD_SUB_IMM_MASK: u32 = 0xff80_0000; // ADD/SUB imm: sh, imm12, Rn, Rd free
-const MOVE_WIDE_MASK: u32 = 0xff80_0000; // MOVZ/MOVK: hw, imm16, Rd free
-const LDST_MASK: u32 = 0xffc0_0000; // STP/LDP (imm7) and STR/LDR (imm12): offset and regs free
-
-// ---------------------------------------------------------------------------------------------
 // Ranges
 // ---------------------------------------------------------------------------------------------
 
@@ -374,11 +160,6 @@ fn word_offset(from: u64, to: u64, min: i64, max: i64) -> Result<i64, EncodeErro
 /// The low `bits` bits of `value` (two's complement), as a field value.
 const fn field(value: i64, bits: u32) -> u32 {
     (value as u32) & ((1u32 << bits) - 1)
-}
-
-/// Sign-extend the low `bits` bits of `value`.
-const fn sign_extend(value: u32, bits: u32) -> i64 {
-    (((value << (32 - bits)) as i32) >> (32 - bits)) as i64
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -446,7 +227,7 @@ impl Cond {
 }
 
 /// Assembler name of a 4-bit condition field (15 is `nv`, which behaves as "always").
-const fn cond_name(code: u32) -> &'static str {
+pub(super) const fn cond_name(code: u32) -> &'static str {
     match code & 0xf {
         0 => "eq",
         1 => "ne",
@@ -742,236 +523,15 @@ pub fn ldr_imm(rt: Reg, rn: Reg, imm: u32) -> Result<u32, EncodeError> {
     single(LDR_IMM_OP, rt, rn, imm)
 }
 
-// ---------------------------------------------------------------------------------------------
-// Decoders
-// ---------------------------------------------------------------------------------------------
-
-/// Is `w` exactly `nop`?
-pub const fn is_nop(w: u32) -> bool {
-    w == NOP
-}
-
-/// Is `w` a `B` (unconditional, immediate)?
-pub const fn is_b(w: u32) -> bool {
-    w & B_MASK == B_OP
-}
-
-/// Is `w` a `BL`?
-pub const fn is_bl(w: u32) -> bool {
-    w & B_MASK == BL_OP
-}
-
-/// Is `w` a `BRK #imm` (any immediate)?
-pub const fn is_brk(w: u32) -> bool {
-    w & EXCEPTION_MASK == BRK_OP
-}
-
-/// Target of a B or BL at `pc`, None if `w` is not B/BL.
-pub const fn branch_target(w: u32, pc: u64) -> Option<u64> {
-    if is_b(w) || is_bl(w) {
-        Some(pc.wrapping_add((sign_extend(w & 0x03ff_ffff, 26) * 4) as u64))
-    } else {
-        None
-    }
-}
-
-/// Is this instruction one the Arm ARM allows to be concurrently modified and executed (CMODX)?
-///
-/// The Arm ARM ("Concurrent modification and execution of instructions") guarantees that when
-/// one thread replaces an instruction while another executes it, the executing thread sees
-/// either the old or the new instruction, *only* if both are in the list
-/// `B, BL, BRK, HVC, ISB, NOP, SMC, SVC` (any immediate/target; any `ISB` option). Anything else
-/// needs the patcher to stop the other CPUs (or to route them through a `BRK` first). Newer
-/// editions of the Arm ARM extend the guarantee to further instructions; patchbay deliberately
-/// sticks to this classic set, which every Armv8-A implementation honours.
-pub const fn is_cmodx_safe(w: u32) -> bool {
-    is_b(w)
-        || is_bl(w)
-        || is_nop(w)
-        || w & ISB_MASK == ISB_OP
-        || matches!(w & EXCEPTION_MASK, BRK_OP | HVC_OP | SMC_OP | SVC_OP)
-}
-
-/// A decoded instruction, printable: the value returned by [`describe`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Describe {
-    word: u32,
-    pc: u64,
-}
-
-/// Short human description for error messages: `"nop"`, `"bl 0x..."`, `"mov x9, x30"`,
-/// `"brk #0x.."`, else `"0x%08x"`.
-///
-/// Recognised are the instructions this module encodes plus `hvc`/`svc`/`smc`; PC-relative ones
-/// show the absolute target computed from `pc` (`b 0xffff800000081000`, `adrp x0, 0x...000`).
-/// Otherwise the syntax follows `llvm-mc` (decimal immediates, `mov` aliases), except that
-/// `movz`/`movk` are shown as such with a hex immediate (`movz x0, #0x1234, lsl #16`).
-pub const fn describe(w: u32, pc: u64) -> Describe {
-    Describe { word: w, pc }
-}
-
-/// Register name for display: number 31 is `sp` or `xzr` depending on the operand.
-struct RegName {
-    num: u32,
-    sp: bool,
-}
-
-impl fmt::Display for RegName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (self.num, self.sp) {
-            (31, true) => f.write_str("sp"),
-            (31, false) => f.write_str("xzr"),
-            (n, _) => write!(f, "x{n}"),
-        }
-    }
-}
-
-/// Operand that reads 31 as `xzr`.
-const fn xr(num: u32) -> RegName {
-    RegName {
-        num: num & 31,
-        sp: false,
-    }
-}
-
-/// Operand that reads 31 as `sp`.
-const fn sr(num: u32) -> RegName {
-    RegName {
-        num: num & 31,
-        sp: true,
-    }
-}
-
-impl fmt::Display for Describe {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (w, pc) = (self.word, self.pc);
-        let rt = w & 31;
-        let rn = (w >> 5) & 31;
-        let rel19 = || pc.wrapping_add((sign_extend((w >> 5) & 0x7_ffff, 19) * 4) as u64);
-
-        if w == NOP {
-            return f.write_str("nop");
-        }
-        if w == BTI_C {
-            return f.write_str("bti c");
-        }
-        if w & ISB_MASK == ISB_OP {
-            return match (w >> 8) & 0xf {
-                0xf => f.write_str("isb"),
-                option => write!(f, "isb #{option}"),
-            };
-        }
-        if w == RET {
-            return f.write_str("ret");
-        }
-        match w & BRANCH_REG_MASK {
-            BR_OP => return write!(f, "br {}", xr(rn)),
-            BLR_OP => return write!(f, "blr {}", xr(rn)),
-            RET_OP => return write!(f, "ret {}", xr(rn)),
-            _ => {}
-        }
-        if let Some(target) = branch_target(w, pc) {
-            let name = if is_bl(w) { "bl" } else { "b" };
-            return write!(f, "{name} {target:#x}");
-        }
-        if w & B_COND_MASK == B_COND_OP {
-            return write!(f, "b.{} {:#x}", cond_name(w & 0xf), rel19());
-        }
-        match w & IMM19_MASK {
-            CBZ_OP => return write!(f, "cbz {}, {:#x}", xr(rt), rel19()),
-            CBNZ_OP => return write!(f, "cbnz {}, {:#x}", xr(rt), rel19()),
-            LDR_LIT_OP => return write!(f, "ldr {}, {:#x}", xr(rt), rel19()),
-            _ => {}
-        }
-        let imm21 = sign_extend(((w >> 5) & 0x7_ffff) << 2 | (w >> 29) & 3, 21);
-        match w & ADR_MASK {
-            ADR_OP => return write!(f, "adr {}, {:#x}", xr(rt), pc.wrapping_add(imm21 as u64)),
-            ADRP_OP => {
-                let page = (pc & !0xfff).wrapping_add((imm21 << 12) as u64);
-                return write!(f, "adrp {}, {page:#x}", xr(rt));
-            }
-            _ => {}
-        }
-        let imm16 = (w >> 5) & 0xffff;
-        let exception = match w & EXCEPTION_MASK {
-            BRK_OP => Some("brk"),
-            HVC_OP => Some("hvc"),
-            SMC_OP => Some("smc"),
-            SVC_OP => Some("svc"),
-            _ => None,
-        };
-        if let Some(name) = exception {
-            return match imm16 {
-                0 => write!(f, "{name} #0"),
-                imm => write!(f, "{name} #{imm:#x}"),
-            };
-        }
-        if w & MOV_REG_MASK == MOV_REG_OP {
-            return write!(f, "mov {}, {}", xr(rt), xr(w >> 16));
-        }
-        let op = w & ADD_SUB_IMM_MASK;
-        if op == ADD_IMM_OP || op == SUB_IMM_OP {
-            let imm12 = (w >> 10) & 0xfff;
-            let lsl12 = (w >> 22) & 1 == 1;
-            if op == ADD_IMM_OP && imm12 == 0 && !lsl12 && (rt == 31 || rn == 31) {
-                return write!(f, "mov {}, {}", sr(rt), sr(rn));
-            }
-            let name = if op == ADD_IMM_OP { "add" } else { "sub" };
-            write!(f, "{name} {}, {}, #{imm12}", sr(rt), sr(rn))?;
-            return if lsl12 {
-                f.write_str(", lsl #12")
-            } else {
-                Ok(())
-            };
-        }
-        let op = w & MOVE_WIDE_MASK;
-        if op == MOVZ_OP || op == MOVK_OP {
-            let name = if op == MOVZ_OP { "movz" } else { "movk" };
-            write!(f, "{name} {}, #{imm16:#x}", xr(rt))?;
-            return match (w >> 21) & 3 {
-                0 => Ok(()),
-                hw => write!(f, ", lsl #{}", hw * 16),
-            };
-        }
-        let op = w & LDST_MASK;
-        let pair_op = match op {
-            STP_POST_OP | STP_OFF_OP | STP_PRE_OP => Some("stp"),
-            LDP_POST_OP | LDP_OFF_OP | LDP_PRE_OP => Some("ldp"),
-            _ => None,
-        };
-        if let Some(name) = pair_op {
-            let imm = sign_extend((w >> 15) & 0x7f, 7) * 8;
-            write!(f, "{name} {}, {}, [{}", xr(rt), xr(w >> 10), sr(rn))?;
-            return match op {
-                STP_POST_OP | LDP_POST_OP => write!(f, "], #{imm}"),
-                STP_PRE_OP | LDP_PRE_OP => write!(f, ", #{imm}]!"),
-                _ if imm == 0 => f.write_str("]"),
-                _ => write!(f, ", #{imm}]"),
-            };
-        }
-        if op == STR_IMM_OP || op == LDR_IMM_OP {
-            let name = if op == STR_IMM_OP { "str" } else { "ldr" };
-            let imm = ((w >> 10) & 0xfff) * 8;
-            write!(f, "{name} {}, [{}", xr(rt), sr(rn))?;
-            return if imm == 0 {
-                f.write_str("]")
-            } else {
-                write!(f, ", #{imm}]")
-            };
-        }
-        write!(f, "{w:#010x}")
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Tests
-// ---------------------------------------------------------------------------------------------
-
 #[cfg(test)]
 mod tests {
-    use super::*;
-
-    use crate::llvm_mc::{assemble, disassemble};
+    use crate::{
+        insn::{
+            testkit::{Rng, at, word_offsets},
+            *,
+        },
+        llvm_mc::{assemble, disassemble},
+    };
 
     /// Disassemble all case words in one batch and compare with the expected text. With
     /// `describe_too`, [`describe`] must also print exactly what llvm-mc prints (only for words
@@ -1002,42 +562,18 @@ mod tests {
         );
     }
 
-    // ----- inputs ----------------------------------------------------------------------------
-
-    /// xorshift64: deterministic, good enough to spread test values.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            let mut x = self.0;
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            self.0 = x;
-            x
-        }
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-        /// Uniform in `min..=max`.
-        fn range(&mut self, min: i64, max: i64) -> i64 {
-            min + self.below((max - min) as u64 + 1) as i64
-        }
-        /// A 4-aligned address: anywhere, kernel-like, low, or next to the ends of the space.
-        fn addr(&mut self) -> u64 {
-            let a = match self.below(4) {
-                0 => self.next(),
-                1 => 0xffff_8000_0000_0000 + self.below(1 << 32),
-                2 => 0x4000_0000 + self.below(1 << 30),
-                _ => self.below(1 << 22).wrapping_sub(1 << 21),
-            };
-            a & !3
-        }
-        /// Any register number 0..=31.
-        fn reg(&mut self) -> Reg {
-            Reg(self.below(32) as u8)
+    /// [`describe`] of each PC-relative word at its `pc` must print the expected text.
+    fn check_described(described: &[(u32, u64, String)]) {
+        for (w, pc, text) in described {
+            assert_eq!(
+                &describe(*w, *pc).to_string(),
+                text,
+                "describe({w:#010x}, {pc:#x})"
+            );
         }
     }
+
+    // ----- inputs ----------------------------------------------------------------------------
 
     /// Registers every encoder test walks through (31 added where the encoding allows it).
     const REGS: [Reg; 6] = [X0, X1, X9, X17, X29, X30];
@@ -1078,27 +614,6 @@ mod tests {
         (Cond::Le, "le"),
         (Cond::Al, "al"),
     ];
-
-    /// Boundary offsets for a word-granular range: both ends, one step inside, 0 and ±4.
-    fn word_boundaries(min: i64, max: i64) -> Vec<i64> {
-        vec![min, min + 4, -4, 0, 4, max - 4, max]
-    }
-
-    /// Boundary plus `n` random 4-aligned offsets in `[min, max]`, each with a random `from`.
-    fn word_offsets(rng: &mut Rng, min: i64, max: i64, n: usize) -> Vec<(u64, i64)> {
-        let mut v: Vec<(u64, i64)> = word_boundaries(min, max)
-            .into_iter()
-            .flat_map(|off| [(0x4008_0000, off), (0xffff_8000_1000_0000, off), (0, off)])
-            .collect();
-        for _ in 0..n {
-            v.push((rng.addr(), rng.range(min / 4, max / 4) * 4));
-        }
-        v
-    }
-
-    fn at(from: u64, offset: i64) -> u64 {
-        from.wrapping_add(offset as u64)
-    }
 
     // ----- against llvm-mc: disassembly ------------------------------------------------------
 
@@ -1206,13 +721,7 @@ mod tests {
         cases.push((cbz(XZR, 0x1000, 0x1000).unwrap(), "cbz xzr, #0".into()));
         cases.push((cbnz(XZR, 0x1000, 0xffc).unwrap(), "cbnz xzr, #-4".into()));
         check(&cases, false);
-        for (w, pc, text) in described {
-            assert_eq!(
-                describe(w, pc).to_string(),
-                text,
-                "describe({w:#010x}, {pc:#x})"
-            );
-        }
+        check_described(&described);
     }
 
     #[test]
@@ -1304,13 +813,7 @@ mod tests {
             described.push((w, from, format!("adrp {}, {to_page:#x}", xn(rd))));
         }
         check(&cases, false);
-        for (w, pc, text) in described {
-            assert_eq!(
-                describe(w, pc).to_string(),
-                text,
-                "describe({w:#010x}, {pc:#x})"
-            );
-        }
+        check_described(&described);
     }
 
     #[test]
@@ -1929,132 +1432,5 @@ mod tests {
                 .to_string()
                 .contains("(ADR reaches ±1 MiB)")
         );
-    }
-
-    #[test]
-    fn registers() {
-        assert_eq!((X0.num(), X17.num(), FP.num(), LR.num()), (0, 17, 29, 30));
-        assert_eq!((XZR.num(), SP.num()), (31, 31));
-        assert_eq!(Reg::x(30), X30);
-    }
-
-    #[test]
-    #[should_panic(expected = "register number must be 0..=30")]
-    fn reg_x_rejects_31() {
-        let _ = Reg::x(std::hint::black_box(31));
-    }
-
-    // ----- decoders --------------------------------------------------------------------------
-
-    #[test]
-    fn branch_target_round_trips() {
-        let mut rng = Rng(0x5851_f42d_4c95_7f2d);
-        for (from, off) in word_offsets(&mut rng, BRANCH_RANGE_MIN, BRANCH_RANGE_MAX, 2000) {
-            let to = at(from, off);
-            let wb = b(from, to).unwrap();
-            let wl = bl(from, to).unwrap();
-            assert!(is_b(wb) && !is_bl(wb) && is_bl(wl) && !is_b(wl));
-            assert_eq!(
-                branch_target(wb, from),
-                Some(to),
-                "b from {from:#x} by {off}"
-            );
-            assert_eq!(
-                branch_target(wl, from),
-                Some(to),
-                "bl from {from:#x} by {off}"
-            );
-        }
-        for w in [
-            NOP,
-            RET,
-            MOV_X9_X30,
-            brk(0),
-            br(X16),
-            b_cond(Cond::Al, 0, 8).unwrap(),
-        ] {
-            assert_eq!(branch_target(w, 0x1000), None, "{w:#010x}");
-        }
-    }
-
-    #[test]
-    fn classifiers() {
-        assert!(is_nop(NOP) && !is_nop(BTI_C) && !is_nop(ISB));
-        assert!(is_brk(brk(0)) && is_brk(brk(0xffff)) && !is_brk(0xd400_0002));
-        assert!(!is_b(NOP) && !is_bl(NOP) && !is_b(b_cond(Cond::Ne, 0, 4).unwrap()));
-
-        let safe = [
-            NOP,
-            ISB,
-            b(0x1000, 0x2000).unwrap(),
-            bl(0x2000, 0x1000).unwrap(),
-            brk(0),
-            brk(0x800),
-            0xd400_0002, // hvc #0
-            0xd400_0003, // smc #0
-            0xd400_0001, // svc #0
-            0xd400_0202, // hvc #0x10
-        ];
-        for w in safe {
-            assert!(is_cmodx_safe(w), "{} should be CMODX-safe", describe(w, 0));
-        }
-        let unsafe_words = [
-            MOV_X9_X30,
-            BTI_C,
-            RET,
-            br(X16),
-            blr(X9),
-            ldr_imm(X0, SP, 8).unwrap(),
-            ldr_literal(X16, 0x1000, 0x1008).unwrap(),
-            stp(X29, X30, SP, -16, Index::PreIndex).unwrap(),
-            b_cond(Cond::Eq, 0, 8).unwrap(),
-            cbz(X0, 0, 8).unwrap(),
-            mov_imm64(X0, 0)[0],
-            0xd503_203f, // yield
-            0,           // udf #0
-        ];
-        for w in unsafe_words {
-            assert!(
-                !is_cmodx_safe(w),
-                "{} should not be CMODX-safe",
-                describe(w, 0)
-            );
-        }
-    }
-
-    #[test]
-    fn describe_examples() {
-        let pc = 0xffff_8000_0008_0000u64;
-        let cases: Vec<(u32, &str)> = vec![
-            (NOP, "nop"),
-            (BTI_C, "bti c"),
-            (ISB, "isb"),
-            (RET, "ret"),
-            (MOV_X9_X30, "mov x9, x30"),
-            (bl(pc, pc + 0x1000).unwrap(), "bl 0xffff800000081000"),
-            (b(pc, pc - 8).unwrap(), "b 0xffff80000007fff8"),
-            (brk(0x4), "brk #0x4"),
-            (brk(0), "brk #0"),
-            (ret_reg(X9), "ret x9"),
-            (
-                stp(X29, X30, SP, -16, Index::PreIndex).unwrap(),
-                "stp x29, x30, [sp, #-16]!",
-            ),
-            (
-                ldp(X29, X30, SP, 16, Index::PostIndex).unwrap(),
-                "ldp x29, x30, [sp], #16",
-            ),
-            (mov_from_sp(X29), "mov x29, sp"),
-            (
-                adrp(X16, pc + 5, pc + 0x3456).unwrap(),
-                "adrp x16, 0xffff800000083000",
-            ),
-            (0x0000_0000, "0x00000000"), // udf #0: not decoded
-            (0x1e60_4020, "0x1e604020"), // fmov d0, d1: not decoded
-            (0x29bf_7bfd, "0x29bf7bfd"), // stp w29, w30, [sp, #-8]!: 32-bit, not one of ours
-        ];
-        for (w, text) in cases {
-            assert_eq!(describe(w, pc).to_string(), text, "{w:#010x}");
-        }
     }
 }

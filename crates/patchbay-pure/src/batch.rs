@@ -1,0 +1,490 @@
+//! Planning a batch of patch-site changes: which words change, from what to what, in which of
+//! the two phases. The kernel's `patch::batch` owns the site states, validates the plan against
+//! memory and writes it; everything decided before the first write is here.
+//!
+//! A site (`sites::Site`) has three words the engine changes: the 64-bit CALL_OPS literal at
+//! func-8, the entry word at func+0 (`nop` <-> `mov x9, x30`) and the call word at func+4
+//! (`nop` <-> `bl target`). A batch is written in two phases so that every intermediate state is
+//! a correct program:
+//!
+//! | phase | arm (or retarget) | disarm | restore |
+//! |---|---|---|---|
+//! | 1 | `nop` → `mov x9, x30` at func+0 (first arm only); the literal, if set | `bl` → `nop` at func+4 | `bl` → `nop` at func+4 (if armed) |
+//! | 2 | `nop`/`bl old` → `bl target` at func+4 | the literal, if set | `mov x9, x30` → `nop` at func+0; the literal back to `nop; nop` |
+//!
+//! The steps, each its own function:
+//!
+//! 1. [`merge`]: one [`Change`] per site (a call change and a literal change for one site merge;
+//!    two of the same kind are an error);
+//! 2. [`plan_change`], for each merged change: the writes of each phase and the site's next
+//!    [`SiteState`], and whether a write is a (not CMODX-safe) entry-word write.
+//!
+//! ```
+//! use patchbay_pure::{batch::{self, Call, Change, Literal, PlanError, SiteState}, sites::Site};
+//! let site = Site { func: 0x1000, name: "f", nargs: 0 };
+//! let mut changes = vec![Change { site: 0, call: Call::To(0x2000), literal: Literal::Keep }];
+//! batch::merge(&mut changes, &[site]).unwrap();
+//! let (mut phase1, mut phase2, mut entry_writes) = (Vec::new(), Vec::new(), false);
+//! let phases = [&mut phase1, &mut phase2];
+//! let next = batch::plan_change::<PlanError>(
+//!     &changes[0], &site, SiteState::COMPILED, phases, &mut entry_writes,
+//! ).unwrap();
+//! // Phase 1 writes `mov x9, x30` at func+0, phase 2 the `bl` at func+4.
+//! assert_eq!((phase1.len(), phase2.len(), entry_writes), (1, 1, true));
+//! assert_eq!(next.call(), Some(0x2000));
+//! ```
+
+use alloc::vec::Vec;
+use core::fmt;
+
+use crate::{
+    insn::{self, EncodeError},
+    sites::Site,
+};
+
+/// The two entry NOPs before the function, read as one little-endian 64-bit literal.
+pub const LITERAL_NOPS: u64 = (insn::NOP as u64) << 32 | insn::NOP as u64;
+
+/// What the engine last wrote at a site.
+///
+/// Plain aligned words (no `Option`, no `bool`): the kernel is built with strict alignment, and
+/// copying tagged or padded structs costs byte-wise copies in the batch loop.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SiteState {
+    /// The literal slot's value.
+    pub literal: u64,
+    /// `bl` target at func+4, 0 when the site holds `nop`.
+    call: u64,
+    /// The word at func+4 (`nop` or the encoded `bl`), kept so it is not re-encoded.
+    call_word: u64,
+    /// 1 when `mov x9, x30` is at func+0.
+    entry_mov: u64,
+}
+
+impl SiteState {
+    /// A site's state as compiled: `nop; nop` in the literal and at the entry.
+    pub const COMPILED: SiteState = SiteState {
+        literal: LITERAL_NOPS,
+        call: 0,
+        call_word: insn::NOP as u64,
+        entry_mov: 0,
+    };
+
+    /// A site's state as compiled (see [`SiteState::COMPILED`]).
+    pub const fn compiled() -> Self {
+        Self::COMPILED
+    }
+
+    /// The target the site's `bl` calls, if armed.
+    pub fn call(&self) -> Option<u64> {
+        (self.call != 0).then_some(self.call)
+    }
+
+    /// Is `mov x9, x30` at the entry?
+    pub fn entry_mov(&self) -> bool {
+        self.entry_mov != 0
+    }
+}
+
+/// Width of one write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Width {
+    /// One A64 instruction.
+    Insn,
+    /// One 64-bit literal (a CALL_OPS slot, a trampoline's data word).
+    Literal,
+}
+
+impl Width {
+    pub fn bytes(self) -> u64 {
+        match self {
+            Width::Insn => 4,
+            Width::Literal => 8,
+        }
+    }
+}
+
+/// One write to validate and perform: at `addr`, replace `expected` with `new`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Write {
+    pub addr: u64,
+    pub expected: u64,
+    pub new: u64,
+    pub width: Width,
+}
+
+impl Write {
+    pub fn insn(addr: u64, expected: u32, new: u32) -> Self {
+        Write {
+            addr,
+            expected: expected.into(),
+            new: new.into(),
+            width: Width::Insn,
+        }
+    }
+    pub fn literal(addr: u64, expected: u64, new: u64) -> Self {
+        Write {
+            addr,
+            expected,
+            new,
+            width: Width::Literal,
+        }
+    }
+}
+
+/// What happens to a site's call word. Word-sized tags (`repr(u64)`) so changes are copied as
+/// whole words under strict alignment.
+#[repr(u64)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Call {
+    /// Leave the call word alone.
+    Keep,
+    /// Arm (or retarget): `bl` this address.
+    To(u64),
+    /// `bl` → `nop`; `mov x9, x30` stays.
+    Off,
+    /// Back to the compiled bytes: `nop; nop` and the literal `nop; nop`.
+    Restore,
+}
+
+/// What happens to a site's literal.
+#[repr(u64)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Literal {
+    Keep,
+    Set(u64),
+}
+
+/// One requested change of the site at index `site` of the site table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Change {
+    pub site: usize,
+    pub call: Call,
+    pub literal: Literal,
+}
+
+/// Why a batch cannot be planned. Nothing has been written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlanError<'a> {
+    /// One site changed twice in one batch (two call changes, or two literal changes).
+    SiteTwice { site: &'a str },
+    /// Disarming a site that is not armed.
+    NotArmed { site: &'a str },
+    /// A `bl` that cannot be encoded (target beyond ±128 MiB, misaligned).
+    Encode(EncodeError),
+}
+
+impl From<EncodeError> for PlanError<'_> {
+    fn from(e: EncodeError) -> Self {
+        PlanError::Encode(e)
+    }
+}
+
+impl fmt::Display for PlanError<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PlanError::SiteTwice { site } => write!(f, "site {site} is changed twice in one batch"),
+            PlanError::NotArmed { site } => write!(f, "site {site} is not armed"),
+            PlanError::Encode(e) => e.fmt(f),
+        }
+    }
+}
+
+/// Step 1: leave one change per site, sorted by site. A call change and a literal change for
+/// the same site merge; two of the same kind are [`PlanError::SiteTwice`]. Callers usually
+/// submit sites in table order, so that is checked before anything is sorted or copied.
+#[inline(always)]
+pub fn merge<'a>(changes: &mut Vec<Change>, table: &[Site<'a>]) -> Result<(), PlanError<'a>> {
+    if changes.windows(2).all(|w| w[0].site < w[1].site) {
+        return Ok(());
+    }
+    changes.sort_unstable_by_key(|c| c.site);
+    let mut merged: Vec<Change> = Vec::with_capacity(changes.len());
+    for c in changes.iter() {
+        match merged.last_mut() {
+            Some(m) if m.site == c.site => {
+                if (m.call != Call::Keep && c.call != Call::Keep)
+                    || (m.literal != Literal::Keep && c.literal != Literal::Keep)
+                {
+                    return Err(PlanError::SiteTwice {
+                        site: table[c.site].name,
+                    });
+                }
+                if m.call == Call::Keep {
+                    m.call = c.call;
+                }
+                if m.literal == Literal::Keep {
+                    m.literal = c.literal;
+                }
+            }
+            _ => merged.push(*c),
+        }
+    }
+    *changes = merged;
+    Ok(())
+}
+
+/// One change at `site`, currently in state `st`: add its writes to `phases` (setting
+/// `entry_writes` if one changes the entry word) and return the site's next state.
+///
+/// Generic over the caller's error type so that, inlined into a caller with its own error enum,
+/// an error becomes that enum's variant directly.
+#[inline(always)]
+pub fn plan_change<'a, E: From<PlanError<'a>>>(
+    c: &Change,
+    site: &Site<'a>,
+    st: SiteState,
+    [phase1, phase2]: [&mut Vec<Write>; 2],
+    entry_writes: &mut bool,
+) -> Result<SiteState, E> {
+    let mut new = st;
+    let old_call = st.call_word as u32;
+    let mut literal = match c.literal {
+        Literal::Set(v) => Some(v),
+        Literal::Keep => None,
+    };
+    // Literal changes go with the phase where no `bl` can read the slot mid-change.
+    let mut literal_late = false;
+    match c.call {
+        Call::To(t) => {
+            let bl = insn::bl(site.call(), t).map_err(|e| E::from(PlanError::Encode(e)))?;
+            if !st.entry_mov() {
+                phase1.push(Write::insn(site.entry(), insn::NOP, insn::MOV_X9_X30));
+                new.entry_mov = 1;
+                *entry_writes = true;
+            }
+            if old_call != bl {
+                phase2.push(Write::insn(site.call(), old_call, bl));
+            }
+            new.call = t;
+            new.call_word = bl.into();
+        }
+        Call::Off => {
+            if st.call().is_none() {
+                return Err(PlanError::NotArmed { site: site.name }.into());
+            }
+            phase1.push(Write::insn(site.call(), old_call, insn::NOP));
+            new.call = 0;
+            new.call_word = insn::NOP.into();
+            literal_late = true;
+        }
+        Call::Restore => {
+            if st.call().is_some() {
+                phase1.push(Write::insn(site.call(), old_call, insn::NOP));
+            }
+            if st.entry_mov() {
+                phase2.push(Write::insn(site.entry(), insn::MOV_X9_X30, insn::NOP));
+                *entry_writes = true;
+            }
+            new.entry_mov = 0;
+            new.call = 0;
+            new.call_word = insn::NOP.into();
+            literal = literal.or(Some(LITERAL_NOPS));
+            literal_late = true;
+        }
+        Call::Keep => {}
+    }
+    if let Some(v) = literal
+        && v != st.literal
+    {
+        let w = Write::literal(site.literal(), st.literal, v);
+        if literal_late {
+            phase2.push(w)
+        } else {
+            phase1.push(w)
+        }
+        new.literal = v;
+    }
+    Ok(new)
+}
+
+#[cfg(test)]
+mod tests {
+    use alloc::vec;
+
+    use super::*;
+
+    const F: u64 = 0x4008_0000;
+    const G: u64 = 0x4008_0040;
+    const T: u64 = 0x4009_0000;
+    const T2: u64 = 0x4009_1000;
+
+    fn table() -> [Site<'static>; 2] {
+        [
+            Site {
+                func: F,
+                name: "f",
+                nargs: 0,
+            },
+            Site {
+                func: G,
+                name: "g",
+                nargs: 0,
+            },
+        ]
+    }
+
+    fn change(site: usize, call: Call, literal: Literal) -> Change {
+        Change {
+            site,
+            call,
+            literal,
+        }
+    }
+
+    /// What planning `c` at a site in state `st` gives.
+    #[derive(Debug, PartialEq, Eq)]
+    struct Planned {
+        phases: [Vec<Write>; 2],
+        next: SiteState,
+        entry_writes: bool,
+    }
+
+    fn plan_one(c: Change, st: SiteState) -> Result<Planned, PlanError<'static>> {
+        let t = table();
+        let (mut phase1, mut phase2, mut entry_writes) = (Vec::new(), Vec::new(), false);
+        let phases = [&mut phase1, &mut phase2];
+        let next = plan_change::<PlanError>(&c, &t[c.site], st, phases, &mut entry_writes)?;
+        Ok(Planned {
+            phases: [phase1, phase2],
+            next,
+            entry_writes,
+        })
+    }
+
+    /// The state after arming `F` with `T` from compiled.
+    fn armed() -> SiteState {
+        plan_one(change(0, Call::To(T), Literal::Keep), SiteState::COMPILED)
+            .unwrap()
+            .next
+    }
+
+    #[test]
+    fn first_arm_writes_the_mov_before_the_bl() {
+        let p = plan_one(change(0, Call::To(T), Literal::Set(7)), SiteState::COMPILED).unwrap();
+        let bl = insn::bl(F + 4, T).unwrap();
+        assert_eq!(
+            p.phases[0],
+            vec![
+                Write::insn(F, insn::NOP, insn::MOV_X9_X30),
+                Write::literal(F - 8, LITERAL_NOPS, 7)
+            ]
+        );
+        assert_eq!(p.phases[1], vec![Write::insn(F + 4, insn::NOP, bl)]);
+        assert!(p.entry_writes);
+        let st = p.next;
+        assert_eq!((st.call(), st.entry_mov(), st.literal), (Some(T), true, 7));
+    }
+
+    #[test]
+    fn rearm_and_retarget_touch_only_the_call_word() {
+        let st = armed();
+        // Same target again: nothing to write.
+        let same = plan_one(change(0, Call::To(T), Literal::Keep), st).unwrap();
+        assert_eq!(same.phases, [vec![], vec![]]);
+        assert!(!same.entry_writes);
+        // Another target: one bl -> bl write in phase 2.
+        let re = plan_one(change(0, Call::To(T2), Literal::Keep), st).unwrap();
+        let (old, new) = (insn::bl(F + 4, T).unwrap(), insn::bl(F + 4, T2).unwrap());
+        assert_eq!(re.phases, [vec![], vec![Write::insn(F + 4, old, new)]]);
+        assert_eq!(re.next.call(), Some(T2));
+    }
+
+    #[test]
+    fn disarm_removes_the_bl_first_and_changes_the_literal_late() {
+        let st = armed();
+        let p = plan_one(change(0, Call::Off, Literal::Set(9)), st).unwrap();
+        let bl = insn::bl(F + 4, T).unwrap();
+        assert_eq!(p.phases[0], vec![Write::insn(F + 4, bl, insn::NOP)]);
+        assert_eq!(p.phases[1], vec![Write::literal(F - 8, LITERAL_NOPS, 9)]);
+        assert!(!p.entry_writes, "the mov stays on disarm");
+        let next = p.next;
+        assert_eq!((next.call(), next.entry_mov()), (None, true));
+    }
+
+    #[test]
+    fn disarming_an_unarmed_site_is_refused() {
+        assert_eq!(
+            plan_one(change(0, Call::Off, Literal::Keep), SiteState::COMPILED),
+            Err(PlanError::NotArmed { site: "f" })
+        );
+    }
+
+    #[test]
+    fn restore_reverses_the_arm_order_and_returns_to_compiled() {
+        let mut st = armed();
+        st.literal = 0x1234;
+        let p = plan_one(change(0, Call::Restore, Literal::Keep), st).unwrap();
+        let bl = insn::bl(F + 4, T).unwrap();
+        assert_eq!(p.phases[0], vec![Write::insn(F + 4, bl, insn::NOP)]);
+        assert_eq!(
+            p.phases[1],
+            vec![
+                Write::insn(F, insn::MOV_X9_X30, insn::NOP),
+                Write::literal(F - 8, 0x1234, LITERAL_NOPS)
+            ]
+        );
+        assert!(p.entry_writes);
+        assert_eq!(p.next, SiteState::COMPILED);
+        // Restoring a compiled site writes nothing.
+        let noop = plan_one(change(0, Call::Restore, Literal::Keep), SiteState::COMPILED).unwrap();
+        assert_eq!(noop.phases, [vec![], vec![]]);
+    }
+
+    #[test]
+    fn unencodable_bl_is_an_error() {
+        let far = F + (1 << 30);
+        assert!(matches!(
+            plan_one(change(0, Call::To(far), Literal::Keep), SiteState::COMPILED),
+            Err(PlanError::Encode(_))
+        ));
+    }
+
+    #[test]
+    fn merge_keeps_sorted_input_and_merges_call_with_literal() {
+        let t = table();
+        let sorted = vec![
+            change(0, Call::To(T), Literal::Keep),
+            change(1, Call::Off, Literal::Keep),
+        ];
+        let mut c = sorted.clone();
+        merge(&mut c, &t).unwrap();
+        assert_eq!(c, sorted);
+
+        let mut c = vec![
+            change(1, Call::Keep, Literal::Set(5)),
+            change(0, Call::Off, Literal::Keep),
+            change(1, Call::To(T), Literal::Keep),
+        ];
+        merge(&mut c, &t).unwrap();
+        assert_eq!(
+            c,
+            vec![
+                change(0, Call::Off, Literal::Keep),
+                change(1, Call::To(T), Literal::Set(5))
+            ]
+        );
+    }
+
+    #[test]
+    fn merge_refuses_two_changes_of_one_kind() {
+        let t = table();
+        let mut calls = vec![
+            change(1, Call::To(T), Literal::Keep),
+            change(1, Call::Off, Literal::Keep),
+        ];
+        assert_eq!(
+            merge(&mut calls, &t),
+            Err(PlanError::SiteTwice { site: "g" })
+        );
+        let mut literals = vec![
+            change(0, Call::Keep, Literal::Set(1)),
+            change(0, Call::Keep, Literal::Set(2)),
+        ];
+        assert_eq!(
+            merge(&mut literals, &t),
+            Err(PlanError::SiteTwice { site: "f" })
+        );
+    }
+}

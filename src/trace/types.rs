@@ -1,0 +1,85 @@
+//! The bottom of the tracing core: what the API names (filters, modes, ids) and its errors.
+//! Imports nothing from `trace`, so every other tracing module may import it.
+
+use alloc::{string::String, vec::Vec};
+use core::fmt;
+
+pub use patchbay_pure::siteplan::Mode;
+
+use crate::patch::PatchError;
+
+/// Which functions an ops traces.
+#[derive(Clone, Debug)]
+pub enum Filter {
+    /// Every patch site.
+    All,
+    /// Sites matching a glob (see `patch::sites::glob`).
+    Glob(String),
+    /// Exactly these functions (each must be a patch site).
+    Addrs(Vec<u64>),
+}
+
+/// An attached ops.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OpsId(pub u64);
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TraceError {
+    Patch(PatchError),
+    /// A glob matched no patch site.
+    NoMatch {
+        pattern: String,
+    },
+    /// No attached ops has this id.
+    UnknownOps(OpsId),
+    /// A trampoline pool is full; nothing was patched.
+    PoolExhausted {
+        pool: &'static str,
+        bytes: u64,
+        usage: PoolUsage,
+    },
+    /// The site already has a direct attachment (one per site).
+    DirectBusy {
+        site: &'static str,
+    },
+}
+
+impl From<PatchError> for TraceError {
+    fn from(e: PatchError) -> Self {
+        TraceError::Patch(e)
+    }
+}
+
+impl fmt::Display for TraceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TraceError::Patch(e) => e.fmt(f),
+            TraceError::NoMatch { pattern } => {
+                write!(
+                    f,
+                    "no patch site matches \"{pattern}\"; nothing was attached"
+                )
+            }
+            TraceError::UnknownOps(id) => write!(f, "no attached ops has id {}", id.0),
+            TraceError::PoolExhausted { pool, bytes, usage } => write!(
+                f,
+                "the {pool} trampoline pool cannot fit {bytes} more bytes ({} of {} used in {} blocks); detach something or enlarge the pool; nothing was patched",
+                usage.used, usage.total, usage.blocks
+            ),
+            TraceError::DirectBusy { site } => write!(
+                f,
+                "{site} already has a direct attachment (one per site); detach it first"
+            ),
+        }
+    }
+}
+
+/// Pool accounting.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PoolUsage {
+    pub total: u64,
+    pub used: u64,
+    pub blocks: u64,
+    /// Allocations refused because the pool was full.
+    pub failures: u64,
+}
