@@ -10,6 +10,7 @@ pub mod bench;
 pub mod capture;
 pub mod chainload;
 pub mod compare;
+pub mod console;
 pub mod dtb;
 pub mod flash;
 pub mod image;
@@ -30,6 +31,8 @@ pub enum Command {
     Parse(parse::Args),
     /// Compare the medians of two runs; exit 1 on a regression or a missing record.
     Compare(compare::Args),
+    /// Talk to the kernel's serial console (QEMU or a board), or run a script of commands.
+    Console(console::Args),
     /// Write kernel8.img and config.txt for a Raspberry Pi from a kernel (or chainloader) ELF.
     Image(image::Args),
     /// Copy kernel8.img and config.txt onto a mounted Raspberry Pi boot partition.
@@ -53,6 +56,7 @@ impl Command {
             Command::Bench(args) => bench::main(args),
             Command::Parse(args) => parse::main(args),
             Command::Compare(args) => compare::main(args),
+            Command::Console(args) => console::main(args),
             Command::Image(args) => image::main(args),
             Command::Flash(args) => flash::main(args),
             Command::Chainload(args) => chainload::main(args),
