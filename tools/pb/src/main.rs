@@ -30,9 +30,12 @@ mod layers;
 mod link;
 mod outputs;
 mod plot;
+mod progress;
 mod qemu;
 mod records;
+mod report;
 mod table;
+mod targets;
 #[cfg(test)]
 mod testelf;
 mod verdict;

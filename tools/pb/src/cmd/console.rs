@@ -337,6 +337,7 @@ fn qemu_argv(kernel: &Path, icount: bool) -> Result<(Vec<std::ffi::OsString>, Pa
         print_cmd: false,
         qemu: None,
         table: false,
+        records: None,
         kernel: kernel.to_path_buf(),
         bootargs: Vec::new(),
     };
