@@ -9,7 +9,7 @@
 
 SHELL      := /bin/bash
 BSP        ?= qemu_virt
-TARGET     := aarch64-unknown-none
+TARGET     := aarch64-unknown-none-softfloat
 # Each board's kernel has its own path, so building one board never overwrites another's:
 # cargo's output (shared by every board's build) is copied there as soon as it is built.
 KERNEL_ELF := target/$(BSP)/kernel
@@ -167,7 +167,7 @@ test-host:
 # or 1 for a kernel whose expected failure report `pb run` verified (fault and panic tests).
 test-kernel: pb
 	@mkdir -p target
-	set -o pipefail; CARGO_TARGET_AARCH64_UNKNOWN_NONE_RUNNER="$(abspath $(PB)) run" \
+	set -o pipefail; CARGO_TARGET_AARCH64_UNKNOWN_NONE_SOFTFLOAT_RUNNER="$(abspath $(PB)) run" \
 	    $(CARGO) test $(KFLAGS) 2>&1 | tee target/test-kernel.log
 	@passed=$$(tr -d '\r' < target/test-kernel.log | awk '/ Running /{bin=$$2} \
 	    /^[0-9]+ passed, 0 failed$$/{n[bin]=$$1} /^pb: exited with [0-9]+ as expected$$/{n[bin]=1} \
@@ -179,7 +179,7 @@ test-kernel: pb
 # `pb run`, which reads the board from the ELF.
 test-rpi3: pb
 	@mkdir -p target
-	set -o pipefail; CARGO_TARGET_AARCH64_UNKNOWN_NONE_RUNNER="$(abspath $(PB)) run" \
+	set -o pipefail; CARGO_TARGET_AARCH64_UNKNOWN_NONE_SOFTFLOAT_RUNNER="$(abspath $(PB)) run" \
 	    $(CARGO) test $(RPI3_FLAGS) $(RPI3_TESTS) 2>&1 | tee target/test-rpi3.log
 	@passed=$$(tr -d '\r' < target/test-rpi3.log | awk '/ Running /{bin=$$2} \
 	    /^[0-9]+ passed, 0 failed$$/{n[bin]=$$1} /^pb: exited with [0-9]+ as expected$$/{n[bin]=1} \

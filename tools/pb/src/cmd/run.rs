@@ -75,7 +75,7 @@ pub struct Args {
     /// After a successful run, print the tables of the console's @bench records
     #[arg(long)]
     pub table: bool,
-    /// The kernel ELF (built for aarch64-unknown-none)
+    /// The kernel ELF (built for aarch64-unknown-none-softfloat)
     #[arg(value_name = "KERNEL_ELF")]
     pub kernel: PathBuf,
     /// Kernel boot arguments, after those of the directives (cargo passes test arguments here)
@@ -500,9 +500,9 @@ mod tests {
     fn bin_next_to_elf() {
         assert_eq!(
             bin_path(Path::new(
-                "target/aarch64-unknown-none/release/deps/boot-0123abcd"
+                "target/aarch64-unknown-none-softfloat/release/deps/boot-0123abcd"
             )),
-            PathBuf::from("target/aarch64-unknown-none/release/deps/boot-0123abcd.bin")
+            PathBuf::from("target/aarch64-unknown-none-softfloat/release/deps/boot-0123abcd.bin")
         );
         assert_eq!(
             bin_path(Path::new("kernel.elf")),
