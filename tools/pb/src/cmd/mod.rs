@@ -13,6 +13,7 @@ pub mod compare;
 pub mod dtb;
 pub mod flash;
 pub mod image;
+pub mod linux;
 pub mod objcopy;
 pub mod parse;
 pub mod run;
@@ -39,6 +40,11 @@ pub enum Command {
     Capture(capture::Args),
     /// Write the DTB `pb run` gives QEMU raspi3b.
     Dtb(dtb::Args),
+    /// Measure Linux's own ftrace, kprobes and return hooks on the same QEMU machine and print
+    /// them beside patchbay's mechanisms.
+    LinuxCompare(linux::CompareArgs),
+    /// Print the Linux/patchbay table from saved records (no download).
+    LinuxTable(linux::TableArgs),
 }
 
 impl Command {
@@ -55,6 +61,8 @@ impl Command {
             Command::Chainload(args) => chainload::main(args),
             Command::Capture(args) => capture::main(args),
             Command::Dtb(args) => dtb::main(args),
+            Command::LinuxCompare(args) => linux::compare_main(args),
+            Command::LinuxTable(args) => linux::table_main(args),
         }
     }
 }
