@@ -49,7 +49,7 @@ help:
 	@echo "  make bench      run the benchmark suite: target/bench/latest.{jsonl,csv,svg,log}"
 	@echo "  make bench-compare [BASE=file]  bench, then compare with the baseline (CI gate)"
 	@echo "  make bench-baseline  adopt target/bench/latest.jsonl as bench/baseline.jsonl"
-	@echo "  make linux-compare [KERNEL=6.1] [PATCHBAY=file]  Linux's own hooks on the same QEMU, beside patchbay's"
+	@echo "  make linux-compare [KERNEL=6.1] [PATCHBAY=file] [REPEAT=n]  Linux's own hooks on the same QEMU, beside patchbay's"
 	@echo "  make build      build the kernel ELF ($(KERNEL_ELF))"
 	@echo "  make deps       install QEMU, LLVM and the Rust target/components if missing"
 	@echo "  make clippy     clippy on host crates and the kernel, warnings are errors"
@@ -113,13 +113,15 @@ bench-baseline:
 
 # Opt-in, not part of `make test`: Debian's arm64 kernel (the newest of bookworm + backports, or
 # KERNEL=<release start>, e.g. 6.1) and busybox through a private apt state, the guest program
-# cross-compiled, booted under the same QEMU machine, CPU and icount; writes
-# bench/linux-<release>.jsonl and prints the side-by-side table (README, "Linux in the same table").
+# cross-compiled, booted under the same QEMU machine, CPU and icount (REPEAT=n boots: the spread);
+# writes bench/linux-<release>.jsonl and prints the side-by-side table (README, "Linux in the same
+# table").
 linux-compare: deps pb
 	@command -v aarch64-linux-gnu-gcc >/dev/null || { \
 	    echo "linux-compare: installing gcc-aarch64-linux-gnu from Debian's packages"; \
 	    $(APT) update -qq && $(APT) install -y -qq gcc-aarch64-linux-gnu >/dev/null; }
-	$(PB) linux-compare $(if $(KERNEL),--kernel $(KERNEL)) $(if $(PATCHBAY),--patchbay $(PATCHBAY))
+	$(PB) linux-compare $(if $(KERNEL),--kernel $(KERNEL)) $(if $(PATCHBAY),--patchbay $(PATCHBAY)) \
+	    $(if $(REPEAT),--repeat $(REPEAT))
 
 # --- the board path -------------------------------------------------------------------------------
 pi-board:

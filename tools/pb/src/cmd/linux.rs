@@ -41,7 +41,12 @@ pub struct CompareArgs {
     /// The results are written here as linux-<release>.jsonl
     #[arg(long, value_name = "DIR", default_value = "bench")]
     pub results: PathBuf,
-    /// Kill QEMU after this many seconds
+    /// Boot this many times: the records are the first run's, their header gives the spread of
+    /// all (identical runs: 0)
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub repeat: u32,
+    /// Kill QEMU after this many seconds (each boot)
     #[arg(long, value_name = "SECONDS", default_value_t = 900)]
     pub timeout: u64,
     /// The QEMU binary [default: qemu-system-aarch64 from PATH]
@@ -178,6 +183,40 @@ fn prepare(args: &CompareArgs) -> Result<Guest> {
 /// exactly), boot messages off (they cost time, not numbers), our /init.
 const CMDLINE: [&str; 4] = ["console=ttyAMA0", "nokaslr", "quiet", "rdinit=/init"];
 
+/// Boots the guest once; the checked measurements. The console goes to `log`.
+fn boot_once(
+    argv: &[OsString],
+    args: &CompareArgs,
+    guest: &Guest,
+    log: &Path,
+) -> Result<console::Measured> {
+    let boot = qemu::boot(
+        argv,
+        Some(Duration::from_secs(args.timeout)),
+        io::stdout(),
+        io::stderr(),
+    )?;
+    let text = boot.stdout.join("\n") + "\n";
+    fs::write(log, &text).with_context(|| format!("cannot write {}", log.display()))?;
+    let checked = console::parse(&text).and_then(|log| console::check(&log));
+    let measured = match (checked, boot.ending) {
+        (Ok(m), Ending::Exited(0)) => m,
+        (Ok(_), ending) => bail!(
+            "QEMU ended with {ending:?} after a complete run (console: {})",
+            log.display()
+        ),
+        (Err(e), ending) => bail!("{e} (QEMU: {ending:?}; console: {})", log.display()),
+    };
+    if measured.kernel != guest.release {
+        bail!(
+            "the guest runs kernel {}, but {} was booted",
+            measured.kernel,
+            guest.release
+        );
+    }
+    Ok(measured)
+}
+
 pub fn compare_main(args: CompareArgs) -> Result<ExitCode> {
     let guest = prepare(&args)?;
     let mut config = qemu_config(&args)?;
@@ -188,34 +227,21 @@ pub fn compare_main(args: CompareArgs) -> Result<ExitCode> {
     let machine = machine(&config, &argv);
     let shown: Vec<String> = argv.iter().map(|a| qemu::shell_quote(a)).collect();
     println!("linux: {}", shown.join(" "));
-    let boot = qemu::boot(
-        &argv,
-        Some(Duration::from_secs(args.timeout)),
-        io::stdout(),
-        io::stderr(),
-    )?;
-    let console_log = guest.dir.join("console.log");
-    fs::write(&console_log, boot.stdout.join("\n") + "\n")
-        .with_context(|| format!("cannot write {}", console_log.display()))?;
-    let checked = console::parse(&boot.stdout.join("\n")).and_then(|log| console::check(&log));
-    let measured = match (checked, boot.ending) {
-        (Ok(m), Ending::Exited(0)) => m,
-        (Ok(_), ending) => bail!(
-            "QEMU ended with {ending:?} after a complete run (console: {})",
-            console_log.display()
-        ),
-        (Err(e), ending) => bail!("{e} (QEMU: {ending:?}; console: {})", console_log.display()),
-    };
-    if measured.kernel != guest.release {
-        bail!(
-            "the guest runs kernel {}, but {} was booted",
-            measured.kernel,
-            guest.release
-        );
+    let mut runs = Vec::new();
+    for i in 1..=args.repeat {
+        let log = match i {
+            1 => guest.dir.join("console.log"),
+            i => guest.dir.join(format!("console-{i}.log")),
+        };
+        println!("linux: boot {i} of {}", args.repeat);
+        runs.push(boot_once(&argv, &args, &guest, &log)?);
     }
-    let jsonl = console::records(&measured, &machine).join("\n") + "\n";
+    let spread = (runs.len() > 1)
+        .then(|| console::spread(&runs))
+        .transpose()?;
+    let jsonl = console::records(&runs[0], &machine, spread.as_ref()).join("\n") + "\n";
     fs::create_dir_all(&args.results)?;
-    let out = args.results.join(format!("{}.jsonl", measured.board()));
+    let out = args.results.join(format!("{}.jsonl", runs[0].board()));
     fs::write(&out, &jsonl).with_context(|| format!("cannot write {}", out.display()))?;
     println!("linux: wrote {}\n", out.display());
     let run = records::parse_jsonl(&jsonl);

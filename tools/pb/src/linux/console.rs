@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use patchbay_pure::stats::{self, Summary};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What starts one of the guest program's lines on the console.
 pub const PREFIX: &str = "@linux ";
@@ -201,6 +201,8 @@ pub enum LinuxError {
     },
     /// A hook that costs nothing did not run.
     NoOverhead { variant: String, overhead: f64 },
+    /// Repeated runs that are not runs of the same thing.
+    Runs { reason: String },
 }
 
 impl fmt::Display for LinuxError {
@@ -253,6 +255,7 @@ impl fmt::Display for LinuxError {
                 "variant {variant}: costs {overhead} instructions over the baseline, so the hook \
                  cannot have run"
             ),
+            LinuxError::Runs { reason } => write!(f, "the repeated runs differ: {reason}"),
         }
     }
 }
@@ -681,6 +684,96 @@ impl Measured {
     }
 }
 
+/// How far repeated runs of one kernel are apart: over every variant, the largest difference
+/// between two runs' medians, in instructions per call.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Spread {
+    pub runs: usize,
+    /// `CLOCK_MONOTONIC` (metric `call`).
+    pub call: f64,
+    /// The PMU (metric `call-pmu`), if it counted.
+    #[serde(rename = "call-pmu")]
+    pub call_pmu: Option<f64>,
+    /// `variant/metric` of the largest difference, if any differs.
+    pub widest: Option<String>,
+}
+
+/// The spread of `runs` (at least one), which must be of the same kernel with the same variants
+/// measured.
+pub fn spread(runs: &[Measured]) -> Result<Spread, LinuxError> {
+    let first = runs.first().ok_or_else(|| LinuxError::Runs {
+        reason: "no run".to_string(),
+    })?;
+    let medians = |m: &Measured| -> Vec<(&'static str, u64, Option<u64>)> {
+        m.outcomes
+            .iter()
+            .filter_map(|o| match o {
+                Outcome::Measured {
+                    variant,
+                    clock,
+                    pmu,
+                    ..
+                } => Some((
+                    variant.name,
+                    clock.median_total,
+                    pmu.map(|p| p.median_total),
+                )),
+                Outcome::Unavailable { .. } => None,
+            })
+            .collect()
+    };
+    let reference = medians(first);
+    let mut lowest = reference.clone();
+    let mut highest = reference.clone();
+    for m in &runs[1..] {
+        let this = medians(m);
+        let same = m.kernel == first.kernel
+            && m.calls_per_sample == first.calls_per_sample
+            && this.len() == reference.len()
+            && this
+                .iter()
+                .zip(&reference)
+                .all(|(a, b)| a.0 == b.0 && a.2.is_some() == b.2.is_some());
+        if !same {
+            return Err(LinuxError::Runs {
+                reason: format!(
+                    "{} and {} do not measure the same variants with the same clocks",
+                    first.kernel, m.kernel
+                ),
+            });
+        }
+        for ((lo, hi), x) in lowest.iter_mut().zip(highest.iter_mut()).zip(this) {
+            lo.1 = lo.1.min(x.1);
+            hi.1 = hi.1.max(x.1);
+            lo.2 = lo.2.zip(x.2).map(|(a, b)| a.min(b));
+            hi.2 = hi.2.zip(x.2).map(|(a, b)| a.max(b));
+        }
+    }
+    let per_call = |d: u64| d as f64 / first.calls_per_sample as f64;
+    let mut spread = Spread {
+        runs: runs.len(),
+        call: 0.0,
+        call_pmu: first.pmu.is_ok().then_some(0.0),
+        widest: None,
+    };
+    let mut widest = 0;
+    for (lo, hi) in lowest.iter().zip(&highest) {
+        let clock = hi.1 - lo.1;
+        let pmu = hi.2.zip(lo.2).map(|(h, l)| h - l);
+        spread.call = spread.call.max(per_call(clock));
+        if let (Some(p), Some(s)) = (pmu, spread.call_pmu.as_mut()) {
+            *s = s.max(per_call(p));
+        }
+        for (metric, d) in [(METRIC_CLOCK, Some(clock)), (METRIC_PMU, pmu)] {
+            if let Some(d) = d.filter(|&d| d > widest) {
+                widest = d;
+                spread.widest = Some(format!("{}/{metric}", lo.0));
+            }
+        }
+    }
+    Ok(spread)
+}
+
 /// The `@bench` header of a Linux run. Beyond the fields every header has, it says how the run
 /// was made and which variants the kernel could not do (pb's record parser ignores unknown
 /// fields; [`super::side`] reads them from the raw JSON).
@@ -702,6 +795,9 @@ struct HeaderRecord<'a> {
     call_ops: bool,
     pmu: String,
     unavailable: BTreeMap<&'static str, &'a str>,
+    /// How far repeated runs were apart (absent after one run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    spread: Option<&'a Spread>,
 }
 
 /// One `@bench` result of a Linux run.
@@ -740,8 +836,9 @@ pub struct Machine {
 }
 
 /// The run as `@bench` JSON lines: the header, one result per measured variant and clock
-/// (`call`: CLOCK_MONOTONIC, `call-pmu`: the PMU), the end record.
-pub fn records(m: &Measured, machine: &Machine) -> Vec<String> {
+/// (`call`: CLOCK_MONOTONIC, `call-pmu`: the PMU), the end record. `spread`: how far repeated
+/// runs of which `m` is the first were apart.
+pub fn records(m: &Measured, machine: &Machine, spread: Option<&Spread>) -> Vec<String> {
     let unavailable = m
         .outcomes
         .iter()
@@ -768,6 +865,7 @@ pub fn records(m: &Measured, machine: &Machine) -> Vec<String> {
             Err(why) => format!("unavailable: {why}"),
         },
         unavailable,
+        spread,
     };
     let mut out = vec![serde_json::to_string(&header).expect("serializable")];
     let bases = [
@@ -814,4 +912,429 @@ pub fn records(m: &Measured, machine: &Machine) -> Vec<String> {
     let results = out.len() - 1;
     out.push(format!(r#"{{"type":"end","records":{results}}}"#));
     out
+}
+
+#[cfg(test)]
+pub mod tests {
+    use super::*;
+    use crate::records;
+
+    /// The consoles of the real `make linux-compare REPEAT=3` run whose records are committed
+    /// as `bench/linux-6.12.95+deb12-arm64.jsonl`: Debian's 6.12 kernel (CALL_OPS, no fprobe
+    /// events), QEMU 10.0.2 virt, cortex-a72, -icount shift=0.
+    pub const LOGS_612: [&str; 3] = [
+        include_str!("../../tests/fixtures/linux/6.12.95+deb12-arm64/console-1.log"),
+        include_str!("../../tests/fixtures/linux/6.12.95+deb12-arm64/console-2.log"),
+        include_str!("../../tests/fixtures/linux/6.12.95+deb12-arm64/console-3.log"),
+    ];
+    pub const LOG_612: &str = LOGS_612[0];
+    /// The same for Debian's 6.1 kernel (no CALL_OPS), `REPEAT=2`.
+    pub const LOGS_61: [&str; 2] = [
+        include_str!("../../tests/fixtures/linux/6.1.0-50-arm64/console-1.log"),
+        include_str!("../../tests/fixtures/linux/6.1.0-50-arm64/console-2.log"),
+    ];
+    const LOG_61: &str = LOGS_61[0];
+    /// [`LOG_612`] with kprobe-off's hit count edited to 0: a hook that did not fire.
+    const NOT_FIRED: &str = include_str!("../../tests/fixtures/linux/not-fired.log");
+    /// The committed results.
+    pub const RESULTS_612: &str = include_str!("../../../../bench/linux-6.12.95+deb12-arm64.jsonl");
+    pub const RESULTS_61: &str = include_str!("../../../../bench/linux-6.1.0-50-arm64.jsonl");
+
+    pub fn machine() -> Machine {
+        Machine {
+            cpu: "cortex-a72".to_string(),
+            qemu: "QEMU emulator version 10.0.2: -M virt -cpu cortex-a72".to_string(),
+        }
+    }
+
+    fn checked(text: &str) -> Result<Measured, LinuxError> {
+        check(&parse(text)?)
+    }
+
+    fn measured<'a>(m: &'a Measured, name: &str) -> (&'a PerCall, Option<&'a PerCall>, &'a str) {
+        m.outcomes
+            .iter()
+            .find_map(|o| match o {
+                Outcome::Measured {
+                    variant,
+                    clock,
+                    pmu,
+                    evidence,
+                    ..
+                } if variant.name == name => Some((clock, pmu.as_ref(), evidence.as_str())),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("{name} not measured"))
+    }
+
+    /// `text` with every line of `variant` replaced by `lines`.
+    fn replace_variant(text: &str, variant: &str, lines: &[&str]) -> String {
+        let prefix = format!("{PREFIX}{variant} ");
+        let mut out: Vec<String> = Vec::new();
+        let mut done = false;
+        for line in text.lines() {
+            if line.starts_with(&prefix) {
+                if !done {
+                    out.extend(lines.iter().map(|l| l.to_string()));
+                    done = true;
+                }
+            } else {
+                out.push(line.to_string());
+            }
+        }
+        assert!(done, "no lines of {variant}");
+        out.join("\n")
+    }
+
+    #[test]
+    fn real_612_run() {
+        let m = checked(LOG_612).unwrap();
+        assert_eq!(m.kernel, "6.12.95+deb12-arm64");
+        assert_eq!(m.board(), "linux-6.12.95+deb12-arm64");
+        assert_eq!(m.function, "__arm64_sys_getpid");
+        assert_eq!((m.calls_per_sample, m.cntfrq), (1000, 62_500_000));
+        assert_eq!(m.pmu, Ok(()));
+        assert!(
+            m.call_ops,
+            "6.12 reaches the function tracer through CALL_OPS"
+        );
+        let names: Vec<&str> = m
+            .outcomes
+            .iter()
+            .map(|o| match o {
+                Outcome::Measured { variant, .. } | Outcome::Unavailable { variant, .. } => {
+                    variant.name
+                }
+            })
+            .collect();
+        let all: Vec<&str> = VARIANTS.iter().map(|v| v.name).collect();
+        assert_eq!(names, all);
+        assert_eq!(
+            m.outcomes.last(),
+            Some(&Outcome::Unavailable {
+                variant: &VARIANTS[9],
+                reason: "tracefs README has no fprobe event syntax (kernel built without \
+                         CONFIG_FPROBE_EVENTS)"
+                    .to_string()
+            })
+        );
+        let (base, base_pmu, evidence) = measured(&m, BASELINE);
+        assert_eq!((base.n, base.median), (31, 439.392));
+        assert_eq!(base_pmu.unwrap().median, 439.4);
+        assert_eq!(evidence, "32000 calls");
+        let (off, _, evidence) = measured(&m, "function-off");
+        assert_eq!(
+            off.median_total - base.median_total,
+            176_000,
+            "+176 per call, exactly"
+        );
+        assert_eq!(evidence, "enabled_functions: 1 ops, 32000 calls");
+        assert_eq!(
+            measured(&m, "function-x2-off").2,
+            "enabled_functions: 2 ops, 32000 calls"
+        );
+        assert_eq!(
+            measured(&m, "function").2,
+            "enabled_functions: 1 ops, ring buffer: 32000 events, 32000 calls"
+        );
+        assert_eq!(
+            measured(&m, "function-graph").2,
+            "enabled_functions: 1 ops, ring buffer: 64000 events, 32000 calls",
+            "entry and return, overwritten ones included"
+        );
+        assert_eq!(
+            measured(&m, "kprobe-off").2,
+            "kprobe_profile: 32000 hits, 32000 calls"
+        );
+        assert_eq!(
+            measured(&m, "kretprobe").2,
+            "kprobe_profile: 32000 hits, ring buffer: 32000 events, 32000 calls"
+        );
+    }
+
+    #[test]
+    fn real_61_run_has_no_call_ops() {
+        let m = checked(LOG_61).unwrap();
+        assert_eq!(m.kernel, "6.1.0-50-arm64");
+        assert!(!m.call_ops);
+        assert!(matches!(m.outcomes[9], Outcome::Unavailable { .. }));
+    }
+
+    #[test]
+    fn a_hook_that_did_not_fire_is_an_error() {
+        assert_eq!(
+            checked(NOT_FIRED),
+            Err(LinuxError::NotFired {
+                variant: "kprobe-off".to_string(),
+                expected: "kprobe_profile 32000 hits, 0 misses".to_string(),
+                found: "0 hits, 0 misses (1 probes)".to_string(),
+            })
+        );
+        let lost = LOG_612.replace(
+            "@linux function file per_cpu/cpu0/stats: entries: 32000",
+            "@linux function file per_cpu/cpu0/stats: entries: 31999",
+        );
+        assert_eq!(
+            checked(&lost).unwrap_err().to_string(),
+            "variant function: the hook did not fire once per call: expected 32000 ring-buffer \
+             events, found 31999"
+        );
+        let one_tracer = LOG_612.replace("__arm64_sys_getpid (2)", "__arm64_sys_getpid (1)");
+        assert!(matches!(
+            checked(&one_tracer),
+            Err(LinuxError::NotFired { variant, .. }) if variant == "function-x2-off"
+        ));
+        // The function tracer's only evidence while not recording is enabled_functions.
+        let mut detached = LOG_612.lines().collect::<Vec<_>>();
+        detached.retain(|l| !l.starts_with("@linux function-off file enabled_functions"));
+        assert!(matches!(
+            checked(&detached.join("\n")),
+            Err(LinuxError::NotFired { variant, .. }) if variant == "function-off"
+        ));
+        let missed = LOG_612.replace(
+            "getpid_exit                                            32000               0",
+            "getpid_exit                                            32000               3",
+        );
+        assert!(matches!(
+            checked(&missed),
+            Err(LinuxError::NotFired { variant, .. }) if variant == "kretprobe-off"
+        ));
+    }
+
+    #[test]
+    fn a_hook_that_costs_nothing_is_an_error() {
+        let base: Vec<&str> = LOG_612
+            .lines()
+            .filter(|l| l.starts_with("@linux baseline ") && l.contains("-"))
+            .collect();
+        let mut same: Vec<String> = base
+            .iter()
+            .map(|l| l.replace("@linux baseline ", "@linux function-off "))
+            .collect();
+        same.push("@linux function-off calls 32000".to_string());
+        same.push(
+            "@linux function-off file enabled_functions: __arm64_sys_getpid (1)       O   "
+                .to_string(),
+        );
+        same.push("@linux function-off file per_cpu/cpu0/stats: entries: 0".to_string());
+        let same: Vec<&str> = same.iter().map(String::as_str).collect();
+        let log = replace_variant(LOG_612, "function-off", &same);
+        assert_eq!(
+            checked(&log),
+            Err(LinuxError::NoOverhead {
+                variant: "function-off".to_string(),
+                overhead: 0.0
+            })
+        );
+    }
+
+    #[test]
+    fn incomplete_logs_are_errors() {
+        let cut = &LOG_612[..LOG_612.find("@linux kretprobe calls").unwrap()];
+        assert_eq!(
+            checked(cut),
+            Err(LinuxError::Truncated {
+                last: Some("kretprobe-off".to_string())
+            })
+        );
+        assert_eq!(
+            checked("[ 0.0] Booting Linux\n"),
+            Err(LinuxError::NotStarted)
+        );
+        let no_kprobe = replace_variant(LOG_612, "kprobe", &[]);
+        assert_eq!(
+            checked(&no_kprobe),
+            Err(LinuxError::MissingVariant("kprobe"))
+        );
+        let refused = replace_variant(
+            LOG_612,
+            "kprobe",
+            &[
+                "@linux kprobe error: write 'p:pb/getpid_entry x' to kprobe_events: Invalid argument",
+            ],
+        );
+        assert_eq!(
+            checked(&refused).unwrap_err().to_string(),
+            "variant kprobe: the guest reports: write 'p:pb/getpid_entry x' to kprobe_events: \
+             Invalid argument"
+        );
+        let unavailable = replace_variant(
+            LOG_612,
+            "kprobe",
+            &["@linux kprobe unavailable: no kprobes"],
+        );
+        assert!(matches!(
+            checked(&unavailable),
+            Err(LinuxError::Unavailable { variant, .. }) if variant == "kprobe"
+        ));
+        let no_cntfrq = LOG_612.replace("@linux cntfrq 62500000\n", "");
+        assert_eq!(checked(&no_cntfrq), Err(LinuxError::Missing("cntfrq")));
+    }
+
+    #[test]
+    fn malformed_lines_are_errors_with_their_number() {
+        let log = "noise\n@linux begin\r\n@linux calls-per-sample many\n";
+        assert_eq!(
+            parse(log),
+            Err(LinuxError::Line {
+                line_no: 3,
+                text: "@linux calls-per-sample many".to_string(),
+                reason: "\"many\" is not a count".to_string()
+            })
+        );
+        let err = parse("@linux kprobe clock-sample 1 2 x\n").unwrap_err();
+        assert!(err.to_string().contains("\"x\" is not a count"), "{err}");
+        let err = parse("@linux uprobe calls 3\n").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("unknown variant or keyword \"uprobe\"")
+        );
+        let err = parse("@linux kprobe hits 3\n").unwrap_err();
+        assert!(err.to_string().contains("unknown report \"hits\""));
+        let err = parse("@linux pmu maybe\n").unwrap_err();
+        assert!(err.to_string().contains("unknown pmu state"));
+        // Kernel messages and `@linux` inside other text are not the guest's.
+        let log = parse("[ 1.0] x @linux end\n@linuxend\n").unwrap();
+        assert!(!log.ended);
+    }
+
+    #[test]
+    fn without_the_pmu_the_clock_alone_counts() {
+        let mut lines: Vec<String> = LOG_612
+            .lines()
+            .filter(|l| !l.contains(" pmu-"))
+            .map(str::to_string)
+            .collect();
+        for l in &mut lines {
+            if l == "@linux pmu available" {
+                *l = "@linux pmu unavailable: perf_event_open: No such device".to_string();
+            }
+        }
+        let m = checked(&lines.join("\n")).unwrap();
+        assert_eq!(m.pmu, Err("perf_event_open: No such device".to_string()));
+        assert_eq!(measured(&m, BASELINE).1, None);
+        let recs = records(&m, &machine(), None);
+        assert!(recs[0].contains(r#""pmu":"unavailable: perf_event_open: No such device""#));
+        assert!(!recs.iter().any(|r| r.contains(METRIC_PMU)));
+        // PMU samples after "unavailable" contradict each other.
+        let log = LOG_612.replace(
+            "@linux pmu available",
+            "@linux pmu unavailable: perf_event_open: No such device",
+        );
+        assert!(matches!(checked(&log), Err(LinuxError::Samples { .. })));
+    }
+
+    #[test]
+    fn records_parse_back() {
+        let m = checked(LOG_612).unwrap();
+        let lines = records(&m, &machine(), None);
+        let console: String = lines.iter().map(|l| format!("@bench {l}\r\n")).collect();
+        let run = records::parse_log(&console);
+        assert_eq!(run.failures(), Vec::<String>::new());
+        let h = run.header.as_ref().unwrap();
+        assert_eq!(
+            (h.board.as_deref(), h.cpu.as_deref()),
+            (Some("linux-6.12.95+deb12-arm64"), Some("cortex-a72"))
+        );
+        assert_eq!(
+            (h.clock.as_str(), h.mode.as_str(), h.unit.as_str()),
+            ("clock_monotonic", "qemu-icount", "instructions")
+        );
+        assert!(h.raw.contains(r#""call_ops":true"#));
+        assert!(h.raw.contains(r#""unavailable":{"fprobe":"tracefs README"#));
+        // Nine variants measured, two clocks each.
+        assert_eq!(run.results.len(), 18);
+        assert_eq!(run.end, Some(18));
+        let off = run
+            .results
+            .iter()
+            .find(|r| r.mechanism == "function-off" && r.metric == METRIC_CLOCK)
+            .unwrap();
+        assert_eq!(
+            (off.suite.as_str(), off.subject.as_str()),
+            (SUITE, "__arm64_sys_getpid")
+        );
+        assert_eq!(off.baseline.as_deref(), Some(BASELINE));
+        assert_eq!(
+            (off.median, off.overhead, off.iters),
+            (615.392, Some(176.0), 31)
+        );
+        assert!(
+            off.raw
+                .contains(r#""evidence":"enabled_functions: 1 ops, 32000 calls""#)
+        );
+        let base = run
+            .results
+            .iter()
+            .find(|r| r.mechanism == BASELINE)
+            .unwrap();
+        assert_eq!((base.baseline.as_ref(), base.overhead), (None, None));
+    }
+}
+
+#[cfg(test)]
+mod repeat_tests {
+    use super::tests::{LOG_612, LOGS_61, LOGS_612, RESULTS_612};
+    use super::*;
+
+    fn all(logs: &[&str]) -> Vec<Measured> {
+        logs.iter()
+            .map(|l| check(&parse(l).unwrap()).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn spread_of_the_real_runs() {
+        // Every variant that does not record is identical run to run (the clock to its 16 ns
+        // resolution); the recording ones move with the ring buffer's timestamps.
+        let s = spread(&all(&LOGS_612)).unwrap();
+        assert_eq!(
+            s,
+            Spread {
+                runs: 3,
+                call: 2.48,
+                call_pmu: Some(2.464),
+                widest: Some("kretprobe/call".to_string()),
+            }
+        );
+        let s = spread(&all(&LOGS_61)).unwrap();
+        assert_eq!((s.runs, s.call, s.call_pmu), (2, 0.016, Some(0.0)));
+        let one = spread(&all(&[LOG_612])).unwrap();
+        assert_eq!((one.call, one.call_pmu, one.widest), (0.0, Some(0.0), None));
+    }
+
+    #[test]
+    fn runs_of_different_kernels_have_no_spread() {
+        let err = spread(&all(&[LOG_612, LOGS_61[0]])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the repeated runs differ: 6.12.95+deb12-arm64 and 6.1.0-50-arm64 do not measure \
+             the same variants with the same clocks"
+        );
+        assert!(spread(&[]).is_err());
+    }
+
+    /// The committed results are exactly what the committed console logs give.
+    fn reproduces(logs: &[&str], committed: &str) {
+        #[derive(Deserialize)]
+        struct Header {
+            cpu: String,
+            qemu: String,
+        }
+        let header: Header = serde_json::from_str(committed.lines().next().unwrap()).unwrap();
+        let machine = Machine {
+            cpu: header.cpu,
+            qemu: header.qemu,
+        };
+        let runs = all(logs);
+        let s = spread(&runs).unwrap();
+        let lines = records(&runs[0], &machine, Some(&s));
+        assert_eq!(lines, committed.lines().collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn committed_results_come_from_the_committed_logs() {
+        reproduces(&LOGS_612, RESULTS_612);
+        reproduces(&LOGS_61, super::tests::RESULTS_61);
+    }
 }

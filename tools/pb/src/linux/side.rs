@@ -10,7 +10,7 @@ use std::fmt;
 
 use serde::Deserialize;
 
-use super::console::{BASELINE, METRIC_CLOCK, METRIC_PMU, SUITE, variant};
+use super::console::{BASELINE, METRIC_CLOCK, METRIC_PMU, SUITE, Spread, variant};
 use crate::records::{BenchResult, Run, num};
 use crate::table::{Align, Grid};
 
@@ -208,6 +208,8 @@ struct LinuxHeader {
     pmu: String,
     #[serde(default)]
     unavailable: BTreeMap<String, String>,
+    #[serde(default)]
+    spread: Option<Spread>,
 }
 
 fn linux_header(run: &Run) -> Result<LinuxHeader, TableError> {
@@ -382,7 +384,26 @@ pub fn render(
         out += &format!("({}) {why}\n", i + 1);
     }
     out += &cross_check(linux, &info);
+    if let Some(s) = &info.spread {
+        out += &repeat_line(s);
+    }
     Ok(out)
+}
+
+/// How far repeated runs were apart.
+fn repeat_line(s: &Spread) -> String {
+    match &s.widest {
+        None => format!("repeat: {} runs, identical medians\n", s.runs),
+        Some(widest) => format!(
+            "repeat: {} runs, medians at most {} (clock){} instructions per call apart, widest \
+             {widest}\n",
+            s.runs,
+            num(s.call),
+            s.call_pmu
+                .map(|p| format!(" and {} (PMU)", num(p)))
+                .unwrap_or_default()
+        ),
+    }
 }
 
 /// How far the PMU's medians are from the clock's, over every variant both measured.
@@ -408,5 +429,152 @@ fn cross_check(linux: &Run, info: &LinuxHeader) -> String {
             num((w * 1000.0).round() / 1000.0)
         ),
         None => format!("cross-check: none, the PMU is {}\n", info.pmu),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::linux::console::tests::{RESULTS_61, RESULTS_612};
+    use crate::records::tests::{HEADER, result};
+    use crate::records::{parse_jsonl, parse_log};
+
+    /// patchbay's records for the rows of the table, with the committed baseline's numbers.
+    fn patchbay(header: &str) -> Run {
+        let mech = |m: &str, median: u64, base: &str, overhead: u64| {
+            result(
+                "mechanisms",
+                m,
+                SUBJECT,
+                median,
+                &format!(r#","baseline":"{base}","overhead":{overhead}"#),
+            )
+        };
+        let lines = [
+            header.to_string(),
+            mech("off", 12, "twin", 2),
+            mech("call-ops", 58, "off", 46),
+            mech("fprobe", 218, "off", 206),
+            mech("rethook", 180, "off", 168),
+            mech("kretprobe", 299, "off", 287),
+            mech("brk", 208, "off", 196),
+            result(
+                "ops-scaling",
+                "list",
+                SUBJECT,
+                119,
+                r#","baseline":"off","overhead":112,"relevant":2,"irrelevant":0"#,
+            ),
+        ];
+        parse_log(&lines.map(|l| format!("@bench {l}\n")).concat())
+    }
+
+    fn render_612(pb: &Run) -> Result<String, TableError> {
+        render(
+            &parse_jsonl(RESULTS_612),
+            "bench/linux-6.12.95+deb12-arm64.jsonl",
+            pb,
+            "bench/baseline.jsonl",
+        )
+    }
+
+    #[test]
+    fn the_table_of_the_committed_612_run() {
+        let table = render_612(&patchbay(HEADER)).unwrap();
+        let expected = "\
+[linux vs patchbay] unit: instructions (qemu-icount) — medians per call; (+n) = over the unhooked call; ratio = Linux's +n / patchbay's +n
+patchbay: bench/baseline.jsonl (board qemu_virt): leaf() called directly, empty counting handlers
+Linux:    bench/linux-6.12.95+deb12-arm64.jsonl (board linux-6.12.95+deb12-arm64, CALL_OPS): __arm64_sys_getpid reached by a raw getpid syscall, clock clock_monotonic (1 ns = 1 instruction)
+patchbay                 leaf        Linux                                __arm64_sys_getpid  ratio  like for like
+-----------------------  ----------  -----------------------------------  ------------------  -----  -------------
+off                      12 (+2)     no tracing                           439.4                   -  no (1)
+call-ops                 58 (+46)    function tracer, tracing_on=0        615.4 (+176)         3.8×  near (2)
+list, 2 ops              119 (+112)  two function tracers, tracing_on=0   909.4 (+470)         4.2×  near (3)
+fprobe                   218 (+206)  function_graph, recording            2157.4 (+1718)       8.3×  no (4)
+fprobe                   218 (+206)  fprobe events entry+exit, recording  unavailable             -  near (5)
+rethook                  180 (+168)  kretprobe event, tracing_on=0        1621.4 (+1182)       7.0×  no (6)
+kretprobe                299 (+287)  kretprobe event, tracing_on=0        1621.4 (+1182)       4.1×  near (7)
+brk                      208 (+196)  kprobe event, tracing_on=0           1173.4 (+734)        3.7×  near (8)
+n/a (patchbay: not yet)  -           function tracer, recording           1057.6 (+618.2)         -  - (9)
+n/a (patchbay: not yet)  -           kprobe event, recording              1658.9 (+1219.5)        -  - (9)
+n/a (patchbay: not yet)  -           kretprobe event, recording           2113.8 (+1674.4)        -  - (9)
+";
+        assert!(table.starts_with(expected), "{table}");
+        let notes: Vec<&str> = table[expected.len()..].lines().collect();
+        assert_eq!(notes.len(), 11, "{notes:?}");
+        assert!(notes[1].starts_with("(2) both reach the one ops through the call site's literal"));
+        assert!(notes[4].ends_with(
+            "unavailable on this kernel: tracefs README has no fprobe event syntax (kernel built \
+             without CONFIG_FPROBE_EVENTS)"
+        ));
+        assert_eq!(
+            notes[8],
+            "(9) one ring-buffer event per call; patchbay has no recording tracer yet"
+        );
+        assert_eq!(
+            notes[9],
+            "cross-check: the PMU's instruction counter (perf_event_open \
+             PERF_COUNT_HW_INSTRUCTIONS) puts every median within 0.008 instructions per call of \
+             the clock's"
+        );
+        assert_eq!(
+            notes[10],
+            "repeat: 3 runs, medians at most 2.48 (clock) and 2.464 (PMU) instructions per call \
+             apart, widest kretprobe/call"
+        );
+    }
+
+    #[test]
+    fn without_call_ops_the_pair_is_not_like_for_like() {
+        let table = render(&parse_jsonl(RESULTS_61), "61", &patchbay(HEADER), "pb").unwrap();
+        assert!(
+            table.contains("(board linux-6.1.0-50-arm64, no CALL_OPS)"),
+            "{table}"
+        );
+        let row = table.lines().find(|l| l.starts_with("call-ops ")).unwrap();
+        assert!(row.ends_with("  no (2)"), "{row}");
+        assert!(
+            table.contains("\n(2) this kernel has no CALL_OPS: every site calls ftrace_caller")
+        );
+    }
+
+    #[test]
+    fn a_missing_patchbay_record_is_shown_not_invented() {
+        let mut pb = patchbay(HEADER);
+        pb.results.retain(|r| r.mechanism != "brk");
+        let table = render_612(&pb).unwrap();
+        let row = table.lines().find(|l| l.starts_with("brk ")).unwrap();
+        assert!(row.contains("- (not in the records)"), "{row}");
+        assert!(row.contains("1173.4 (+734)"), "{row}");
+        assert!(!row.contains('×'), "no ratio without both numbers: {row}");
+    }
+
+    #[test]
+    fn refusals() {
+        let cycles = HEADER
+            .replace("\"unit\":\"instructions\"", "\"unit\":\"cycles\"")
+            .replace("qemu-icount", "hardware");
+        assert_eq!(
+            render_612(&patchbay(&cycles)).unwrap_err().to_string(),
+            "patchbay's records are in cycles (hardware), Linux's in instructions (qemu-icount): \
+             only the same unit compares (run patchbay under icount: `make bench`)"
+        );
+        let pb = patchbay(HEADER);
+        let err = render(&pb, "baseline", &pb, "baseline").unwrap_err();
+        assert!(matches!(err, TableError::NotLinux { .. }), "{err}");
+        let mut linux = parse_jsonl(RESULTS_612);
+        linux.results.retain(|r| r.mechanism != "kprobe-off");
+        assert_eq!(
+            render(&linux, "l", &pb, "p"),
+            Err(TableError::Missing {
+                variant: "kprobe-off"
+            })
+        );
+        let mut no_header = pb.clone();
+        no_header.header = None;
+        assert_eq!(
+            render_612(&no_header),
+            Err(TableError::NoHeader { which: "patchbay" })
+        );
     }
 }
