@@ -225,14 +225,17 @@ struct variant {
 	int needs_fprobe_events;
 };
 
+/* What each kind of hook writes; the -off variant and the recording one write the same. */
+#define FUNCTION_TRACER { "set_ftrace_filter", FUNC, "current_tracer", "function", NULL }
+#define KPROBE                                                                                 \
+	{ "kprobe_events", "p:pb/getpid_entry " FUNC, "events/pb/getpid_entry/enable", "1", NULL }
+#define KRETPROBE                                                                              \
+	{ "kprobe_events", "r:pb/getpid_exit " FUNC, "events/pb/getpid_exit/enable", "1", NULL }
+
 static const struct variant variants[] = {
 	{ "baseline", { NULL }, 0, 0 },
-	{ "function-off",
-	  { "set_ftrace_filter", FUNC, "current_tracer", "function", NULL },
-	  0, 0 },
-	{ "function",
-	  { "set_ftrace_filter", FUNC, "current_tracer", "function", NULL },
-	  1, 0 },
+	{ "function-off", FUNCTION_TRACER, 0, 0 },
+	{ "function", FUNCTION_TRACER, 1, 0 },
 	{ "function-x2-off",
 	  { "set_ftrace_filter", FUNC, "current_tracer", "function", "MKDIR", INSTANCE,
 	    INSTANCE "/tracing_on", "0", INSTANCE "/set_ftrace_filter", FUNC,
@@ -241,22 +244,10 @@ static const struct variant variants[] = {
 	{ "function-graph",
 	  { "set_ftrace_filter", FUNC, "current_tracer", "function_graph", NULL },
 	  1, 0 },
-	{ "kprobe-off",
-	  { "kprobe_events", "p:pb/getpid_entry " FUNC, "events/pb/getpid_entry/enable", "1",
-	    NULL },
-	  0, 0 },
-	{ "kprobe",
-	  { "kprobe_events", "p:pb/getpid_entry " FUNC, "events/pb/getpid_entry/enable", "1",
-	    NULL },
-	  1, 0 },
-	{ "kretprobe-off",
-	  { "kprobe_events", "r:pb/getpid_exit " FUNC, "events/pb/getpid_exit/enable", "1",
-	    NULL },
-	  0, 0 },
-	{ "kretprobe",
-	  { "kprobe_events", "r:pb/getpid_exit " FUNC, "events/pb/getpid_exit/enable", "1",
-	    NULL },
-	  1, 0 },
+	{ "kprobe-off", KPROBE, 0, 0 },
+	{ "kprobe", KPROBE, 1, 0 },
+	{ "kretprobe-off", KRETPROBE, 0, 0 },
+	{ "kretprobe", KRETPROBE, 1, 0 },
 	{ "fprobe",
 	  { "dynamic_events", "f:pb/getpid_fentry " FUNC, "APPEND dynamic_events",
 	    "f:pb/getpid_fexit " FUNC "%return", "events/pb/enable", "1", NULL },

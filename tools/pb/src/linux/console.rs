@@ -299,7 +299,10 @@ impl GuestLog {
             "exit" => {}
             "kernel" => self.kernel = Some(tail.to_string()),
             "hooked" => self.function = Some(tail.to_string()),
-            "calls-per-sample" => self.calls_per_sample = Some(number(tail)?),
+            "calls-per-sample" => match number(tail)? {
+                0 => return Err("0 calls per sample".to_string()),
+                n => self.calls_per_sample = Some(n),
+            },
             "cntfrq" => self.cntfrq = Some(number(tail)?),
             "pmu" => {
                 self.pmu = Some(match tail.split_once(':') {
@@ -396,8 +399,8 @@ fn per_call(s: &Samples, calls: u64) -> Result<PerCall, String> {
         n,
         min: min as f64 / c,
         median: median as f64 / c,
-        // To what one sample resolves: a thousandth of an instruction for 1000 calls.
-        mean: (mean * 1000.0 / c).round() / 1000.0,
+        // To what one sample resolves: one instruction over `calls` calls.
+        mean: mean.round() / c,
         p99: p99 as f64 / c,
         max: max as f64 / c,
         median_total: median,
@@ -650,7 +653,8 @@ pub fn check(log: &GuestLog) -> Result<Measured, LinuxError> {
     Ok(measured)
 }
 
-/// `(total - base) / calls`, rounded to what `calls` calls can resolve.
+/// `(total - base) / calls`: the overhead per call of a variant whose median sample is `total`
+/// against a baseline whose median sample is `base`.
 fn overhead(total: u64, base: u64, calls: u64) -> f64 {
     (total as f64 - base as f64) / calls as f64
 }
@@ -1029,27 +1033,25 @@ pub mod tests {
             "+176 per call, exactly"
         );
         assert_eq!(evidence, "enabled_functions: 1 ops, 32000 calls");
-        assert_eq!(
-            measured(&m, "function-x2-off").2,
-            "enabled_functions: 2 ops, 32000 calls"
-        );
-        assert_eq!(
-            measured(&m, "function").2,
-            "enabled_functions: 1 ops, ring buffer: 32000 events, 32000 calls"
-        );
-        assert_eq!(
-            measured(&m, "function-graph").2,
-            "enabled_functions: 1 ops, ring buffer: 64000 events, 32000 calls",
-            "entry and return, overwritten ones included"
-        );
-        assert_eq!(
-            measured(&m, "kprobe-off").2,
-            "kprobe_profile: 32000 hits, 32000 calls"
-        );
-        assert_eq!(
-            measured(&m, "kretprobe").2,
-            "kprobe_profile: 32000 hits, ring buffer: 32000 events, 32000 calls"
-        );
+        for (name, want) in [
+            ("function-x2-off", "enabled_functions: 2 ops, 32000 calls"),
+            (
+                "function",
+                "enabled_functions: 1 ops, ring buffer: 32000 events, 32000 calls",
+            ),
+            // Entry and return, overwritten ones included.
+            (
+                "function-graph",
+                "enabled_functions: 1 ops, ring buffer: 64000 events, 32000 calls",
+            ),
+            ("kprobe-off", "kprobe_profile: 32000 hits, 32000 calls"),
+            (
+                "kretprobe",
+                "kprobe_profile: 32000 hits, ring buffer: 32000 events, 32000 calls",
+            ),
+        ] {
+            assert_eq!(measured(&m, name).2, want, "{name}");
+        }
     }
 
     #[test]
@@ -1191,6 +1193,8 @@ pub mod tests {
         );
         let err = parse("@linux kprobe hits 3\n").unwrap_err();
         assert!(err.to_string().contains("unknown report \"hits\""));
+        let err = parse("@linux calls-per-sample 0\n").unwrap_err();
+        assert!(err.to_string().contains("0 calls per sample"), "{err}");
         let err = parse("@linux pmu maybe\n").unwrap_err();
         assert!(err.to_string().contains("unknown pmu state"));
         // Kernel messages and `@linux` inside other text are not the guest's.
