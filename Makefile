@@ -9,7 +9,7 @@
 
 SHELL      := /bin/bash
 BSP        ?= qemu_virt
-TARGET     := aarch64-unknown-none
+TARGET     := aarch64-unknown-none-softfloat
 # Each board's kernel has its own path, so building one board never overwrites another's:
 # cargo's output (shared by every board's build) is copied there as soon as it is built.
 KERNEL_ELF := target/$(BSP)/kernel
@@ -44,7 +44,7 @@ BASE       ?= bench/baseline.jsonl
 
 .PHONY: help deps build pb qemu test test-host test-kernel bench bench-compare bench-baseline \
         clippy fmt fmt-check layers gdb objdump nm clean image flash unflash chainloader \
-        flash-chainloader chainboot capture test-rpi3 test-boards pi-board qemu-machine
+        flash-chainloader chainboot capture test-rpi3 test-boards pi-board qemu-machine linux-compare
 
 help:
 	@echo "patchbay make targets (BSP=$(BSP)):"
@@ -53,6 +53,7 @@ help:
 	@echo "  make bench      run the benchmark suite: target/bench/latest.{jsonl,csv,svg,log}"
 	@echo "  make bench-compare [BASE=file]  bench, then compare with the baseline (CI gate)"
 	@echo "  make bench-baseline  adopt target/bench/latest.jsonl as bench/baseline.jsonl"
+	@echo "  make linux-compare [KERNEL=6.1] [PATCHBAY=file] [REPEAT=n]  Linux's own hooks on the same QEMU, beside patchbay's"
 	@echo "  make build      build the kernel ELF ($(KERNEL_ELF))"
 	@echo "  make deps       install QEMU >= 10 (bookworm-backports), LLVM, the Rust target if missing"
 	@echo "  make clippy     clippy on host crates and the kernel, warnings are errors"
@@ -112,6 +113,18 @@ bench-baseline:
 	@test -f target/bench/latest.jsonl || { echo "run 'make bench' first"; exit 1; }
 	cp target/bench/latest.jsonl bench/baseline.jsonl
 
+# Opt-in, not part of `make test`: Debian's arm64 kernel (the newest of bookworm + backports, or
+# KERNEL=<release start>, e.g. 6.1) and busybox through a private apt state, the guest program
+# cross-compiled, booted under the same QEMU machine, CPU and icount (REPEAT=n boots: the spread);
+# writes bench/linux-<release>.jsonl and prints the side-by-side table (README, "Linux in the same
+# table").
+linux-compare: deps pb
+	@command -v aarch64-linux-gnu-gcc >/dev/null || { \
+	    echo "linux-compare: installing gcc-aarch64-linux-gnu from Debian's packages"; \
+	    $(APT) update -qq && $(APT) install -y -qq gcc-aarch64-linux-gnu >/dev/null; }
+	$(PB) linux-compare $(if $(KERNEL),--kernel $(KERNEL)) $(if $(PATCHBAY),--patchbay $(PATCHBAY)) \
+	    $(if $(REPEAT),--repeat $(REPEAT))
+
 # --- the board path -------------------------------------------------------------------------------
 pi-board:
 	@case " $(PI_BOARDS) " in *" $(BSP) "*) ;; *) \
@@ -167,7 +180,7 @@ test-host:
 # or 1 for a kernel whose expected failure report `pb run` verified (fault and panic tests).
 test-kernel: pb
 	@mkdir -p target
-	set -o pipefail; CARGO_TARGET_AARCH64_UNKNOWN_NONE_RUNNER="$(abspath $(PB)) run" \
+	set -o pipefail; CARGO_TARGET_AARCH64_UNKNOWN_NONE_SOFTFLOAT_RUNNER="$(abspath $(PB)) run" \
 	    $(CARGO) test $(KFLAGS) 2>&1 | tee target/test-kernel.log
 	@passed=$$(tr -d '\r' < target/test-kernel.log | awk '/ Running /{bin=$$2} \
 	    /^[0-9]+ passed, 0 failed$$/{n[bin]=$$1} /^pb: exited with [0-9]+ as expected$$/{n[bin]=1} \
@@ -179,7 +192,7 @@ test-kernel: pb
 # `pb run`, which reads the board from the ELF.
 test-rpi3: pb
 	@mkdir -p target
-	set -o pipefail; CARGO_TARGET_AARCH64_UNKNOWN_NONE_RUNNER="$(abspath $(PB)) run" \
+	set -o pipefail; CARGO_TARGET_AARCH64_UNKNOWN_NONE_SOFTFLOAT_RUNNER="$(abspath $(PB)) run" \
 	    $(CARGO) test $(RPI3_FLAGS) $(RPI3_TESTS) 2>&1 | tee target/test-rpi3.log
 	@passed=$$(tr -d '\r' < target/test-rpi3.log | awk '/ Running /{bin=$$2} \
 	    /^[0-9]+ passed, 0 failed$$/{n[bin]=$$1} /^pb: exited with [0-9]+ as expected$$/{n[bin]=1} \

@@ -9,7 +9,9 @@
 //   0. if entered at EL3 (a Raspberry Pi booted without the firmware's armstub), do what the
 //      armstub does and drop to EL2,
 //   1. drop from EL2 to EL1 if needed (no traps for timers, PMU or FP/SIMD),
-//   2. enable FP/SIMD at EL1 (rustc emits SIMD for ordinary code),
+//   2. make FP/SIMD trap at EL1: the kernel is built general-registers-only
+//      (aarch64-unknown-none-softfloat, Linux's -mgeneral-regs-only), so no trampoline ever has
+//      to save v0-v31, and any FP/SIMD instruction in kernel code is a reported bug,
 //   3. set SP_EL1 (exception stack) and SP_EL0 (kernel stack) and run on SP_EL0 (EL1t),
 //      so that an overflow of the kernel stack can still be reported on the exception stack,
 //   4. zero .bss,
@@ -133,9 +135,9 @@ from_el2:
 
 el1_from_el2:
 at_el1:
-        // CPACR_EL1.FPEN = 0b11: FP/SIMD does not trap at EL1/EL0. Must precede any Rust code.
-        mov     x1, #(3 << 20)
-        msr     cpacr_el1, x1
+        // CPACR_EL1.FPEN = 0b00: FP/SIMD traps at EL1 and EL0 (EC 0x07). The kernel is compiled
+        // for general registers only; a trap here means FP/SIMD crept in (see docs/architecture.md).
+        msr     cpacr_el1, xzr
         isb
 
         // SP_EL1 = this CPU's exception stack; SP_EL0 = its kernel stack; then select SP_EL0.

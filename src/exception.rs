@@ -157,6 +157,11 @@ pub fn fatal(kind: Kind, frame: &ExceptionFrame) -> ! {
 }
 
 fn hint(d: &Decoded, far: u64) -> Option<&'static str> {
+    if d.class() == esr::EC_FP_ACCESS {
+        return Some(
+            "the kernel is built for general registers only (aarch64-unknown-none-softfloat) and FP/SIMD traps at EL1: an FP/SIMD instruction in kernel code (inline asm, or a target/flags change) is a bug",
+        );
+    }
     let fsc = d.fault_status()?;
     let region = memory::describe(far);
     Some(match (fsc & 0x3c, d.is_write()) {

@@ -6,7 +6,7 @@
 //! Cortex-A72: BCM2711 on the Pi 4), and the addresses and drivers come from the
 //! `patchbay-board` crate the kernel's BSP uses too, so the loader and the kernel never disagree.
 //!
-//! On the host this binary is a stub: the loader is built with `--target aarch64-unknown-none`.
+//! On the host this binary is a stub: the loader is built with `--target aarch64-unknown-none-softfloat`.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
@@ -14,7 +14,7 @@
 fn main() {
     eprintln!(
         "the chainloader runs on a Raspberry Pi: build it with `make chainloader` \
-         (--target aarch64-unknown-none)"
+         (--target aarch64-unknown-none-softfloat)"
     );
     std::process::exit(2);
 }

@@ -6,6 +6,9 @@
 
 use core::fmt;
 
+/// EC of a trapped SVE/SIMD/FP access (CPACR_EL1.FPEN): the kernel traps all FP/SIMD use.
+pub const EC_FP_ACCESS: u8 = 0x07;
+
 /// The Exception Class field, ESR[31:26].
 pub fn exception_class(esr: u64) -> u8 {
     ((esr >> 26) & 0x3f) as u8
@@ -21,7 +24,7 @@ pub fn class_name(ec: u8) -> &'static str {
     match ec {
         0x00 => "Unknown reason (undefined instruction, e.g. UDF)",
         0x01 => "Trapped WFI/WFE",
-        0x07 => "Trapped SVE/SIMD/FP access",
+        EC_FP_ACCESS => "Trapped SVE/SIMD/FP access",
         0x0e => "Illegal execution state",
         0x15 => "SVC from AArch64",
         0x16 => "HVC from AArch64",

@@ -1,6 +1,6 @@
 //! patchbay's pure logic.
 //!
-//! Everything here compiles for both the kernel (`aarch64-unknown-none`, `no_std`) and the host,
+//! Everything here compiles for both the kernel (`aarch64-unknown-none-softfloat`, `no_std`) and the host,
 //! has no `asm!` and no global state, and is unit-tested on the host with `cargo test`.
 //!
 //! | module | what |

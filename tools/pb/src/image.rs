@@ -64,7 +64,7 @@ impl<'data> KernelElf<'data> {
         );
         ensure!(
             data[EI_CLASS] == elf::ELFCLASS64.0,
-            "not a 64-bit ELF (the kernel must be built for aarch64-unknown-none)"
+            "not a 64-bit ELF (the kernel must be built for aarch64-unknown-none-softfloat)"
         );
         ensure!(
             data[EI_DATA] == elf::ELFDATA2LSB.0,
@@ -75,7 +75,7 @@ impl<'data> KernelElf<'data> {
         ensure!(
             machine == elf::EM_AARCH64,
             "not an aarch64 ELF (e_machine is {machine}); build the kernel with \
-             --target aarch64-unknown-none"
+             --target aarch64-unknown-none-softfloat"
         );
         Ok(KernelElf { file })
     }

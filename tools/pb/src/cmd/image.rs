@@ -16,7 +16,7 @@ use crate::image;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The kernel (or chainloader) ELF, built for aarch64-unknown-none
+    /// The kernel (or chainloader) ELF, built for aarch64-unknown-none-softfloat
     #[arg(value_name = "ELF")]
     pub elf: PathBuf,
     /// Directory to write kernel8.img and config.txt into (created if needed)

@@ -10,7 +10,7 @@ use crate::image;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The kernel ELF (built for aarch64-unknown-none).
+    /// The kernel ELF (built for aarch64-unknown-none-softfloat).
     #[arg(value_name = "KERNEL_ELF")]
     pub kernel: PathBuf,
     /// Where to write the raw image.

@@ -82,7 +82,7 @@ pub struct Args {
     /// in DIR/latest.jsonl (the console in DIR/latest.log)
     #[arg(long, value_name = "DIR")]
     pub records: Option<PathBuf>,
-    /// The kernel ELF (built for aarch64-unknown-none)
+    /// The kernel ELF (built for aarch64-unknown-none-softfloat)
     #[arg(value_name = "KERNEL_ELF")]
     pub kernel: PathBuf,
     /// Kernel boot arguments, after those of the directives (cargo passes test arguments here)
@@ -537,9 +537,9 @@ mod tests {
     fn bin_next_to_elf() {
         assert_eq!(
             bin_path(Path::new(
-                "target/aarch64-unknown-none/release/deps/boot-0123abcd"
+                "target/aarch64-unknown-none-softfloat/release/deps/boot-0123abcd"
             )),
-            PathBuf::from("target/aarch64-unknown-none/release/deps/boot-0123abcd.bin")
+            PathBuf::from("target/aarch64-unknown-none-softfloat/release/deps/boot-0123abcd.bin")
         );
         assert_eq!(
             bin_path(Path::new("kernel.elf")),
