@@ -232,7 +232,7 @@ pub fn section(run: &Run) -> Section {
         ]);
     }
     Section {
-        heading: "[verdict] against the targets (instructions over off, under icount)".into(),
+        heading: "[verdict] against the targets (instruction counts under icount; mechanisms over off)".into(),
         notes: vec![summary],
         grid,
     }
