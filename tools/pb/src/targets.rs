@@ -232,7 +232,9 @@ pub fn section(run: &Run) -> Section {
         ]);
     }
     Section {
-        heading: "[verdict] against the targets (instruction counts under icount; mechanisms over off)".into(),
+        heading:
+            "[verdict] against the targets (instruction counts under icount; mechanisms over off)"
+                .into(),
         notes: vec![summary],
         grid,
     }

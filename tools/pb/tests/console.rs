@@ -209,3 +209,49 @@ fn a_person_edits_completes_and_recalls_in_a_real_terminal() {
     );
     assert!(!s.contains("error:"), "{s}");
 }
+
+#[test]
+#[ignore = "needs the console kernel: run `make test-console`"]
+fn a_recorded_trace_becomes_text_folded_stacks_and_a_picture() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("trace.pbsh");
+    fs::write(
+        &script,
+        "> attach call-ops gen_000[0-3] record\n> attach direct fib record\n> call gen_0002 2\n\
+         > call fib 3\n> trace all\n? trace: 5 event(s), 5 shown\n> exit\n= 0\n",
+    )
+    .unwrap();
+    let log = dir.path().join("console.log");
+    let out = output_logged(
+        pb_command()
+            .arg("console")
+            .arg("--script")
+            .arg(&script)
+            .arg("--log")
+            .arg(&log)
+            .arg(console_elf()),
+        "console --script trace.pbsh --log",
+    );
+    assert!(out.status.success());
+    let out_dir = dir.path().join("trace");
+    let out = output_logged(
+        pb_command()
+            .arg("trace")
+            .arg(&log)
+            .arg("--out")
+            .arg(&out_dir),
+        "trace",
+    );
+    assert!(out.status.success());
+    let text = fs::read_to_string(out_dir.join("trace.txt")).unwrap();
+    assert!(text.starts_with("5 event(s)\n"), "{text}");
+    assert!(text.contains("    3  patchbay::subjects::fib\n"), "{text}");
+    let folded = fs::read_to_string(out_dir.join("trace.folded")).unwrap();
+    assert_eq!(
+        folded,
+        "patchbay::shell::call_site;patchbay::subjects::fib 3\n\
+         patchbay::shell::call_site;patchbay::subjects::generated::gen_0002 2\n"
+    );
+    let svg = fs::read_to_string(out_dir.join("trace.svg")).unwrap();
+    assert!(svg.contains("When was each function called?"));
+}

@@ -19,6 +19,7 @@ pub mod linux;
 pub mod objcopy;
 pub mod parse;
 pub mod run;
+pub mod trace;
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -44,6 +45,8 @@ pub enum Command {
     Capture(capture::Args),
     /// Write the DTB `pb run` gives QEMU raspi3b or raspi4b.
     Dtb(dtb::Args),
+    /// The recording tracer's events from a console log: text, folded stacks, a timeline.
+    Trace(trace::Args),
     /// Check a crate's module imports: no circle, and (with --layers) every import downward.
     Layers(layers::Args),
     /// Measure Linux's own ftrace, kprobes and return hooks on the same QEMU machine and print
@@ -69,6 +72,7 @@ impl Command {
             Command::Capture(args) => capture::main(args),
             Command::Dtb(args) => dtb::main(args),
             Command::Layers(args) => layers::main(args),
+            Command::Trace(args) => trace::main(args),
             Command::LinuxCompare(args) => linux::compare_main(args),
             Command::LinuxTable(args) => linux::table_main(args),
         }
