@@ -135,7 +135,7 @@ impl Shell {
                 let first = a.sites[0].short_name();
                 let last = a.sites[a.sites.len() - 1].short_name();
                 let span = if a.sites.len() == 1 {
-                    alloc::format!("{first}")
+                    String::from(first)
                 } else {
                     alloc::format!("{first} … {last}")
                 };
