@@ -11,6 +11,8 @@ extern crate alloc;
 
 use alloc::string::String;
 
+use patchbay_shell::Mechanism;
+
 use patchbay::{
     kernel_test,
     patch::{sites, text::text_hash},
@@ -89,18 +91,7 @@ fn help_sites_cpus_stats() {
 fn every_mechanism_attaches_counts_and_detaches() {
     let boot = text_hash();
     let mut sh = Shell::new();
-    for m in [
-        "list",
-        "call-ops",
-        "direct",
-        "direct-far-ops",
-        "direct-far-veneer",
-        "fexit",
-        "rethook",
-        "fprobe",
-        "brk",
-        "kretprobe",
-    ] {
+    for m in Mechanism::ALL.map(Mechanism::name) {
         let out = run(&mut sh, &alloc::format!("attach {m} observe"));
         assert!(out.starts_with("attached #"), "{m}: {out}");
         let site = run(&mut sh, "sites observe");

@@ -96,7 +96,15 @@ pub fn write(run: &Run, dir: &Path) -> Result<()> {
     fs::write(&csv_path, csv(run))
         .with_context(|| format!("cannot write {}", csv_path.display()))?;
     plot::write_svg(run, &svg_path)?;
-    report::write(run, &jsonl_path.display().to_string(), dir)?;
+    let files = [
+        (
+            JSONL,
+            "every record, one JSON object per line, as the kernel wrote it",
+        ),
+        (CSV, "the results as CSV"),
+        (SVG, "every chart in one SVG"),
+    ];
+    report::write(run, &jsonl_path.display().to_string(), &files, dir)?;
     Ok(())
 }
 

@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::outputs::{CSV, JSONL, SVG};
 use crate::plot;
 use crate::records::Run;
 use crate::table::{self, Align, Section};
@@ -97,9 +96,9 @@ code { background: #f4f4f4; padding: 0 0.2em; }
 nav { margin-bottom: 1em; }
 ";
 
-/// Writes `dir/report.html` and `dir/charts/*.svg` for `run`, read from `source`; returns the
-/// report's path.
-pub fn write(run: &Run, source: &str, dir: &Path) -> Result<PathBuf> {
+/// Writes `dir/report.html` and `dir/charts/*.svg` for `run`, read from `source`; `files` are
+/// the other files in `dir` (name, what it holds), linked from the page. Returns its path.
+pub fn write(run: &Run, source: &str, files: &[(&str, &str)], dir: &Path) -> Result<PathBuf> {
     let charts = plot::write_charts(run, &dir.join(CHARTS))?;
     let mut h = String::new();
     h.push_str("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
@@ -171,14 +170,7 @@ pub fn write(run: &Run, source: &str, dir: &Path) -> Result<PathBuf> {
 
     open_section(&mut h, 4);
     h.push_str("<ul>\n");
-    for (f, what) in [
-        (
-            JSONL,
-            "every record, one JSON object per line, as the kernel wrote it",
-        ),
-        (CSV, "the results as CSV"),
-        (SVG, "every chart in one SVG"),
-    ] {
+    for (f, what) in files {
         let _ = writeln!(h, "<li><a href=\"{f}\">{f}</a>: {what}</li>");
     }
     h.push_str("</ul>\n</section>\n</body>\n</html>\n");
@@ -204,7 +196,8 @@ mod tests {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../bench/baseline.jsonl");
         let run = parse_jsonl(&fs::read_to_string(path).unwrap());
         let dir = tempfile::tempdir().unwrap();
-        let report = write(&run, "bench/baseline.jsonl", dir.path()).unwrap();
+        let files = [("latest.jsonl", "every record")];
+        let report = write(&run, "bench/baseline.jsonl", &files, dir.path()).unwrap();
         let html = fs::read_to_string(&report).unwrap();
         for (id, _) in SECTIONS {
             assert!(html.contains(&format!("<section id=\"{id}\">")), "{id}");
@@ -224,5 +217,6 @@ mod tests {
         );
         assert!(html.contains("targets met"));
         assert!(!html.contains("<script"));
+        assert!(html.contains("<li><a href=\"latest.jsonl\">latest.jsonl</a>: every record</li>"));
     }
 }
