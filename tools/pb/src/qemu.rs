@@ -13,6 +13,9 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use anyhow::{Context, Result, bail};
 
+use patchbay_board::ClockMode;
+use patchbay_wire::bootargs;
+
 use crate::board;
 use crate::directives::BootMode;
 
@@ -32,7 +35,10 @@ pub struct QemuConfig {
     pub gdb: bool,
     /// The raw image to boot.
     pub kernel: PathBuf,
-    /// Kernel arguments after the `patchbay.clock=` one.
+    /// The emulator and its version (`qemu-10.0.2`), passed as `patchbay.emulator=` so every
+    /// `@bench` header names it; `None` if unknown.
+    pub emulator: Option<String>,
+    /// Kernel arguments after the `patchbay.clock=` (and `patchbay.emulator=`) ones.
     pub bootargs: Vec<String>,
     /// A DTB to pass (`-dtb`): machines that make none (raspi).
     pub dtb: Option<PathBuf>,
@@ -53,17 +59,19 @@ fn option_path(p: &Path) -> String {
 }
 
 impl QemuConfig {
-    /// The kernel command line: the clock mode first, then the extra arguments.
+    /// The kernel command line: the clock mode first, the emulator, then the extra arguments.
     pub fn kernel_cmdline(&self) -> String {
-        let clock = if self.icount {
-            "patchbay.clock=qemu-icount"
+        let mode = if self.icount {
+            ClockMode::QemuIcount
         } else {
-            "patchbay.clock=qemu"
+            ClockMode::Qemu
         };
-        std::iter::once(clock)
-            .chain(self.bootargs.iter().map(String::as_str))
-            .collect::<Vec<_>>()
-            .join(" ")
+        let mut args = vec![bootargs::arg(bootargs::CLOCK, mode.name()).to_string()];
+        if let Some(emulator) = &self.emulator {
+            args.push(bootargs::arg(bootargs::EMULATOR, emulator).to_string());
+        }
+        args.extend(self.bootargs.iter().cloned());
+        args.join(" ")
     }
 
     /// The full argv, program first.
@@ -141,6 +149,29 @@ pub fn locate(explicit: Option<&Path>) -> Result<PathBuf> {
             bail!("{DEFAULT_QEMU} not found: run `make deps` (apt-get install qemu-system-arm)")
         }
     }
+}
+
+/// `qemu-<version>` from `<qemu> --version` ("QEMU emulator version 10.0.2 (Debian …)"), or
+/// `None` if it does not run or says something else.
+pub fn version(qemu: &Path) -> Option<String> {
+    let out = Command::new(qemu)
+        .arg("--version")
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    parse_version(&String::from_utf8_lossy(&out.stdout))
+}
+
+fn parse_version(text: &str) -> Option<String> {
+    let rest = text
+        .lines()
+        .next()?
+        .strip_prefix("QEMU emulator version ")?;
+    let v: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    (!v.is_empty()).then(|| format!("qemu-{v}"))
 }
 
 /// Quotes `arg` for a POSIX shell (for `--print-cmd`).
@@ -319,6 +350,7 @@ mod tests {
             icount: false,
             gdb: false,
             kernel: "target/kernel.elf.bin".into(),
+            emulator: None,
             bootargs: vec![],
             dtb: None,
             boot: BootMode::Kernel,
@@ -397,6 +429,30 @@ mod tests {
                 "patchbay.clock=qemu-icount bench=all --exact tests::a",
             ]
         );
+    }
+
+    #[test]
+    fn the_emulator_is_named_in_the_kernel_cmdline() {
+        let cfg = QemuConfig {
+            emulator: Some("qemu-10.0.2".into()),
+            icount: true,
+            ..virt()
+        };
+        assert_eq!(
+            cfg.kernel_cmdline(),
+            "patchbay.clock=qemu-icount patchbay.emulator=qemu-10.0.2"
+        );
+        assert_eq!(
+            parse_version(
+                "QEMU emulator version 10.0.2 (Debian 1:10.0.2+ds-2+deb13u1~bpo12+1)\nCopyright"
+            ),
+            Some("qemu-10.0.2".into())
+        );
+        assert_eq!(
+            parse_version("QEMU emulator version 7.2.0\n"),
+            Some("qemu-7.2.0".into())
+        );
+        assert_eq!(parse_version("qemu-system-aarch64: fake\n"), None);
     }
 
     #[test]

@@ -142,6 +142,7 @@ pub fn plan(args: &Args, d: &Directives) -> Plan {
             icount,
             gdb: args.gdb,
             kernel: PathBuf::new(),
+            emulator: None,
             bootargs: d.bootargs.iter().chain(&args.bootargs).cloned().collect(),
             dtb: None,
             boot: d.boot,
@@ -235,14 +236,13 @@ pub fn run(args: &Args, sinks: &mut dyn FnMut() -> (Sink, Sink)) -> Result<Outco
     if plan.qemu.machine == "none" {
         let board = directives.board.name.as_deref().unwrap_or("this board");
         bail!(
-            "{} is built for {board}, and QEMU has no machine for it (QEMU 7.2 has no \
-             raspi4b). Run it on the board (`make BSP={board} image`, `flash` or `chainboot`; \
-             see docs/boards.md), or build BSP=rpi3 to run the Raspberry Pi path under \
-             QEMU -M raspi3b",
+            "{} is built for {board}, and QEMU has no machine for it. Run it on the board \
+             (`make BSP={board} image`, `flash` or `chainboot`; see docs/boards.md)",
             args.kernel.display()
         );
     }
     plan.qemu.qemu = qemu::locate(args.qemu.as_deref())?;
+    plan.qemu.emulator = qemu::version(&plan.qemu.qemu);
     let bin = bin_path(&args.kernel);
     fs::write(&bin, &image.bytes).with_context(|| format!("cannot write {}", bin.display()))?;
     plan.qemu.kernel = bin.clone();
@@ -341,9 +341,9 @@ fn execute(plan: &Plan, args: &Args, sinks: &mut dyn FnMut() -> (Sink, Sink)) ->
         failures.push(failure);
     }
     let code = if failures.is_empty() {
-        if expect.exit != 0 {
-            eprintln!("pb: exited with {} as expected", expect.exit);
-        }
+        // Every judged boot says so: `make test` counts a kernel without a test harness (an
+        // expected fault, a probe) as one test by this line.
+        eprintln!("pb: exited with {} as expected", expect.exit);
         0
     } else {
         for failure in &failures {
