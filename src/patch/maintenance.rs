@@ -16,7 +16,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 
 use patchbay_pure::cache::{self, Op};
 
-use crate::arch::{self, cpu};
+use crate::arch;
 
 static RECORDING: AtomicBool = AtomicBool::new(false);
 static LOG: spin::Mutex<Vec<Op>> = spin::Mutex::new(Vec::new());
@@ -43,11 +43,11 @@ pub fn sync_icache(ranges: impl Iterator<Item = (u64, u64)> + Clone) {
             // Clean the written data to the point of unification, where the I-side sees it.
             Op::DcCvau(a) => arch::cache::dc_cvau(a),
             // Cleans complete before invalidates / invalidates complete before the ISB.
-            Op::DsbIsh => cpu::dsb_ish(),
+            Op::DsbIsh => arch::cache::dsb_ish_maintenance(),
             // Drop stale copies of the old instructions from every PE's I-cache (broadcast).
             Op::IcIvau(a) => arch::cache::ic_ivau(a),
-            // This PE refetches everything after this point.
-            Op::Isb => cpu::isb(),
+            // This PE refetches everything after this point; the change is published.
+            Op::Isb => arch::cache::isb_published(),
         }
     });
 }

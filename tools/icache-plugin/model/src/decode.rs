@@ -119,27 +119,63 @@ mod tests {
     fn words_from_the_assembler() {
         // Words as llvm-mc encodes them (the comments give the assembly).
         let cases = [
-            (0xd50b_7b20, Insn::DcClean { op: DcOp::Cvau, rt: 0 }), // dc cvau, x0
-            (0xd50b_7b29, Insn::DcClean { op: DcOp::Cvau, rt: 9 }), // dc cvau, x9
-            (0xd50b_7e21, Insn::DcClean { op: DcOp::Civac, rt: 1 }), // dc civac, x1
-            (0xd50b_7a22, Insn::DcClean { op: DcOp::Cvac, rt: 2 }), // dc cvac, x2
-            (0xd50b_7c23, Insn::DcClean { op: DcOp::Cvap, rt: 3 }), // dc cvap, x3
-            (0xd50b_7d24, Insn::DcClean { op: DcOp::Cvadp, rt: 4 }), // dc cvadp, x4
-            (0xd50b_752a, Insn::IcIvau { rt: 10 }),                  // ic ivau, x10
-            (0xd508_751f, Insn::IcIall { broadcast: false }),        // ic iallu
-            (0xd508_711f, Insn::IcIall { broadcast: true }),         // ic ialluis
-            (0xd503_3b9f, Insn::Dsb { completes: true }),            // dsb ish
-            (0xd503_3f9f, Insn::Dsb { completes: true }),            // dsb sy
-            (0xd503_339f, Insn::Dsb { completes: true }),            // dsb osh
-            (0xd503_3a9f, Insn::Dsb { completes: false }),           // dsb ishst
-            (0xd503_379f, Insn::Dsb { completes: false }),           // dsb nsh
-            (0xd503_3fdf, Insn::Isb),                                // isb
-            (0xd69f_03e0, Insn::Eret),                               // eret
-            (0xd69f_0bff, Insn::Eret),                               // eretaa
-            (0xd508_7620, Insn::Other),                              // dc ivac, x0: no clean
-            (0xd50b_7420, Insn::Other),                              // dc zva, x0
-            (0xd503_201f, Insn::Other),                              // nop
-            (0xd65f_03c0, Insn::Other),                              // ret
+            (
+                0xd50b_7b20,
+                Insn::DcClean {
+                    op: DcOp::Cvau,
+                    rt: 0,
+                },
+            ), // dc cvau, x0
+            (
+                0xd50b_7b29,
+                Insn::DcClean {
+                    op: DcOp::Cvau,
+                    rt: 9,
+                },
+            ), // dc cvau, x9
+            (
+                0xd50b_7e21,
+                Insn::DcClean {
+                    op: DcOp::Civac,
+                    rt: 1,
+                },
+            ), // dc civac, x1
+            (
+                0xd50b_7a22,
+                Insn::DcClean {
+                    op: DcOp::Cvac,
+                    rt: 2,
+                },
+            ), // dc cvac, x2
+            (
+                0xd50b_7c23,
+                Insn::DcClean {
+                    op: DcOp::Cvap,
+                    rt: 3,
+                },
+            ), // dc cvap, x3
+            (
+                0xd50b_7d24,
+                Insn::DcClean {
+                    op: DcOp::Cvadp,
+                    rt: 4,
+                },
+            ), // dc cvadp, x4
+            (0xd50b_752a, Insn::IcIvau { rt: 10 }), // ic ivau, x10
+            (0xd508_751f, Insn::IcIall { broadcast: false }), // ic iallu
+            (0xd508_711f, Insn::IcIall { broadcast: true }), // ic ialluis
+            (0xd503_3b9f, Insn::Dsb { completes: true }), // dsb ish
+            (0xd503_3f9f, Insn::Dsb { completes: true }), // dsb sy
+            (0xd503_339f, Insn::Dsb { completes: true }), // dsb osh
+            (0xd503_3a9f, Insn::Dsb { completes: false }), // dsb ishst
+            (0xd503_379f, Insn::Dsb { completes: false }), // dsb nsh
+            (0xd503_3fdf, Insn::Isb),               // isb
+            (0xd69f_03e0, Insn::Eret),              // eret
+            (0xd69f_0bff, Insn::Eret),              // eretaa
+            (0xd508_7620, Insn::Other),             // dc ivac, x0: no clean
+            (0xd50b_7420, Insn::Other),             // dc zva, x0
+            (0xd503_201f, Insn::Other),             // nop
+            (0xd65f_03c0, Insn::Other),             // ret
         ];
         for (w, want) in cases {
             assert_eq!(decode(w), want, "{w:#010x}");

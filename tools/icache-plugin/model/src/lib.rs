@@ -33,6 +33,11 @@
 //!
 //! A chunk stops being tracked once every started CPU is covered and took a CSE after its
 //! invalidation completed: from then on no CPU can hold the old instructions.
+//!
+//! Only the *written words* of a stale chunk are checked: a stale I-cache line holds the old
+//! copy of every word, and the unwritten ones are the same instructions. So a 64-bit literal
+//! written into a code line (a CALL_OPS slot, read only as data) needs no maintenance as long
+//! as nobody executes its bytes, while executing a written word early is always caught.
 
 pub mod decode;
 pub mod walk;
@@ -90,9 +95,13 @@ impl fmt::Display for Missing {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Missing::DcClean => write!(f, "DC CVAU of the line (clean to PoU) after the store"),
-            Missing::DsbAfterClean => write!(f, "DSB between DC CVAU and IC IVAU (clean not complete)"),
+            Missing::DsbAfterClean => {
+                write!(f, "DSB between DC CVAU and IC IVAU (clean not complete)")
+            }
             Missing::IcInvalidate => write!(f, "IC IVAU of the line after the clean completed"),
-            Missing::DsbAfterInvalidate => write!(f, "DSB after IC IVAU (invalidation not complete)"),
+            Missing::DsbAfterInvalidate => {
+                write!(f, "DSB after IC IVAU (invalidation not complete)")
+            }
             Missing::IcBroadcast { by } => write!(
                 f,
                 "IC IVAU/IALLUIS reaching this CPU (only a local IC IALLU on cpu {by})"
@@ -128,6 +137,8 @@ enum Stage {
 #[derive(Clone, Copy, Debug)]
 struct Chunk {
     stage: Stage,
+    /// Written 4-byte words of the chunk (bit n: offset 4n).
+    words: u64,
     store: Store,
     /// Every store since the chunk became stale replaced a CMODX-safe word with another.
     cmodx: bool,
@@ -166,8 +177,10 @@ pub struct Model {
 impl Model {
     pub fn new(cfg: Config) -> Self {
         assert!(cfg.cpus >= 1 && cfg.cpus <= 64, "1..=64 CPUs");
+        let chunk = cfg.ctr.dcache_line().min(cfg.ctr.icache_line());
+        assert!(chunk <= 256, "lines up to 256 bytes (64 words)");
         Model {
-            chunk: cfg.ctr.dcache_line().min(cfg.ctr.icache_line()),
+            chunk,
             cfg,
             chunks: HashMap::new(),
             cse: vec![None; cfg.cpus],
@@ -208,13 +221,20 @@ impl Model {
 
     /// `cpu` stored `size` bytes of `new` at `pa` (through `va`) from the instruction at `pc`;
     /// `old` is what the 4-byte instruction word there held, when known.
-    pub fn store(&mut self, cpu: usize, pc: u64, va: u64, pa: u64, size: u64, old: Option<u32>, new: u64) {
+    pub fn store(
+        &mut self,
+        cpu: usize,
+        pc: u64,
+        va: u64,
+        pa: u64,
+        size: u64,
+        old: Option<u32>,
+        new: u64,
+    ) {
         self.start(cpu);
         self.stats.stores += 1;
-        let safe = size == 4
-            && pa % 4 == 0
-            && old.is_some_and(is_cmodx_safe)
-            && is_cmodx_safe(new as u32);
+        let safe =
+            size == 4 && pa % 4 == 0 && old.is_some_and(is_cmodx_safe) && is_cmodx_safe(new as u32);
         let store = Store { cpu, pc, va, pa };
         let stage = if self.cfg.ctr.idc() {
             Stage::Cleaned { by: cpu }
@@ -222,9 +242,10 @@ impl Model {
             Stage::Written
         };
         let chunk = self.chunk;
-        for c in (pa & !(chunk - 1)..pa + size.max(1)).step_by(chunk as usize) {
-            let e = self.chunks.entry(c).or_insert(Chunk {
+        for w in (pa & !3..pa + size.max(1)).step_by(4) {
+            let e = self.chunks.entry(w & !(chunk - 1)).or_insert(Chunk {
                 stage,
+                words: 0,
                 store,
                 cmodx: true,
                 early_invalidate: false,
@@ -233,6 +254,7 @@ impl Model {
             });
             *e = Chunk {
                 stage,
+                words: e.words | 1 << ((w & (chunk - 1)) / 4),
                 store,
                 cmodx: e.cmodx && safe,
                 early_invalidate: false,
@@ -313,11 +335,15 @@ impl Model {
         }
     }
 
-    /// `cpu` executes the instruction at `va` (physical `pa`).
+    /// `cpu` executes the instruction at `va` (physical `pa`); a violation if that word was
+    /// written and its publication to `cpu` is not complete.
     pub fn execute(&mut self, cpu: usize, va: u64, pa: u64) -> Option<Violation> {
         self.start(cpu);
         let key = pa & !(self.chunk - 1);
         let e = self.chunks.get_mut(&key)?;
+        if e.words & 1 << ((pa & (self.chunk - 1)) / 4) == 0 {
+            return None;
+        }
         let bit = 1u64 << cpu;
         let synced = self.cse[cpu].unwrap_or(0);
         let missing = match e.stage {
@@ -357,7 +383,9 @@ impl Model {
 fn invalidate(e: &mut Chunk, by: usize, cpus: u64) {
     e.stage = match e.stage {
         Stage::CleanDone => Stage::Invalidated { by, cpus },
-        Stage::Invalidated { by: b, cpus: c } if b == by => Stage::Invalidated { by, cpus: c | cpus },
+        Stage::Invalidated { by: b, cpus: c } if b == by => {
+            Stage::Invalidated { by, cpus: c | cpus }
+        }
         Stage::Written | Stage::Cleaned { .. } => {
             e.early_invalidate = true;
             e.stage

@@ -111,13 +111,29 @@ fn maintaining_the_next_line_is_no_maintenance() {
 }
 
 #[test]
+fn unwritten_words_of_a_stale_line_are_the_same_instructions() {
+    // A 64-bit literal (a CALL_OPS slot) written right before a function entry in one line:
+    // running the function is fine, running the literal's bytes is not.
+    let mut m = model(1);
+    m.store(0, PC, ALIAS, TEXT, 8, None, 0x4009_0000);
+    assert!(m.execute(0, TEXT + 8, TEXT + 8).is_none());
+    assert_eq!(
+        m.execute(0, TEXT + 4, TEXT + 4).map(|v| v.missing),
+        Some(Missing::DcClean)
+    );
+}
+
+#[test]
 fn reported_once_per_cpu_per_store() {
     let mut m = model(1);
     write_bl(&mut m, 0);
     assert!(m.execute(0, TEXT, TEXT).is_some());
     assert!(m.execute(0, TEXT, TEXT).is_none());
     write_bl(&mut m, 0);
-    assert!(m.execute(0, TEXT, TEXT).is_some(), "a new store, a new report");
+    assert!(
+        m.execute(0, TEXT, TEXT).is_some(),
+        "a new store, a new report"
+    );
 }
 
 #[test]
@@ -267,7 +283,11 @@ fn cmodx_for_the_local_cpu_is_an_option() {
     write_bl(&mut m, 0);
     assert_eq!(missing(&mut m, 0), None);
     m.published(0);
-    assert_eq!(missing(&mut m, 0), Some(Missing::DcClean), "not after publication");
+    assert_eq!(
+        missing(&mut m, 0),
+        Some(Missing::DcClean),
+        "not after publication"
+    );
 }
 
 #[test]
@@ -302,7 +322,11 @@ fn a_cpu_started_later_comes_up_clean() {
     let mut m = model(2);
     write_bl(&mut m, 0);
     publish_on(&mut m, 0, TEXT, "");
-    assert_eq!(m.pending(), 0, "cpu 1 has not started: its reset empties its I-cache");
+    assert_eq!(
+        m.pending(),
+        0,
+        "cpu 1 has not started: its reset empties its I-cache"
+    );
     assert_eq!(missing(&mut m, 1), None);
 }
 

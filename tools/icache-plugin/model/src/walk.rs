@@ -119,6 +119,46 @@ pub fn translate(
     unreachable!("level 3 always returns")
 }
 
+/// Every executable mapping of the TTBR0_EL1 range: `f(va, pa, size)` per leaf with PXN clear
+/// (and no PXNTable above it). With the MMU off nothing is mapped, so nothing is reported.
+pub fn executable_leaves(
+    regime: &Regime,
+    mut read: impl FnMut(u64) -> Option<u64>,
+    mut f: impl FnMut(u64, u64, u64),
+) -> Result<(), WalkError> {
+    if regime.sctlr & SCTLR_M == 0 || regime.tcr & TCR_EPD0 != 0 {
+        return Ok(());
+    }
+    if (regime.tcr >> 14) & 3 != TG0_4K {
+        return Err(WalkError::Granule);
+    }
+    let ia_bits = 64 - ((regime.tcr & 0x3f) as u32).max(16);
+    let first = 4 - (ia_bits - 12).div_ceil(9) as u8;
+    let entries = 1u64 << (ia_bits - (12 + 9 * u32::from(3 - first))).min(9);
+    let mut stack = vec![(regime.ttbr0 & BADDR_MASK, first, 0u64, entries)];
+    while let Some((table, level, va_base, entries)) = stack.pop() {
+        let shift = 12 + 9 * u32::from(3 - level);
+        for i in 0..entries {
+            let at = table + i * 8;
+            let d = read(at).ok_or(WalkError::Unreadable(at))?;
+            let va = va_base | i << shift;
+            if d & VALID == 0 {
+                continue;
+            }
+            let table_desc = d & TABLE_OR_PAGE != 0;
+            if level < 3 && table_desc {
+                if d & PXN_TABLE == 0 {
+                    stack.push((d & OA_MASK, level + 1, va, 512));
+                }
+            } else if level > 0 && (level < 3 || table_desc) && d & PXN == 0 {
+                let size = 1u64 << shift;
+                f(va, d & OA_MASK & !(size - 1), size);
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,7 +219,10 @@ mod tests {
             translate(&r, 0x40_0000_1000, read),
             Err(WalkError::Unreadable(0x3008))
         );
-        assert_eq!(translate(&r, 0x8000_0000, read), Err(WalkError::Unreadable(0x1010)));
+        assert_eq!(
+            translate(&r, 0x8000_0000, read),
+            Err(WalkError::Unreadable(0x1010))
+        );
         assert_eq!(
             translate(&r, 0xffff_ff80_0000_0000, read),
             Err(WalkError::OutOfRange),
@@ -190,6 +233,22 @@ mod tests {
             Err(WalkError::OutOfRange),
             "beyond 39 bits"
         );
+    }
+
+    #[test]
+    fn executable_leaves_of_the_example() {
+        let m = memory();
+        let mut found = Vec::new();
+        // Unwritten entries read as zero (invalid).
+        let read = |pa| Some(m.get(&pa).copied().unwrap_or(0));
+        executable_leaves(&regime(0x1000), read, |va, pa, size| {
+            found.push((va, pa, size))
+        })
+        .unwrap();
+        assert_eq!(found, [(0x4000_0000, 0x4000_0000, 2 << 20)]);
+        let mut none = 0;
+        executable_leaves(&Regime::default(), read, |_, _, _| none += 1).unwrap();
+        assert_eq!(none, 0);
     }
 
     #[test]
@@ -207,11 +266,17 @@ mod tests {
             tcr: 16,
             ..regime(0x1000)
         };
-        assert_eq!(translate(&r, 0x4000_0000, |_| Some(0)), Err(WalkError::Fault(0)));
+        assert_eq!(
+            translate(&r, 0x4000_0000, |_| Some(0)),
+            Err(WalkError::Fault(0))
+        );
         let r = Regime {
             tcr: 25 | 1 << 14,
             ..regime(0x1000)
         };
-        assert_eq!(translate(&r, 0x4000_0000, |_| Some(0)), Err(WalkError::Granule));
+        assert_eq!(
+            translate(&r, 0x4000_0000, |_| Some(0)),
+            Err(WalkError::Granule)
+        );
     }
 }
