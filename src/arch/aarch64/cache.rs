@@ -145,18 +145,21 @@ mod teeth {
     /// invalidations; the final ISB resets it.
     static DSBS: AtomicU8 = AtomicU8::new(0);
 
+    const STEPS: [Step; 7] = [
+        Step::None,
+        Step::DcCvau,
+        Step::Dsb1,
+        Step::IcIvau,
+        Step::Dsb2,
+        Step::Isb,
+        Step::OffByOne,
+    ];
+
     fn step() -> Step {
-        let cached = STEP.load(Ordering::Relaxed);
-        let steps = [
-            Step::None,
-            Step::DcCvau,
-            Step::Dsb1,
-            Step::IcIvau,
-            Step::Dsb2,
-            Step::Isb,
-            Step::OffByOne,
-        ];
-        if let Some(&s) = steps.iter().find(|s| **s as u8 == cached) {
+        if let Some(&s) = STEPS
+            .iter()
+            .find(|s| **s as u8 == STEP.load(Ordering::Relaxed))
+        {
             return s;
         }
         let s = match boot_info::get().bootarg("icache.break") {

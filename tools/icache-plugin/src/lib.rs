@@ -46,6 +46,8 @@ pub const EXIT_PLUGIN_ERROR: i32 = 87;
 /// Architectural size of the VBAR_EL1 vector table and of one entry.
 const VECTORS_SIZE: u64 = 0x800;
 const VECTOR_ENTRY: u64 = 0x80;
+/// Offset bits of the smallest (4 KiB) page: one translation covers at least this much.
+const PAGE_MASK: u64 = 0xfff;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -371,9 +373,8 @@ impl HasCallbacks for Plugin {
             );
             let len = data.len() as u64;
             let pa = match segments.last_mut() {
-                Some(seg)
-                    if (seg.va + seg.len) & !0xfff == va & !0xfff && seg.va + seg.len == va =>
-                {
+                // Same page as the segment and right after it: same translation.
+                Some(seg) if seg.va & !PAGE_MASK == va & !PAGE_MASK && seg.va + seg.len == va => {
                     seg.len += len;
                     seg.pa + (va - seg.va)
                 }
