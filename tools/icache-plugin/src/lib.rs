@@ -30,7 +30,7 @@ use std::sync::{Mutex, OnceLock, RwLock};
 
 use patchbay_icache_model::decode::{self, Insn};
 use patchbay_icache_model::walk::{self, Regime};
-use patchbay_icache_model::{Config, Model, Violation};
+use patchbay_icache_model::{Config, Model, Store, Violation};
 use patchbay_pure::cache::Ctr;
 use qemu_plugin::{
     Args, CallbackFlags, HasCallbacks, Info, MemRW, MemValue, PluginCondition, PluginId, PluginU64,
@@ -438,7 +438,13 @@ fn instrument(insn: &qemu_plugin::Instruction, va: u64, word: u32, vbar: u64, ma
                 }
                 old
             };
-            s.with_model(|m| m.store(vcpu as usize, va, vaddr, spa, size, old, new));
+            let store = Store {
+                cpu: vcpu as usize,
+                pc: va,
+                va: vaddr,
+                pa: spa,
+            };
+            s.with_model(|m| m.store(store, size, old, new));
         },
         MemRW::QEMU_PLUGIN_MEM_W,
     );
@@ -473,7 +479,7 @@ fn instrument(insn: &qemu_plugin::Instruction, va: u64, word: u32, vbar: u64, ma
         ),
         Insn::Dsb { completes: false } | Insn::Other => {}
     }
-    if va.wrapping_sub(vbar) < VECTORS_SIZE && (va - vbar) % VECTOR_ENTRY == 0 {
+    if va.wrapping_sub(vbar) < VECTORS_SIZE && (va - vbar).is_multiple_of(VECTOR_ENTRY) {
         // Exception entry: the first instruction of a vector runs only when one is taken.
         insn.register_execute_callback_flags(
             move |vcpu| state().with_model(|m| m.cse(vcpu as usize)),

@@ -219,23 +219,16 @@ impl Model {
         (start..start + line).step_by(self.chunk as usize)
     }
 
-    /// `cpu` stored `size` bytes of `new` at `pa` (through `va`) from the instruction at `pc`;
-    /// `old` is what the 4-byte instruction word there held, when known.
-    pub fn store(
-        &mut self,
-        cpu: usize,
-        pc: u64,
-        va: u64,
-        pa: u64,
-        size: u64,
-        old: Option<u32>,
-        new: u64,
-    ) {
+    /// `store` wrote `size` bytes of `new`; `old` is what the 4-byte instruction word there
+    /// held, when known.
+    pub fn store(&mut self, store: Store, size: u64, old: Option<u32>, new: u64) {
+        let Store { cpu, pa, .. } = store;
         self.start(cpu);
         self.stats.stores += 1;
-        let safe =
-            size == 4 && pa % 4 == 0 && old.is_some_and(is_cmodx_safe) && is_cmodx_safe(new as u32);
-        let store = Store { cpu, pc, va, pa };
+        let safe = size == 4
+            && pa.is_multiple_of(4)
+            && old.is_some_and(is_cmodx_safe)
+            && is_cmodx_safe(new as u32);
         let stage = if self.cfg.ctr.idc() {
             Stage::Cleaned { by: cpu }
         } else {

@@ -17,13 +17,23 @@ fn model(cpus: usize) -> Model {
     })
 }
 
+/// A store by `cpu` from PC through `va` to `pa`.
+fn st(cpu: usize, va: u64, pa: u64) -> Store {
+    Store {
+        cpu,
+        pc: PC,
+        va,
+        pa,
+    }
+}
+
 fn bl() -> u32 {
     insn::bl(TEXT, TEXT + 0x100).unwrap()
 }
 
 /// `cpu` replaces the NOP at TEXT with a BL (a CMODX-safe change) through the alias.
 fn write_bl(m: &mut Model, cpu: usize) {
-    m.store(cpu, PC, ALIAS, TEXT, 4, Some(NOP), bl().into());
+    m.store(st(cpu, ALIAS, TEXT), 4, Some(NOP), bl().into());
 }
 
 /// The architectural sequence on `cpu`, with one step left out (`skip`, by name).
@@ -115,7 +125,7 @@ fn unwritten_words_of_a_stale_line_are_the_same_instructions() {
     // A 64-bit literal (a CALL_OPS slot) written right before a function entry in one line:
     // running the function is fine, running the literal's bytes is not.
     let mut m = model(1);
-    m.store(0, PC, ALIAS, TEXT, 8, None, 0x4009_0000);
+    m.store(st(0, ALIAS, TEXT), 8, None, 0x4009_0000);
     assert!(m.execute(0, TEXT + 8, TEXT + 8).is_none());
     assert_eq!(
         m.execute(0, TEXT + 4, TEXT + 4).map(|v| v.missing),
@@ -190,8 +200,8 @@ fn smaller_i_lines_than_d_lines() {
         ctr,
         cmodx_local: false,
     });
-    m.store(0, PC, ALIAS, 0x1000, 4, None, 0);
-    m.store(0, PC, ALIAS + 0x20, 0x1020, 4, None, 0);
+    m.store(st(0, ALIAS, 0x1000), 4, None, 0);
+    m.store(st(0, ALIAS + 0x20, 0x1020), 4, None, 0);
     m.dc_clean(0, 0x1000);
     m.dsb(0);
     m.ic_ivau(0, 0x1000);
@@ -261,12 +271,12 @@ fn a_non_cmodx_change_is_never_safe_on_another_cpu() {
     m.cse(1);
     // ADD over a NOP: not in the CMODX list, so even before publication it is a violation.
     let add = 0x9100_0400; // add x0, x0, #1
-    m.store(0, PC, ALIAS, TEXT, 4, Some(NOP), add);
+    m.store(st(0, ALIAS, TEXT), 4, Some(NOP), add);
     m.dc_clean(0, TEXT);
     assert_eq!(missing(&mut m, 1), Some(Missing::DsbAfterClean));
     // Unknown old word: not provably CMODX-safe either.
     let mut m = model(2);
-    m.store(0, PC, ALIAS, TEXT, 4, None, bl().into());
+    m.store(st(0, ALIAS, TEXT), 4, None, bl().into());
     assert_eq!(missing(&mut m, 1), Some(Missing::DcClean));
 }
 
@@ -294,7 +304,7 @@ fn cmodx_for_the_local_cpu_is_an_option() {
 fn a_local_iallu_leaves_other_cpus_stale() {
     let mut m = model(2);
     m.cse(1);
-    m.store(0, PC, ALIAS, TEXT, 4, None, 0x9100_0400);
+    m.store(st(0, ALIAS, TEXT), 4, None, 0x9100_0400);
     m.dc_clean(0, TEXT);
     m.dsb(0);
     m.ic_iall(0, false);
@@ -306,7 +316,7 @@ fn a_local_iallu_leaves_other_cpus_stale() {
     // IC IALLUIS instead reaches cpu 1.
     let mut m = model(2);
     m.cse(1);
-    m.store(0, PC, ALIAS, TEXT, 4, None, 0x9100_0400);
+    m.store(st(0, ALIAS, TEXT), 4, None, 0x9100_0400);
     m.dc_clean(0, TEXT);
     m.dsb(0);
     m.ic_iall(0, true);
