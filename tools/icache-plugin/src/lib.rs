@@ -406,7 +406,6 @@ impl HasCallbacks for Plugin {
 /// Callbacks for one instruction at `va`.
 fn instrument(insn: &qemu_plugin::Instruction, va: u64, word: u32, vbar: u64, markers: &[u64]) {
     let no_regs = CallbackFlags::QEMU_PLUGIN_CB_NO_REGS;
-    let r_regs = CallbackFlags::QEMU_PLUGIN_CB_R_REGS;
     insn.register_memory_access_callback(
         move |vcpu, info, vaddr| {
             let Some(hw) = info.hwaddr(vaddr) else { return };
@@ -449,22 +448,8 @@ fn instrument(insn: &qemu_plugin::Instruction, va: u64, word: u32, vbar: u64, ma
         MemRW::QEMU_PLUGIN_MEM_W,
     );
     match decode::decode(word) {
-        Insn::DcClean { rt, .. } => insn.register_execute_callback_flags(
-            move |vcpu| {
-                let s = state();
-                let target = s.pa(s.regs().xt(rt));
-                s.with_model(|m| m.dc_clean(vcpu as usize, target));
-            },
-            r_regs,
-        ),
-        Insn::IcIvau { rt } => insn.register_execute_callback_flags(
-            move |vcpu| {
-                let s = state();
-                let target = s.pa(s.regs().xt(rt));
-                s.with_model(|m| m.ic_ivau(vcpu as usize, target));
-            },
-            r_regs,
-        ),
+        Insn::DcClean { rt, .. } => by_address(insn, rt, Model::dc_clean),
+        Insn::IcIvau { rt } => by_address(insn, rt, Model::ic_ivau),
         Insn::IcIall { broadcast } => insn.register_execute_callback_flags(
             move |vcpu| state().with_model(|m| m.ic_iall(vcpu as usize, broadcast)),
             no_regs,
@@ -492,6 +477,18 @@ fn instrument(insn: &qemu_plugin::Instruction, va: u64, word: u32, vbar: u64, ma
             no_regs,
         );
     }
+}
+
+/// A by-VA maintenance instruction with its address in `Xrt`: `apply` it to the physical line.
+fn by_address(insn: &qemu_plugin::Instruction, rt: u8, apply: fn(&mut Model, usize, u64)) {
+    insn.register_execute_callback_flags(
+        move |vcpu| {
+            let s = state();
+            let target = s.pa(s.regs().xt(rt));
+            s.with_model(|m| apply(m, vcpu as usize, target));
+        },
+        CallbackFlags::QEMU_PLUGIN_CB_R_REGS,
+    );
 }
 
 /// A block starts executing on `cpu` while some line is stale: check each chunk it covers.

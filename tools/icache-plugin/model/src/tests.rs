@@ -300,29 +300,28 @@ fn cmodx_for_the_local_cpu_is_an_option() {
     );
 }
 
-#[test]
-fn a_local_iallu_leaves_other_cpus_stale() {
+/// Two CPUs; cpu 0 writes an ADD, cleans, invalidates all (broadcast or not), and both CPUs
+/// synchronize afterwards.
+fn iall_then_both_synchronize(broadcast: bool) -> Model {
     let mut m = model(2);
     m.cse(1);
     m.store(st(0, ALIAS, TEXT), 4, None, 0x9100_0400);
     m.dc_clean(0, TEXT);
     m.dsb(0);
-    m.ic_iall(0, false);
+    m.ic_iall(0, broadcast);
     m.dsb(0);
     m.cse(0);
     m.cse(1);
+    m
+}
+
+#[test]
+fn a_local_iallu_leaves_other_cpus_stale() {
+    let mut m = iall_then_both_synchronize(false);
     assert_eq!(missing(&mut m, 0), None);
     assert_eq!(missing(&mut m, 1), Some(Missing::IcBroadcast { by: 0 }));
     // IC IALLUIS instead reaches cpu 1.
-    let mut m = model(2);
-    m.cse(1);
-    m.store(st(0, ALIAS, TEXT), 4, None, 0x9100_0400);
-    m.dc_clean(0, TEXT);
-    m.dsb(0);
-    m.ic_iall(0, true);
-    m.dsb(0);
-    m.cse(0);
-    m.cse(1);
+    let mut m = iall_then_both_synchronize(true);
     assert_eq!(missing(&mut m, 1), None);
     assert_eq!(m.pending(), 0);
 }
