@@ -33,6 +33,9 @@ pub fn record(f: impl FnOnce()) -> Vec<Op> {
 /// Publish instructions written to `ranges` (`[start, end)`, sorted by start) to instruction
 /// fetch on this PE.
 pub fn sync_icache(ranges: impl Iterator<Item = (u64, u64)> + Clone) {
+    // Test-only (`icache-teeth`): the step of the sequence to drop, from the boot arguments.
+    #[cfg(feature = "icache-teeth")]
+    arch::cache::teeth::select(crate::boot_info::get().bootarg("icache.break"));
     // One check per pass, not per operation: the recording path is for tests only.
     let recording = RECORDING.load(Ordering::Relaxed);
     cache::plan(arch::cache::ctr(), ranges, |op| {

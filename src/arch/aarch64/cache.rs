@@ -108,7 +108,7 @@ pub fn isb_published() {
 
 /// Test-only breakage of the text-modification sequence, for the stale-I-cache model's own
 /// tests (`make test-icache`). Built only with the cargo feature `icache-teeth`; the step to drop
-/// comes from the boot argument `icache.break=`:
+/// comes from the boot argument `icache.break=` (`patch::maintenance` passes it to [`select`]):
 ///
 /// | value | effect |
 /// |---|---|
@@ -122,10 +122,8 @@ pub fn isb_published() {
 /// `kick` (no IPI to the other CPUs before the publication mark) is reserved for the SMP issue,
 /// which adds the kick.
 #[cfg(feature = "icache-teeth")]
-mod teeth {
+pub mod teeth {
     use core::sync::atomic::{AtomicU8, Ordering};
-
-    use crate::boot_info;
 
     #[derive(Clone, Copy, PartialEq, Eq)]
     #[repr(u8)]
@@ -139,7 +137,7 @@ mod teeth {
         OffByOne,
     }
 
-    /// The step to drop, parsed once (0: not yet).
+    /// The step to drop, parsed once by [`select`] (0: not yet).
     static STEP: AtomicU8 = AtomicU8::new(0);
     /// DSBs of the current pass so far: the first completes the cleans, the second the
     /// invalidations; the final ISB resets it.
@@ -156,13 +154,21 @@ mod teeth {
     ];
 
     fn step() -> Step {
-        if let Some(&s) = STEPS
+        let selected = STEP.load(Ordering::Relaxed);
+        STEPS
             .iter()
-            .find(|s| **s as u8 == STEP.load(Ordering::Relaxed))
-        {
-            return s;
+            .copied()
+            .find(|s| *s as u8 == selected)
+            .unwrap_or(Step::None)
+    }
+
+    /// Select the step to drop from the value of the boot argument `icache.break` (the patch
+    /// layer passes it: this layer cannot read boot arguments); only the first call counts.
+    pub fn select(arg: Option<&str>) {
+        if STEP.load(Ordering::Relaxed) != 0 {
+            return;
         }
-        let s = match boot_info::get().bootarg("icache.break") {
+        let s = match arg {
             Some("dc-cvau") => Step::DcCvau,
             Some("dsb1") => Step::Dsb1,
             Some("ic-ivau") => Step::IcIvau,
@@ -173,7 +179,6 @@ mod teeth {
             None => Step::None,
         };
         STEP.store(s as u8, Ordering::Relaxed);
-        s
     }
 
     /// The line a `DC CVAU` / `IC IVAU` (`op`) of `addr` really maintains; `None`: dropped.
@@ -181,7 +186,8 @@ mod teeth {
         match step() {
             s if s == op => None,
             Step::OffByOne => {
-                Some(addr + super::ctr().dcache_line().max(super::ctr().icache_line()))
+                let ctr = super::ctr();
+                Some(addr + ctr.dcache_line().max(ctr.icache_line()))
             }
             _ => Some(addr),
         }
