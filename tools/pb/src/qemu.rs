@@ -48,13 +48,15 @@ pub struct QemuConfig {
     pub load_addr: u64,
     /// `BootMode::El3`: a tiny image at address 0 that parks the other CPUs (they start there).
     pub park: Option<PathBuf>,
+    /// TCG plugins to load: each a `-plugin` option value (`path,arg=value,...`).
+    pub plugins: Vec<String>,
 }
 
 /// `wfe; b .-4`: what the secondary CPUs run when QEMU starts them all at address 0.
 pub const PARK_CODE: [u8; 8] = [0x5f, 0x20, 0x03, 0xd5, 0xff, 0xff, 0xff, 0x17];
 
-/// A path inside a QEMU `-device` option value (commas are doubled).
-fn option_path(p: &Path) -> String {
+/// A path inside a QEMU `-device` or `-plugin` option value (commas are doubled).
+pub fn option_path(p: &Path) -> String {
     p.display().to_string().replace(',', ",,")
 }
 
@@ -104,6 +106,9 @@ impl QemuConfig {
         }
         if self.gdb {
             argv.extend(["-s".into(), "-S".into()]);
+        }
+        for plugin in &self.plugins {
+            argv.extend(["-plugin".into(), plugin.into()]);
         }
         match self.boot {
             BootMode::Kernel => {
@@ -356,6 +361,7 @@ mod tests {
             boot: BootMode::Kernel,
             load_addr: 0x4008_0000,
             park: None,
+            plugins: vec![],
         }
     }
 
@@ -396,6 +402,7 @@ mod tests {
             smp: Some(4),
             icount: true,
             gdb: true,
+            plugins: vec!["lib.so,elf=k,,1,mode=strict".into()],
             bootargs: vec!["bench=all".into(), "--exact".into(), "tests::a".into()],
             ..virt()
         };
@@ -423,6 +430,8 @@ mod tests {
                 "shift=0,align=off,sleep=off",
                 "-s",
                 "-S",
+                "-plugin",
+                "lib.so,elf=k,,1,mode=strict",
                 "-kernel",
                 "target/kernel.elf.bin",
                 "-append",
