@@ -177,7 +177,7 @@ test: deps test-host layers test-kernel test-icache test-rpi3 test-rpi4 test-boa
 # order in docs/architecture.md (which is the rule, not a description of it).
 layers: pb
 	$(PB) layers src --layers docs/architecture.md
-	@for d in crates/*/src tools/pb/src chainloader/src; do $(PB) layers $$d || exit 1; done
+	@for d in crates/*/src tools/pb/src tools/icache-plugin/src tools/icache-plugin/model/src chainloader/src; do $(PB) layers $$d || exit 1; done
 
 test-host:
 	$(CARGO) test --workspace --exclude patchbay
