@@ -118,6 +118,7 @@ pub fn main(args: Args) -> Result<ExitCode> {
         qemu: args.qemu.clone(),
         table: false,
         records: None,
+        icache: None,
         kernel: args.kernel.clone(),
         bootargs: Vec::new(),
     };

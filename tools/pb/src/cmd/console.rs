@@ -338,6 +338,7 @@ fn qemu_argv(kernel: &Path, icount: bool) -> Result<(Vec<std::ffi::OsString>, Pa
         qemu: None,
         table: false,
         records: None,
+        icache: None,
         kernel: kernel.to_path_buf(),
         bootargs: Vec::new(),
     };
