@@ -44,7 +44,7 @@ BASE       ?= bench/baseline.jsonl
 
 .PHONY: help deps build pb qemu test test-host test-kernel bench bench-compare bench-baseline \
         clippy fmt fmt-check layers gdb objdump nm clean image flash unflash chainloader \
-        flash-chainloader chainboot capture test-rpi3 test-boards pi-board qemu-machine
+        flash-chainloader chainboot capture test-rpi3 test-boards pi-board qemu-machine linux-compare
 
 help:
 	@echo "patchbay make targets (BSP=$(BSP)):"
@@ -53,6 +53,7 @@ help:
 	@echo "  make bench      run the benchmark suite: target/bench/latest.{jsonl,csv,svg,log}"
 	@echo "  make bench-compare [BASE=file]  bench, then compare with the baseline (CI gate)"
 	@echo "  make bench-baseline  adopt target/bench/latest.jsonl as bench/baseline.jsonl"
+	@echo "  make linux-compare [KERNEL=6.1] [PATCHBAY=file] [REPEAT=n]  Linux's own hooks on the same QEMU, beside patchbay's"
 	@echo "  make build      build the kernel ELF ($(KERNEL_ELF))"
 	@echo "  make deps       install QEMU >= 10 (bookworm-backports), LLVM, the Rust target if missing"
 	@echo "  make clippy     clippy on host crates and the kernel, warnings are errors"
@@ -111,6 +112,18 @@ bench-compare: bench
 bench-baseline:
 	@test -f target/bench/latest.jsonl || { echo "run 'make bench' first"; exit 1; }
 	cp target/bench/latest.jsonl bench/baseline.jsonl
+
+# Opt-in, not part of `make test`: Debian's arm64 kernel (the newest of bookworm + backports, or
+# KERNEL=<release start>, e.g. 6.1) and busybox through a private apt state, the guest program
+# cross-compiled, booted under the same QEMU machine, CPU and icount (REPEAT=n boots: the spread);
+# writes bench/linux-<release>.jsonl and prints the side-by-side table (README, "Linux in the same
+# table").
+linux-compare: deps pb
+	@command -v aarch64-linux-gnu-gcc >/dev/null || { \
+	    echo "linux-compare: installing gcc-aarch64-linux-gnu from Debian's packages"; \
+	    $(APT) update -qq && $(APT) install -y -qq gcc-aarch64-linux-gnu >/dev/null; }
+	$(PB) linux-compare $(if $(KERNEL),--kernel $(KERNEL)) $(if $(PATCHBAY),--patchbay $(PATCHBAY)) \
+	    $(if $(REPEAT),--repeat $(REPEAT))
 
 # --- the board path -------------------------------------------------------------------------------
 pi-board:
