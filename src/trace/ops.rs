@@ -31,7 +31,7 @@ use core::{
     sync::atomic::{AtomicPtr, AtomicU64, Ordering},
 };
 
-use patchbay_pure::dispatch::Table;
+use patchbay_pure::dispatch::{Keyed, Table};
 pub use patchbay_pure::siteplan::DirectRoute;
 
 use super::regs::FtraceRegs;
@@ -138,7 +138,7 @@ impl Ops {
 pub extern "C" fn list_func(ip: u64, parent: u64, _ops: &Ops, regs: &mut FtraceRegs) {
     // SAFETY: the snapshot lives for this walk only, and no snapshot is freed while a walk runs
     // (one CPU; the walk runs in a trampoline, never in interrupt context; see `snapshot`).
-    let Some(table) = (unsafe { snapshot() }) else {
+    let Some(Snapshot { table, .. }) = (unsafe { snapshot() }) else {
         return;
     };
     for &o in table.wide() {
@@ -161,11 +161,34 @@ pub extern "C" fn nop_func(_: u64, _: u64, _: &Ops, _: &mut FtraceRegs) {}
 /// The ops a call-ops literal holds when several ops trace the site.
 pub static LIST_OPS: Ops = Ops::new(list_func, 0, 0);
 
-/// One published version of the registered list.
-type Snapshot = Table<*const Ops>;
+/// One published version of the registered list. `repr(C)`: the list trampoline reads the
+/// first two words ([`SNAPSHOT_WIDE`], [`SNAPSHOT_KEYED`]) to run the common case — no wide ops,
+/// one ops keyed to the traced function — without calling [`list_func`].
+#[repr(C)]
+pub struct Snapshot {
+    /// Number of wide ops (nonzero: the trampoline leaves the walk to [`list_func`]).
+    wide: usize,
+    /// `table.keyed_entries()`: the sorted, sentinel-terminated keyed entries.
+    keyed: *const Keyed<*const Ops>,
+    table: Table<*const Ops>,
+}
 
-/// The published list (null: none registered).
-static LIST: AtomicPtr<Snapshot> = AtomicPtr::new(ptr::null_mut());
+pub const SNAPSHOT_WIDE: usize = 0;
+pub const SNAPSHOT_KEYED: usize = 8;
+const _: () = {
+    use core::mem::{offset_of, size_of};
+    assert!(offset_of!(Snapshot, wide) == SNAPSHOT_WIDE);
+    assert!(offset_of!(Snapshot, keyed) == SNAPSHOT_KEYED);
+    // The trampoline steps 16 bytes per entry and finds the ops 8 bytes in.
+    assert!(size_of::<Keyed<*const Ops>>() == 16);
+    assert!(offset_of!(Keyed<*const Ops>, item) == 8);
+};
+
+/// The published list (null: none registered). The list trampoline loads it with a plain load:
+/// every read of the snapshot goes through the loaded pointer, and an address dependency orders
+/// those reads after the load (what Linux's `rcu_dereference` relies on), pairing with the
+/// release in [`publish`].
+pub static LIST: AtomicPtr<Snapshot> = AtomicPtr::new(ptr::null_mut());
 
 /// The registered ops, as the list walker sees them (`None`: none registered).
 ///
@@ -196,7 +219,11 @@ pub(super) unsafe fn publish(ops: Vec<*const Ops>) {
         }),
         ptr::null(),
     );
-    let new = Box::into_raw(Box::new(table));
+    let new = Box::into_raw(Box::new(Snapshot {
+        wide: table.wide().len(),
+        keyed: table.keyed_entries(),
+        table,
+    }));
     let old = LIST.swap(new, Ordering::AcqRel);
     if !old.is_null() {
         // SAFETY: `old` came from `Box::into_raw` above; no walker still holds it (caller).

@@ -12,8 +12,10 @@
 //! `(ip, parent_ip, ops, regs)`, restore, and continue at `regs.pc` (the body, or the caller if a
 //! handler overrode the function) with x30 = `regs.lr` (the caller's return address).
 //!
-//! - [`list_caller`]: "list" mode (Linux before CALL_OPS): always calls the list dispatcher,
-//!   which walks every registered ops and tests its filter.
+//! - [`list_caller`]: "list" mode (Linux before CALL_OPS): every registered ops whose filter
+//!   selects the function runs. The common case — one ops keyed to this function, none with a
+//!   wider filter — is found and called in the trampoline itself; anything else is left to the
+//!   list dispatcher (`ops::list_func`).
 //! - [`ops_caller`]: "call-ops" mode (Linux v6.3 CALL_OPS): loads the site's literal, the one ops
 //!   that owns the site (or the list ops when several do), and calls its `func` — no walk.
 //! - [`direct_caller`]: call-ops plus direct calls (Linux v6.4): if the literal's ops has a
@@ -35,7 +37,7 @@
 //! x0–x8 and x29 are restored from the record (a handler may have changed them).
 
 use super::{
-    ops::{LIST_OPS, OPS_DIRECT_CALL, list_func},
+    ops::{LIST, LIST_OPS, OPS_DIRECT_CALL, SNAPSHOT_KEYED, SNAPSHOT_WIDE, list_func},
     recursion::{DEPTH_OFFSET, RECURSIONS_OFFSET, guard_enter, guard_exit, guard_refused},
     regs::{FREGS_DIRECT_TRAMP, FREGS_FP, FREGS_LR, FREGS_PC, FREGS_SIZE, FREGS_SP, FREGS_X0},
 };
@@ -85,14 +87,36 @@ core::arch::global_asm!(
     "__patchbay_ftrace_list_caller:",
     "    PB_FTRACE_SAVE",
     guard_enter!("2f"),
-    "    adrp x2, {list_ops}",
-    "    add  x2, x2, :lo12:{list_ops}",
-    "    bl   {list_func}",
+    // The common case in assembly: no wide ops, and exactly one ops keyed to this function
+    // (x0 = ip). Scan the sorted keys (ops.rs, `patchbay_pure::dispatch`): one load, compare
+    // and branch per ops passed over; the sentinel (key u64::MAX) ends the scan.
+    "    adrp x12, {list}",
+    "    ldr  x12, [x12, :lo12:{list}]",
+    "    cbz  x12, 5f",
+    "    ldp  x13, x14, [x12, #{snap_wide}]",
+    "    cbnz x13, 3f",
+    "4:  ldr  x15, [x14], #16",
+    "    cmp  x15, x0",
+    "    b.lo 4b",
+    "    b.ne 5f",
+    // A second ops for this function: the walker runs them all, in order.
+    "    ldr  x15, [x14]",
+    "    cmp  x15, x0",
+    "    b.eq 3f",
+    "    ldur x2, [x14, #-8]",
+    "    ldr  x4, [x2]",
+    "    blr  x4",
+    "5:",
     guard_exit!(),
     "1:  PB_FTRACE_RESTORE",
     // Out of line, so the common path takes no branch: a handler is already running here.
     "2:",
     guard_refused!("1b"),
+    // Wide ops, or several for this function: the Rust walker (`list_func`).
+    "3:  adrp x2, {list_ops}",
+    "    add  x2, x2, :lo12:{list_ops}",
+    "    bl   {list_func}",
+    "    b    5b",
     "__patchbay_ftrace_list_caller_end:",
     ".size __patchbay_ftrace_list_caller, . - __patchbay_ftrace_list_caller",
     "",
@@ -166,6 +190,8 @@ core::arch::global_asm!(
     depth = const DEPTH_OFFSET,
     recursions = const RECURSIONS_OFFSET,
     list_ops = sym LIST_OPS,
+    list = sym LIST,
+    snap_wide = const SNAPSHOT_WIDE,
     list_func = sym list_func,
 );
 
@@ -174,6 +200,8 @@ const _: () = {
     assert!(FREGS_X0 == 0);
     assert!(FREGS_LR == FREGS_FP + 8);
     assert!(FREGS_PC == FREGS_SP + 8);
+    // The list trampoline loads the snapshot's wide count and keyed entries as one pair.
+    assert!(SNAPSHOT_KEYED == SNAPSHOT_WIDE + 8);
 };
 
 unsafe extern "C" {

@@ -74,6 +74,12 @@ impl<T: Copy> Table<T> {
         &self.wide
     }
 
+    /// The first keyed entry; the entries run on, sorted, to the sentinel. For an assembly scan
+    /// like [`Table::for_each_keyed`]'s; valid as long as the table lives (it never changes).
+    pub fn keyed_entries(&self) -> *const Keyed<T> {
+        self.keyed.as_ptr()
+    }
+
     /// Tracers keyed to one function or another (the sentinel not counted).
     pub fn keyed_len(&self) -> usize {
         self.keyed.len() - 1
@@ -121,6 +127,15 @@ mod tests {
         assert_eq!(keys, vec![10, 20, 30, SENTINEL]);
         assert_eq!(t.wide(), &[3]);
         assert_eq!(t.keyed_len(), 3);
+        // SAFETY: four entries from the first, the last being the sentinel (checked above).
+        let last = unsafe { *t.keyed_entries().add(3) };
+        assert_eq!(
+            last,
+            Keyed {
+                key: SENTINEL,
+                item: 0
+            }
+        );
     }
 
     #[test]
