@@ -11,7 +11,17 @@ pub use patchbay_wire::bench::BenchResult;
 use patchbay_wire::bench::{End, Header, PREFIX};
 
 use super::clock;
-use crate::{arch, bsp, println};
+use crate::{arch, boot_info, bsp, percpu, println};
+
+/// The emulator the runner named (`qemu-10.0.2`); `qemu` when nobody named it but the clock
+/// mode says emulated (a raw run whose counter was seen counting instructions); else `none`.
+pub fn emulator() -> &'static str {
+    match boot_info::get().bootarg(patchbay_wire::bootargs::EMULATOR) {
+        Some(named) => named,
+        None if clock::mode() != bsp::ClockMode::Hardware => "qemu",
+        None => "none",
+    }
+}
 
 static RESULTS: AtomicUsize = AtomicUsize::new(0);
 
@@ -29,6 +39,9 @@ pub fn header() {
         mode: clock::mode(),
         unit: clock::unit(),
         read_cost: clock::read_cost(),
+        emulator: emulator(),
+        cpus: percpu::online(),
+        build: crate::BUILD,
     };
     println!("{PREFIX}{header}");
 }
