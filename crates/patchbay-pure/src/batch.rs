@@ -525,10 +525,10 @@ mod tests {
         // A literal at G-8 covers G-8..G; an instruction at G-4 lies inside it.
         let lit = Write::literal(G - 8, 0, 1);
         let ins = Write::insn(G - 4, 0, 1);
-        assert_eq!(order_writes(&mut vec![lit, ins]), Err(G - 4));
-        assert_eq!(order_writes(&mut vec![ins, lit]), Err(G - 4));
+        assert_eq!(order_writes(&mut [lit, ins]), Err(G - 4));
+        assert_eq!(order_writes(&mut [ins, lit]), Err(G - 4));
         let same = Write::insn(F, 0, 1);
-        assert_eq!(order_writes(&mut vec![same, same]), Err(F));
+        assert_eq!(order_writes(&mut [same, same]), Err(F));
     }
 
     #[test]

@@ -205,11 +205,14 @@ mod tests {
         let mut s = S::new(EMPTY);
         push(&mut s, 0x42);
         let base = &s as *const S as usize;
+        // SAFETY: `DEPTH_OFFSET` is the offset of the `usize` depth field inside `s`.
         let depth = unsafe { *((base + S::DEPTH_OFFSET) as *const usize) };
         assert_eq!(depth, 1);
         let top = base + S::ENTRIES_OFFSET + (depth - 1) * core::mem::size_of::<Call>();
+        // SAFETY: entry `depth - 1` of `s`, at the offset the layout promises.
+        let top = unsafe { *(top as *const Call) };
         assert_eq!(
-            unsafe { *(top as *const Call) },
+            top,
             Call {
                 ret: 0x42,
                 sp: 0x43
