@@ -47,6 +47,7 @@ pub mod memory;
 mod panic;
 pub mod patch;
 pub mod percpu;
+pub mod smp;
 pub mod subjects;
 pub mod symbols;
 pub mod system;

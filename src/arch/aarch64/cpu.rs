@@ -93,6 +93,13 @@ pub fn restore_daif(daif: u64) {
     unsafe { write_sysreg!(daif, daif) };
 }
 
+/// `SEV`: send an event to every PE, waking those waiting in `WFE` (a spin-table's pollers).
+#[inline(always)]
+pub fn sev() {
+    // SAFETY: SEV only sets the event register of every PE.
+    unsafe { core::arch::asm!("sev", options(nomem, nostack, preserves_flags)) };
+}
+
 /// Park this PE forever (low power).
 pub fn halt() -> ! {
     loop {
