@@ -24,6 +24,11 @@ SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT        := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 # Extra arguments for `pb run` (e.g. make qemu RUN_ARGS=--icount).
 RUN_ARGS   ?=
+# CPUs and (QEMU virt) GIC version for `make qemu`: make qemu SMP=4 GIC=3. Empty: the kernel's
+# directives, else pb's defaults (1 CPU, QEMU's GICv2).
+SMP        ?=
+GIC        ?=
+QEMU_ARGS   = $(if $(SMP),--smp $(SMP)) $(if $(GIC),--gic $(GIC))
 
 # --- the board path (docs/boards.md) ---
 # The serial adapter wired to the board's UART, the mounted boot partition, the capture file.
@@ -48,7 +53,7 @@ BASE       ?= bench/baseline.jsonl
 
 help:
 	@echo "patchbay make targets (BSP=$(BSP)):"
-	@echo "  make qemu       build, boot on QEMU virt (icount), run the suite, print the tables, exit"
+	@echo "  make qemu [SMP=n] [GIC=2|3]  build, boot on QEMU virt (icount), run the suite, print the tables, exit"
 	@echo "  make test       host unit tests + QEMU-booted kernel tests (what CI runs)"
 	@echo "  make bench      run the benchmark suite: target/bench/latest.{jsonl,csv,svg,log}"
 	@echo "  make bench-compare [BASE=file]  bench, then compare with the baseline (CI gate)"
@@ -89,7 +94,7 @@ pb:
 # Under icount PMCCNTR counts retired instructions exactly, so the table is reproducible.
 # BSP=rpi3 runs under QEMU raspi3b; BSP=rpi4 has no QEMU machine (QEMU 7.2 has no raspi4b).
 qemu: qemu-machine deps build pb
-	$(PB) run --icount --table $(RUN_ARGS) $(KERNEL_ELF)
+	$(PB) run --icount --table $(QEMU_ARGS) $(RUN_ARGS) $(KERNEL_ELF)
 
 qemu-machine:
 	@if [ "$(BSP)" = rpi4 ]; then \
