@@ -9,6 +9,7 @@ use core::cell::UnsafeCell;
 
 use patchbay_pure::layout::Range;
 
+pub use crate::bsp::Intc;
 use crate::{arch::psci, bsp, percpu::MAX_CPUS};
 
 /// Room for the model and the boot arguments (the Raspberry Pi firmware prepends ~300 bytes of
@@ -84,6 +85,8 @@ pub struct BootInfo {
     pub cpus: u32,
     /// The first [`BootInfo::cpus_used`] CPU nodes, in DTB order (logical CPU numbers).
     pub cpu_nodes: [CpuNode; MAX_CPUS],
+    /// The interrupt controller (from the DTB; see also `bsp` for boards without one there).
+    pub intc: Intc,
     pub model: FixedStr,
     pub bootargs: FixedStr,
     /// Why the DTB was not used, when it was not.
@@ -99,6 +102,7 @@ impl BootInfo {
             ram_from_dtb: false,
             cpus: 1,
             cpu_nodes: [CpuNode::BOOT; MAX_CPUS],
+            intc: Intc::None,
             model: FixedStr::new(),
             bootargs: FixedStr::new(),
             dtb_problem: None,
@@ -219,6 +223,23 @@ unsafe fn read_dtb(info: &mut BootInfo, dtb: u64) {
         && let Some(args) = fdt.chosen().bootargs()
     {
         info.bootargs.set(args);
+    }
+    // Only a controller at the root: one inside a bus node (the Pi 4's GIC-400, under /soc) has
+    // bus addresses the `fdt` crate does not translate; the board supplies that one.
+    let regs = |compatible: &str| -> Option<(u64, u64)> {
+        let node = fdt.find_node("/")?.children().find(|n| {
+            n.compatible()
+                .is_some_and(|c| c.all().any(|name| name == compatible))
+        })?;
+        let mut r = node.reg()?;
+        let a = r.next()?.starting_address as u64;
+        let b = r.next()?.starting_address as u64;
+        Some((a, b))
+    };
+    if let Some((gicd, gicr)) = regs("arm,gic-v3") {
+        info.intc = Intc::GicV3 { gicd, gicr };
+    } else if let Some((gicd, gicc)) = regs("arm,cortex-a15-gic").or_else(|| regs("arm,gic-400")) {
+        info.intc = Intc::GicV2 { gicd, gicc };
     }
     let method = fdt
         .find_node("/psci")

@@ -25,7 +25,7 @@ use patchbay_pure::esr::{self, Decoded};
 use crate::{
     arch, console,
     exit::{ExitCode, exit},
-    memory, percpu,
+    irq, memory, percpu,
     symbols::Sym,
     unwind,
 };
@@ -57,6 +57,9 @@ const _: () = {
 pub struct Kind(pub u64);
 
 impl Kind {
+    /// An IRQ taken from EL1 on SP_EL0: normal kernel code interrupted.
+    pub const IRQ: Kind = Kind(1);
+
     pub fn is_sync(self) -> bool {
         self.0.is_multiple_of(4)
     }
@@ -116,6 +119,12 @@ pub fn install() {
 extern "C" fn __patchbay_exception(kind: u64, frame: &mut ExceptionFrame) {
     let kind = Kind(kind);
     percpu::this().exceptions.fetch_add(1, Ordering::Relaxed);
+    // An IRQ from kernel code on its own stack; one on the exception stack would mean a handler
+    // unmasked IRQs, which the nested-exception policy (`irq`) forbids: fatal.
+    if kind == Kind::IRQ {
+        irq::handle();
+        return;
+    }
     if kind.is_sync() {
         let ec = esr::exception_class(frame.esr);
         // HLT #0xF000 trapped as undefined: the semihosting exit is not available.

@@ -28,6 +28,12 @@ pub struct PerCpu {
     pub mpidr: AtomicU64,
     /// Set (release) by the CPU itself once it runs kernel code with its MMU, vectors and stacks.
     pub online: AtomicBool,
+    /// Nonzero while this CPU runs an interrupt handler (maintained by `irq::handle`).
+    pub irq_depth: AtomicU32,
+    /// Interrupts taken on this CPU.
+    pub irqs: AtomicU64,
+    /// Timer ticks taken on this CPU.
+    pub ticks: AtomicU64,
 }
 
 impl PerCpu {
@@ -40,6 +46,9 @@ impl PerCpu {
             trace_recursions: AtomicU64::new(0),
             mpidr: AtomicU64::new(0),
             online: AtomicBool::new(false),
+            irq_depth: AtomicU32::new(0),
+            irqs: AtomicU64::new(0),
+            ticks: AtomicU64::new(0),
         }
     }
 }

@@ -23,7 +23,8 @@
 //! the reason ([`StartError`]) and the boot continues without it; the banner says which.
 //! Serial bring-up keeps one [`SecondaryBoot`] block enough.
 //!
-//! Started CPUs wait in `WFE` with interrupts masked and run no patchable code.
+//! Started CPUs set up their part of the interrupt controller (`irq::init_cpu`), unmask IRQs
+//! and idle in `WFI`, taking the timer tick; they run no patchable code of their own.
 //!
 //! Page 0 (the Pis' spin table lives at 0xd8..0xf8) is the deliberately unmapped null page: the
 //! release address is written through this CPU's poke-window slot (`memory::poke_slot`),
@@ -40,7 +41,7 @@ use patchbay_pure::pagetable::{self, Attrs};
 use crate::{
     arch::{self, psci::PsciError},
     boot_info::{self, EnableMethod},
-    exception, memory,
+    exception, irq, memory,
     percpu::{self, MAX_CPUS},
 };
 
@@ -190,7 +191,7 @@ unsafe fn release_spin_table(release: u64, entry: u64) {
 }
 
 /// Where a secondary CPU enters Rust (from `boot/start.s`), MMU on, on its own kernel stack,
-/// IRQs masked.
+/// IRQs masked until `irq::init_cpu` unmasks them.
 #[unsafe(no_mangle)]
 extern "C" fn __patchbay_secondary_main(cpu: u64) -> ! {
     exception::install();
@@ -198,5 +199,9 @@ extern "C" fn __patchbay_secondary_main(cpu: u64) -> ! {
     // starts the DTB's first MAX_CPUS CPUs).
     unsafe { percpu::init(cpu as usize) };
     percpu::mark_online();
-    arch::cpu::halt()
+    irq::init_cpu();
+    // Idle: interrupts are taken here (the tick); nothing else runs on this CPU yet.
+    loop {
+        arch::cpu::wfi();
+    }
 }

@@ -5,7 +5,7 @@ use core::sync::atomic::Ordering;
 
 use patchbay_pure::layout::POKE_WINDOW_VA;
 
-use crate::{arch, bench::clock, boot_info, bsp, memory, percpu, print, println, smp};
+use crate::{arch, bench::clock, boot_info, bsp, irq, memory, percpu, print, println, smp};
 
 /// One line every kernel prints first.
 pub fn banner() {
@@ -38,6 +38,16 @@ pub fn banner() {
         println!("bootargs: {}", info.bootargs.as_str());
     }
     cpus();
+    match irq::tick_hz() {
+        0 => println!(
+            "irq: {}, no timer tick (patchbay.tick_hz=N sets one)",
+            irq::controller_name()
+        ),
+        hz => println!(
+            "irq: {}, timer tick {hz} Hz on every CPU",
+            irq::controller_name()
+        ),
+    }
 }
 
 /// The CPU line of the banner: every CPU online with its MPIDR, then one line per CPU that
