@@ -4,7 +4,9 @@
 //! zeroed; [`init`] brings the machine up layer by layer, bottom first, then `kernel_main` (from
 //! `src/main.rs` or a test in `tests/`) runs.
 
-use crate::{bench, boot_info, console, exception, irq, memory, patch, percpu, smp, system, trace};
+use crate::{
+    bench, boot_info, console, exception, ipi, irq, memory, patch, percpu, smp, system, trace,
+};
 
 #[cfg(not(test))]
 unsafe extern "Rust" {
@@ -48,6 +50,7 @@ unsafe fn init(dtb: u64, entry_el: u64) {
     bench::clock::init();
     // SAFETY: once, on the boot CPU, MMU on; before the secondaries, which set up their part.
     unsafe { irq::init() };
+    ipi::init();
     // SAFETY: once, on the boot CPU, MMU on, percpu up, before patch::init uses the poke window.
     unsafe { smp::bring_up() };
     system::banner();

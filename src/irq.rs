@@ -39,13 +39,24 @@ pub const TIMER_INTID: u32 = 27;
 /// Priority of the timer (lower is more urgent; the mask lets everything through).
 const TIMER_PRIORITY: u8 = 0x80;
 
-/// BCM2836 ARM-local registers (QA7 rev 3.4): per core `n`, at `base + reg + 4 * n`.
+/// The inter-processor interrupt: SGI 1 on a GIC, mailbox 0 on the BCM2836.
+pub const IPI_INTID: u32 = 1;
+
+/// BCM2836 ARM-local registers (QA7 rev 3.4): per core `n`, at `base + reg + 4 * n`, except the
+/// mailboxes (`base + reg + 16 * n`).
 mod bcm2836 {
     /// Core timers interrupt control: bit 3 routes nCNTVIRQ to the core's IRQ.
     pub const TIMER_CONTROL: u64 = 0x40;
     pub const CNTV_IRQ: u32 = 1 << 3;
-    /// Core IRQ source: bit 3 is CNTVIRQ.
+    /// Core mailboxes interrupt control: bit 0 routes mailbox 0 to the core's IRQ.
+    pub const MAILBOX_CONTROL: u64 = 0x50;
+    pub const MAILBOX0_IRQ: u32 = 1 << 0;
+    /// Core IRQ source: bit 3 is CNTVIRQ, bit 4 mailbox 0.
     pub const IRQ_SOURCE: u64 = 0x60;
+    pub const MAILBOX0_PENDING: u32 = 1 << 4;
+    /// Mailbox 0 write-set (per core, stride 16) and read / write-clear.
+    pub const MAILBOX0_SET: u64 = 0x80;
+    pub const MAILBOX0_CLEAR: u64 = 0xc0;
 }
 
 enum Controller {
@@ -71,6 +82,57 @@ static TICK_HZ: AtomicU64 = AtomicU64::new(0);
 
 /// A function the timer interrupt calls on every tick (tests hook traced functions here).
 static TICK_HOOK: AtomicUsize = AtomicUsize::new(0);
+
+/// What an IPI runs on its target (registered by `ipi`).
+static IPI_HANDLER: AtomicUsize = AtomicUsize::new(0);
+
+/// Run `handler` for every inter-processor interrupt.
+pub fn set_ipi_handler(handler: fn()) {
+    IPI_HANDLER.store(handler as usize, Ordering::Release);
+}
+
+/// Interrupt CPU `cpu` (an online CPU other than this one) with the IPI. False if this board has
+/// no controller.
+pub fn send_ipi(cpu: usize) -> bool {
+    let sgi = IntId::sgi(IPI_INTID);
+    // The sender's stores (the posted call) must be visible to the target before the interrupt
+    // can reach it: neither an MMIO write (GICv2, mailbox) nor a system-register write (GICv3
+    // ICC_SGI1R_EL1) is ordered after normal stores without a DSB.
+    arch::cpu::dsb_ishst();
+    let mut c = CONTROLLER.lock();
+    match &mut *c {
+        Controller::None => return false,
+        Controller::V2(gic) => gic.send_sgi(
+            sgi,
+            arm_gic::gicv2::SgiTarget::List {
+                target_list_filter: arm_gic::gicv2::SgiTargetListFilter::CPUTargetList,
+                // QEMU and the GIC-400 number CPU interfaces in core order.
+                target_list: 1 << cpu,
+            },
+        ),
+        Controller::V3(_) => {
+            let mpidr = percpu::CPUS[cpu].mpidr.load(Ordering::Relaxed);
+            let aff = |shift: u32| ((mpidr >> shift) & 0xff) as u8;
+            GicCpuInterface::send_sgi(
+                sgi,
+                arm_gic::gicv3::SgiTarget::List {
+                    affinity3: aff(32),
+                    affinity2: aff(16),
+                    affinity1: aff(8),
+                    target_list: 1 << (mpidr & 0xf),
+                },
+                arm_gic::gicv3::SgiTargetGroup::CurrentGroup1,
+            )
+            .unwrap_or_else(|e| panic!("GICv3 SGI: {e:?}"));
+        }
+        Controller::Bcm2836(base) => {
+            let set = (*base + bcm2836::MAILBOX0_SET + 16 * cpu as u64) as *mut u32;
+            // SAFETY: core `cpu`'s mailbox 0 write-set register (device memory).
+            unsafe { set.write_volatile(1) };
+        }
+    }
+    true
+}
 
 /// Call `hook` from every CPU's timer interrupt (`None`: stop).
 pub fn set_tick_hook(hook: Option<fn()>) {
@@ -173,7 +235,8 @@ pub fn init_cpu() {
                 gic.setup();
                 gic.set_interrupt_priority(timer, TIMER_PRIORITY);
                 gic.enable_interrupt(timer, true)
-                    .unwrap_or_else(|e| panic!("GICv2 timer PPI: {e:?}"));
+                    .and_then(|()| gic.enable_interrupt(IntId::sgi(IPI_INTID), true))
+                    .unwrap_or_else(|e| panic!("GICv2 timer PPI / IPI SGI: {e:?}"));
             }
             Controller::V3(gic) => {
                 if cpu != 0 {
@@ -183,13 +246,17 @@ pub fn init_cpu() {
                 GicCpuInterface::set_priority_mask(0xff);
                 gic.set_interrupt_priority(timer, Some(cpu), TIMER_PRIORITY)
                     .and_then(|()| gic.enable_interrupt(timer, Some(cpu), true))
-                    .unwrap_or_else(|e| panic!("GICv3 timer PPI on CPU {cpu}: {e:?}"));
+                    .and_then(|()| gic.enable_interrupt(IntId::sgi(IPI_INTID), Some(cpu), true))
+                    .unwrap_or_else(|e| panic!("GICv3 timer PPI / IPI SGI on CPU {cpu}: {e:?}"));
             }
             Controller::Bcm2836(base) => {
                 let reg = (*base + bcm2836::TIMER_CONTROL + 4 * cpu as u64) as *mut u32;
                 // SAFETY: this core's timer interrupt control register in the ARM-local block
                 // (device memory).
                 unsafe { reg.write_volatile(bcm2836::CNTV_IRQ) };
+                let reg = (*base + bcm2836::MAILBOX_CONTROL + 4 * cpu as u64) as *mut u32;
+                // SAFETY: this core's mailbox interrupt control register (device memory).
+                unsafe { reg.write_volatile(bcm2836::MAILBOX0_IRQ) };
             }
         }
     }
@@ -238,14 +305,34 @@ pub fn handle() {
                     let src = (*base + bcm2836::IRQ_SOURCE + 4 * u64::from(cpu.id)) as *const u32;
                     // SAFETY: this core's IRQ source register (device memory, read-only).
                     let pending = unsafe { src.read_volatile() };
-                    (pending & bcm2836::CNTV_IRQ != 0).then(|| IntId::ppi(TIMER_INTID - 16))
+                    if pending & bcm2836::MAILBOX0_PENDING != 0 {
+                        let clear =
+                            (*base + bcm2836::MAILBOX0_CLEAR + 16 * u64::from(cpu.id)) as *mut u32;
+                        // SAFETY: this core's mailbox 0 read/write-clear register: clearing
+                        // every bit acknowledges the IPI.
+                        unsafe { clear.write_volatile(u32::MAX) };
+                        Some(IntId::sgi(IPI_INTID))
+                    } else {
+                        (pending & bcm2836::CNTV_IRQ != 0).then(|| IntId::ppi(TIMER_INTID - 16))
+                    }
                 }
             }
         };
         let Some(intid) = intid else { break };
         cpu.irqs.fetch_add(1, Ordering::Relaxed);
-        if intid == IntId::ppi(TIMER_INTID - 16) {
-            tick();
+        // A GICv2 SGI's IAR value carries the sender's CPU number in bits 12:10; the EOI below
+        // takes the whole value back.
+        match intid.raw_value() & 0x3ff {
+            TIMER_INTID => tick(),
+            IPI_INTID => {
+                let handler = IPI_HANDLER.load(Ordering::Acquire);
+                if handler != 0 {
+                    // SAFETY: only `set_ipi_handler` stores here, and it stores a `fn()`.
+                    let handler = unsafe { core::mem::transmute::<usize, fn()>(handler) };
+                    handler();
+                }
+            }
+            _ => {}
         }
         match &mut *CONTROLLER.lock() {
             Controller::V2(gic) => gic.end_interrupt(intid, InterruptGroup::Group0),

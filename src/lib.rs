@@ -42,6 +42,7 @@ pub mod drivers;
 pub mod exception;
 pub mod exit;
 mod init;
+pub mod ipi;
 pub mod irq;
 pub mod ktest;
 pub mod memory;
