@@ -43,7 +43,7 @@ CHAINLOADER_ELF := target/$(TARGET)/release/chainloader
 RPI3_FLAGS := -p patchbay --target $(TARGET) --release --no-default-features --features bsp_rpi3
 RPI4_FLAGS := -p patchbay --target $(TARGET) --release --no-default-features --features bsp_rpi4
 # Which kernel tests also run on the Raspberry Pi 3 under QEMU raspi3b.
-RPI3_TESTS := --lib --test boot --test patching --test fault_null --test board_rpi3 --test board_rpi3_el3 --test smp --test irq --test ipi
+RPI3_TESTS := --lib --test boot --test patching --test fault_null --test board_rpi3 --test board_rpi3_el3 --test smp --test irq --test ipi --test stop
 
 BASE       ?= bench/baseline.jsonl
 

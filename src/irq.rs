@@ -70,7 +70,17 @@ enum Controller {
 // CPU may use; every access goes through the mutex below.
 unsafe impl Send for Controller {}
 
+/// The controller, locked only through [`controller`].
 static CONTROLLER: spin::Mutex<Controller> = spin::Mutex::new(Controller::None);
+
+/// Run `f` on the controller with this CPU's IRQs masked: the IRQ path takes the same lock, so
+/// an interrupt arriving while normal context holds it would deadlock the CPU.
+fn controller<R>(f: impl FnOnce(&mut Controller) -> R) -> R {
+    let daif = arch::cpu::mask_all();
+    let r = f(&mut CONTROLLER.lock());
+    arch::cpu::restore_daif(daif);
+    r
+}
 
 /// Set when the run ends: every CPU turns its timer off at its next tick and stops ticking.
 static STOPPING: AtomicBool = AtomicBool::new(false);
@@ -99,17 +109,19 @@ pub fn send_ipi(cpu: usize) -> bool {
     // can reach it: neither an MMIO write (GICv2, mailbox) nor a system-register write (GICv3
     // ICC_SGI1R_EL1) is ordered after normal stores without a DSB.
     arch::cpu::dsb_ishst();
-    let mut c = CONTROLLER.lock();
-    match &mut *c {
-        Controller::None => return false,
-        Controller::V2(gic) => gic.send_sgi(
-            sgi,
-            arm_gic::gicv2::SgiTarget::List {
-                target_list_filter: arm_gic::gicv2::SgiTargetListFilter::CPUTargetList,
-                // QEMU and the GIC-400 number CPU interfaces in core order.
-                target_list: 1 << cpu,
-            },
-        ),
+    controller(|c| match c {
+        Controller::None => false,
+        Controller::V2(gic) => {
+            gic.send_sgi(
+                sgi,
+                arm_gic::gicv2::SgiTarget::List {
+                    target_list_filter: arm_gic::gicv2::SgiTargetListFilter::CPUTargetList,
+                    // QEMU and the GIC-400 number CPU interfaces in core order.
+                    target_list: 1 << cpu,
+                },
+            );
+            true
+        }
         Controller::V3(_) => {
             let mpidr = percpu::CPUS[cpu].mpidr.load(Ordering::Relaxed);
             let aff = |shift: u32| ((mpidr >> shift) & 0xff) as u8;
@@ -124,14 +136,15 @@ pub fn send_ipi(cpu: usize) -> bool {
                 arm_gic::gicv3::SgiTargetGroup::CurrentGroup1,
             )
             .unwrap_or_else(|e| panic!("GICv3 SGI: {e:?}"));
+            true
         }
         Controller::Bcm2836(base) => {
             let set = (*base + bcm2836::MAILBOX0_SET + 16 * cpu as u64) as *mut u32;
             // SAFETY: core `cpu`'s mailbox 0 write-set register (device memory).
             unsafe { set.write_volatile(1) };
+            true
         }
-    }
-    true
+    })
 }
 
 /// Call `hook` from every CPU's timer interrupt (`None`: stop).
@@ -141,12 +154,12 @@ pub fn set_tick_hook(hook: Option<fn()>) {
 
 /// The controller this boot uses, for the banner.
 pub fn controller_name() -> &'static str {
-    match &*CONTROLLER.lock() {
+    controller(|c| match c {
         Controller::None => "none",
         Controller::V2(_) => "GICv2",
         Controller::V3(_) => "GICv3",
         Controller::Bcm2836(_) => "BCM2836 local",
-    }
+    })
 }
 
 /// The tick rate this boot runs at.
@@ -169,7 +182,7 @@ pub unsafe fn init() {
         Intc::None => bsp::INTC,
         dtb => dtb,
     };
-    let controller = match intc {
+    let found = match intc {
         Intc::None => Controller::None,
         // SAFETY: the DTB's GICv2 distributor and CPU interface, mapped as device memory, used
         // only through CONTROLLER.
@@ -198,7 +211,7 @@ pub unsafe fn init() {
         }
         Intc::Bcm2836 { base } => Controller::Bcm2836(base),
     };
-    *CONTROLLER.lock() = controller;
+    controller(|c| *c = found);
     if hz != 0 {
         exit::set_quiesce_hook(stop_ticks);
     }
@@ -225,11 +238,10 @@ fn stop_ticks() {
 /// then IRQs unmasked. Every CPU calls it once it runs on its own per-CPU slot.
 pub fn init_cpu() {
     let cpu = percpu::this().id as usize;
-    {
-        let mut c = CONTROLLER.lock();
-        let timer = IntId::ppi(TIMER_INTID - 16);
-        match &mut *c {
-            Controller::None => return,
+    let timer = IntId::ppi(TIMER_INTID - 16);
+    let present = controller(|c| {
+        match c {
+            Controller::None => return false,
             Controller::V2(gic) => {
                 // GICC and the PPI enables are banked per CPU: every CPU programs its own.
                 gic.setup();
@@ -259,9 +271,12 @@ pub fn init_cpu() {
                 unsafe { reg.write_volatile(bcm2836::MAILBOX0_IRQ) };
             }
         }
+        true
+    });
+    if present {
+        arm_tick();
+        arch::cpu::irq_enable();
     }
-    arm_tick();
-    arch::cpu::irq_enable();
 }
 
 /// Arm the next tick on this CPU (or leave the timer off at 0 Hz).
@@ -294,6 +309,7 @@ pub fn handle() {
     cpu.irq_depth.fetch_add(1, Ordering::Relaxed);
     loop {
         let intid = {
+            // IRQs are masked here (exception entry), so the lock is taken directly.
             let mut c = CONTROLLER.lock();
             match &mut *c {
                 Controller::None => None,

@@ -50,6 +50,7 @@ mod panic;
 pub mod patch;
 pub mod percpu;
 pub mod smp;
+pub mod stop;
 pub mod subjects;
 pub mod symbols;
 pub mod system;

@@ -24,7 +24,8 @@
 //! Serial bring-up keeps one [`SecondaryBoot`] block enough.
 //!
 //! Started CPUs set up their part of the interrupt controller (`irq::init_cpu`), unmask IRQs
-//! and idle in `WFI`, taking the timer tick; they run no patchable code of their own.
+//! and idle in `WFI`, taking the timer tick and IPIs; [`run_on`] gives one of them work to run in
+//! normal context (tests and benchmarks run the traced subjects on every CPU this way).
 //!
 //! Page 0 (the Pis' spin table lives at 0xd8..0xf8) is the deliberately unmapped null page: the
 //! release address is written through this CPU's poke-window slot (`memory::poke_slot`),
@@ -33,7 +34,7 @@
 
 use core::{
     fmt,
-    sync::atomic::{AtomicU64, Ordering},
+    sync::atomic::{AtomicU64, AtomicUsize, Ordering},
 };
 
 use patchbay_pure::pagetable::{self, Attrs};
@@ -41,7 +42,9 @@ use patchbay_pure::pagetable::{self, Attrs};
 use crate::{
     arch::{self, psci::PsciError},
     boot_info::{self, EnableMethod},
-    exception, irq, memory,
+    exception,
+    ipi::{self, IpiError},
+    irq, memory,
     percpu::{self, MAX_CPUS},
 };
 
@@ -200,8 +203,69 @@ extern "C" fn __patchbay_secondary_main(cpu: u64) -> ! {
     unsafe { percpu::init(cpu as usize) };
     percpu::mark_online();
     irq::init_cpu();
-    // Idle: interrupts are taken here (the tick); nothing else runs on this CPU yet.
-    loop {
-        arch::cpu::wfi();
+    idle(cpu as usize)
+}
+
+/// Work posted for a CPU's idle loop: a function and its argument, run in normal context.
+struct Work {
+    func: AtomicUsize,
+    arg: AtomicU64,
+}
+
+static WORK: [Work; MAX_CPUS] = [const {
+    Work {
+        func: AtomicUsize::new(0),
+        arg: AtomicU64::new(0),
     }
+}; MAX_CPUS];
+
+/// A secondary CPU's life after bring-up: run posted work ([`run_on`]), else sleep in `WFI`,
+/// taking interrupts (the tick, IPIs).
+fn idle(cpu: usize) -> ! {
+    let work = &WORK[cpu];
+    loop {
+        // Check and sleep with IRQs masked: work posted (and its wake-up IPI taken) between an
+        // unmasked check and the WFI would sleep until the next interrupt. A pending IRQ wakes
+        // WFI even while masked; it is taken when DAIF is restored.
+        let daif = arch::cpu::mask_all();
+        let func = work.func.load(Ordering::Acquire);
+        if func == 0 {
+            arch::cpu::wfi();
+        }
+        arch::cpu::restore_daif(daif);
+        if func != 0 {
+            // SAFETY: only `run_on` stores here, and it stores a `fn(u64)`.
+            let func = unsafe { core::mem::transmute::<usize, fn(u64)>(func) };
+            func(work.arg.load(Ordering::Relaxed));
+            work.func.store(0, Ordering::Release);
+        }
+    }
+}
+
+/// Why [`run_on`] could not post.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WorkError {
+    /// The CPU is still running earlier work.
+    Busy { cpu: usize },
+    /// It cannot be woken.
+    Ipi(IpiError),
+}
+
+/// Run `func(arg)` on secondary CPU `cpu` in normal context (IRQs unmasked, its own kernel
+/// stack), from its idle loop; returns once posted. [`idle_cpu`] says when it has finished.
+pub fn run_on(cpu: usize, func: fn(u64), arg: u64) -> Result<(), WorkError> {
+    let work = &WORK[cpu];
+    if work.func.load(Ordering::Acquire) != 0 {
+        return Err(WorkError::Busy { cpu });
+    }
+    work.arg.store(arg, Ordering::Relaxed);
+    // Release: the CPU that sees the function sees its argument.
+    work.func.store(func as usize, Ordering::Release);
+    // Wake it: the IPI itself does nothing, the idle loop finds the work.
+    ipi::call(ipi::CpuSet::one(cpu), |_| {}, 0, ipi::Wait::Posted).map_err(WorkError::Ipi)
+}
+
+/// Has CPU `cpu` finished the work [`run_on`] gave it?
+pub fn idle_cpu(cpu: usize) -> bool {
+    WORK[cpu].func.load(Ordering::Acquire) == 0
 }
