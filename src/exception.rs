@@ -122,7 +122,7 @@ extern "C" fn __patchbay_exception(kind: u64, frame: &mut ExceptionFrame) {
     // An IRQ from kernel code on its own stack; one on the exception stack would mean a handler
     // unmasked IRQs, which the nested-exception policy (`irq`) forbids: fatal.
     if kind == Kind::IRQ {
-        irq::handle();
+        irq::handle(frame.elr);
         return;
     }
     if kind.is_sync() {

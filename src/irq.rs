@@ -302,10 +302,11 @@ fn arm_tick() {
     }
 }
 
-/// The IRQ path, from `exception` (vectors.s saved the interrupted state): acknowledge, run the
-/// handler, end the interrupt, until nothing is pending.
-pub fn handle() {
+/// The IRQ path, from `exception` (vectors.s saved the interrupted state, which resumes at
+/// `elr`): acknowledge, run the handler, end the interrupt, until nothing is pending.
+pub fn handle(elr: u64) {
     let cpu = percpu::this();
+    cpu.irq_elr.store(elr, Ordering::Relaxed);
     cpu.irq_depth.fetch_add(1, Ordering::Relaxed);
     loop {
         let intid = {

@@ -32,6 +32,9 @@ pub struct PerCpu {
     pub irq_depth: AtomicU32,
     /// Interrupts taken on this CPU.
     pub irqs: AtomicU64,
+    /// Where this CPU was interrupted last (ELR_EL1 of its latest IRQ; while it is parked by a
+    /// stop-the-world, where it will resume).
+    pub irq_elr: AtomicU64,
     /// Timer ticks taken on this CPU.
     pub ticks: AtomicU64,
 }
@@ -48,6 +51,7 @@ impl PerCpu {
             online: AtomicBool::new(false),
             irq_depth: AtomicU32::new(0),
             irqs: AtomicU64::new(0),
+            irq_elr: AtomicU64::new(0),
             ticks: AtomicU64::new(0),
         }
     }

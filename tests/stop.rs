@@ -12,8 +12,11 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use patchbay::{
     arch,
     ipi::{self, CpuSet, Wait},
-    kernel_test, percpu, smp,
+    kernel_test,
+    patch::{batch, counter, sites, text::text_hash},
+    percpu, smp,
     stop::{self, StopError},
+    subjects,
 };
 
 #[cfg(feature = "bsp_qemu_virt")]
@@ -107,4 +110,33 @@ fn a_cpu_that_does_not_arrive_is_a_typed_timeout() {
     assert_eq!(stop::stop_machine(|| 1), Ok(1));
     ipi::call(CpuSet::others(), |_| {}, 0, Wait::Done).unwrap();
     assert_eq!(percpu::online(), 4);
+}
+
+/// A secondary calling the site while it is armed and restored.
+fn call_leaf(_: u64) {
+    while !QUIT.load(Ordering::Relaxed) {
+        subjects::leaf();
+    }
+}
+
+#[kernel_test]
+fn entry_word_writes_run_with_the_other_cpus_stopped() {
+    // The first arm writes `mov x9, x30`, which is not CMODX-safe: with 4 CPUs online the batch
+    // stops the machine (and retries while a CPU sits inside the site) instead of refusing.
+    let boot = text_hash();
+    let leaf = sites::by_name("patchbay::subjects::leaf").unwrap();
+    QUIT.store(false, Ordering::Relaxed);
+    for cpu in 1..4 {
+        smp::run_on(cpu, call_leaf, 0).unwrap();
+    }
+    for _ in 0..10 {
+        batch::arm(leaf, counter::target()).unwrap();
+        counter::take();
+        subjects::leaf();
+        assert!(counter::take() >= 1, "the armed site calls the counter");
+        batch::restore(leaf).unwrap();
+    }
+    QUIT.store(true, Ordering::Relaxed);
+    wait_until(|| (1..4).all(smp::idle_cpu));
+    assert_eq!(text_hash(), boot, "restored text is byte-identical");
 }
