@@ -184,9 +184,9 @@ pub unsafe fn init() {
     };
     let found = match intc {
         Intc::None => Controller::None,
-        // SAFETY: the DTB's GICv2 distributor and CPU interface, mapped as device memory, used
-        // only through CONTROLLER.
         Intc::GicV2 { gicd, gicc } => {
+            // SAFETY: the GICv2 distributor and CPU interface (DTB or board), mapped as device
+            // memory, used only through CONTROLLER.
             let mut gic = unsafe { GicV2::new(gicd as *mut _, gicc as *mut _) };
             gic.setup();
             Controller::V2(gic)

@@ -142,8 +142,9 @@ pub unsafe fn bring_up() {
             EnableMethod::Psci => {
                 arch::psci::cpu_on(node.mpidr, entry, 0).map_err(StartError::Psci)
             }
-            // SAFETY: the DTB names this address as the CPU's spin-table release address.
             EnableMethod::SpinTable(release) => {
+                // SAFETY: the DTB names this address as the CPU's spin-table release address;
+                // bring-up is single-threaded and before patch::init, so the poke slot is ours.
                 unsafe { release_spin_table(release, entry) };
                 Ok(())
             }

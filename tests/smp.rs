@@ -9,7 +9,7 @@
 
 use core::sync::atomic::Ordering;
 
-use patchbay::{arch, boot_info, kernel_test, memory, percpu};
+use patchbay::{boot_info, kernel_test, memory, percpu};
 use patchbay_pure::pagetable;
 
 #[cfg(feature = "bsp_qemu_virt")]
@@ -83,7 +83,7 @@ fn every_cpu_has_both_stacks_with_unmapped_guards() {
 #[cfg(feature = "bsp_qemu_virt")]
 #[kernel_test]
 fn psci_cpu_on_errors_are_typed() {
-    use arch::psci::{PsciError, cpu_on};
+    use patchbay::arch::psci::{PsciError, cpu_on};
     let entry = every_dtb_cpu_is_online_in_its_own_slot as *const () as u64;
     let cpu1 = boot_info::get().cpu_nodes()[1].mpidr;
     assert_eq!(cpu_on(cpu1, entry, 0), Err(PsciError::AlreadyOn));

@@ -33,7 +33,6 @@ pub use patchbay_wire::directives::SECTION;
 use patchbay_wire::directives::{self as keys, KEYS, key_value, lines};
 
 use crate::board;
-use crate::qemu::Tcg;
 
 /// How QEMU starts the kernel (directive `boot`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -43,6 +42,30 @@ pub enum BootMode {
     Kernel,
     /// Raw at the load address, entered at EL3 with no DTB.
     El3,
+}
+
+/// How TCG runs the vCPUs (`-accel tcg,thread=…`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tcg {
+    /// One host thread per vCPU: CPUs really run at the same time (races show up).
+    Multi,
+    /// All vCPUs round-robin in one host thread (deterministic with `-icount`, which needs it).
+    Single,
+}
+
+impl Tcg {
+    pub fn name(self) -> &'static str {
+        match self {
+            Tcg::Multi => "multi",
+            Tcg::Single => "single",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Tcg> {
+        [Tcg::Multi, Tcg::Single]
+            .into_iter()
+            .find(|t| t.name() == name)
+    }
 }
 
 /// Parsed directives; `None` / empty means "not given" (the defaults live in `cmd::run`).

@@ -17,34 +17,10 @@ use patchbay_board::ClockMode;
 use patchbay_wire::bootargs;
 
 use crate::board;
-use crate::directives::BootMode;
+use crate::directives::{BootMode, Tcg};
 
 /// The QEMU binary looked up on `PATH` when `--qemu` is not given.
 pub const DEFAULT_QEMU: &str = "qemu-system-aarch64";
-
-/// How TCG runs the vCPUs (`-accel tcg,thread=…`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Tcg {
-    /// One host thread per vCPU: CPUs really run at the same time (races show up).
-    Multi,
-    /// All vCPUs round-robin in one host thread (deterministic with `-icount`, which needs it).
-    Single,
-}
-
-impl Tcg {
-    pub fn name(self) -> &'static str {
-        match self {
-            Tcg::Multi => "multi",
-            Tcg::Single => "single",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<Tcg> {
-        [Tcg::Multi, Tcg::Single]
-            .into_iter()
-            .find(|t| t.name() == name)
-    }
-}
 
 /// Everything the QEMU command line depends on.
 #[derive(Clone, Debug, PartialEq, Eq)]

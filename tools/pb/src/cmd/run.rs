@@ -216,7 +216,11 @@ pub fn plan(args: &Args, d: &Directives) -> Plan {
             machine,
             icount,
             gic: args.gic.or(d.gic),
-            tcg: args.tcg.as_deref().and_then(qemu::Tcg::from_name).or(d.tcg),
+            tcg: args
+                .tcg
+                .as_deref()
+                .and_then(directives::Tcg::from_name)
+                .or(d.tcg),
             gdb: args.gdb,
             kernel: PathBuf::new(),
             emulator: None,
@@ -243,7 +247,7 @@ fn check_accelerator(q: &QemuConfig) -> Result<()> {
             q.machine
         );
     }
-    if q.icount && q.tcg == Some(qemu::Tcg::Multi) {
+    if q.icount && q.tcg == Some(directives::Tcg::Multi) {
         bail!(
             "`tcg=multi` cannot run with icount: QEMU counts instructions only with all vCPUs \
              in one thread (`tcg=single`)"
@@ -616,10 +620,16 @@ mod tests {
     fn gic_and_tcg_from_directives_and_options() {
         let d = directives::parse(b"smp=4\ngic=3\ntcg=multi\n").unwrap();
         let p = plan(&args(&["k.elf"]), &d);
-        assert_eq!((p.qemu.gic, p.qemu.tcg), (Some(3), Some(qemu::Tcg::Multi)));
+        assert_eq!(
+            (p.qemu.gic, p.qemu.tcg),
+            (Some(3), Some(directives::Tcg::Multi))
+        );
         assert!(check_accelerator(&p.qemu).is_ok());
         let p = plan(&args(&["--gic", "2", "--tcg", "single", "k.elf"]), &d);
-        assert_eq!((p.qemu.gic, p.qemu.tcg), (Some(2), Some(qemu::Tcg::Single)));
+        assert_eq!(
+            (p.qemu.gic, p.qemu.tcg),
+            (Some(2), Some(directives::Tcg::Single))
+        );
         let p = plan(&args(&["--icount", "k.elf"]), &d);
         let msg = format!("{:#}", check_accelerator(&p.qemu).unwrap_err());
         assert!(msg.contains("`tcg=multi` cannot run with icount"), "{msg}");
