@@ -4,7 +4,8 @@
 //! ```
 //! use patchbay_pure::psci::{self, PsciError};
 //! assert_eq!(psci::result(0), Ok(()));
-//! assert_eq!(psci::result(-4), Err(PsciError::AlreadyOn));
+//! // The code is a signed 32-bit value in x0 (here -4, sign-extended).
+//! assert_eq!(psci::result(-4i64 as u64), Err(PsciError::AlreadyOn));
 //! assert_eq!(PsciError::AlreadyOn.to_string(), "ALREADY_ON (-4): the CPU is already on");
 //! ```
 
