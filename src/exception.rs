@@ -119,12 +119,6 @@ pub fn install() {
 extern "C" fn __patchbay_exception(kind: u64, frame: &mut ExceptionFrame) {
     let kind = Kind(kind);
     percpu::this().exceptions.fetch_add(1, Ordering::Relaxed);
-    // An IRQ from kernel code on its own stack; one on the exception stack would mean a handler
-    // unmasked IRQs, which the nested-exception policy (`irq`) forbids: fatal.
-    if kind == Kind::IRQ {
-        irq::handle(frame.elr);
-        return;
-    }
     if kind.is_sync() {
         let ec = esr::exception_class(frame.esr);
         // HLT #0xF000 trapped as undefined: the semihosting exit is not available.
@@ -143,6 +137,12 @@ extern "C" fn __patchbay_exception(kind: u64, frame: &mut ExceptionFrame) {
         {
             return;
         }
+    } else if kind == Kind::IRQ {
+        // An IRQ from kernel code on its own stack (after the synchronous path, which BRK probes
+        // take, so that it costs them nothing). One on the exception stack would mean a handler
+        // unmasked IRQs, which the nested-exception policy (`irq`) forbids: fatal below.
+        irq::handle(frame.elr);
+        return;
     }
     fatal(kind, frame);
 }
