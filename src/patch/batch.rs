@@ -31,14 +31,18 @@
 //!   literal changes only once no `bl` can read it.
 //!
 //! `nop` ↔ `bl` and `bl` ↔ `bl` are CMODX-safe (the Arm ARM allows them to be changed while
-//! another PE executes them). `nop` ↔ `mov` is not: it is only written when no other CPU runs,
-//! which is always true today; with more CPUs online it is refused
-//! ([`PatchError::NeedsStopMachine`]) until a stop-the-world rendezvous exists.
+//! another PE executes them). `nop` ↔ `mov` is not: it is only written when no other CPU runs.
+//! With more CPUs online, a batch that writes it runs inside [`stop::stop_machine`]: every other
+//! CPU is parked in its IPI handler, and the batch is written only if none of them was
+//! interrupted inside a word being written or right after it (its next instruction could then
+//! pair an old word with a new one: `nop` executed, then the new `bl` without its `mov`); else
+//! the stop is retried ([`STOP_ATTEMPTS`]) and finally refused ([`PatchError::SiteInUse`]).
 //!
 //! All checks (encodings, expected words, alignment, regions) run before the first write, so an
 //! error leaves text byte-identical.
 
 use alloc::vec::Vec;
+use core::sync::atomic::Ordering;
 
 use patchbay_pure::batch::{self as plan, Call, Change, Literal, Write};
 pub use patchbay_pure::batch::{LITERAL_NOPS, SiteState};
@@ -48,7 +52,40 @@ use super::{
     poke::{self, PokeStats},
     sites::{self, Site},
 };
-use crate::percpu;
+use crate::{percpu, stop};
+
+/// How often a stopped batch is retried while another CPU sits inside a site being written.
+pub const STOP_ATTEMPTS: usize = 100;
+
+/// Write both phases with every other CPU stopped, none of them interrupted inside (or right
+/// after) a word being written.
+fn apply_stopped(phase1: &mut [Write], phase2: &mut [Write]) -> Result<PokeStats, PatchError> {
+    let me = percpu::this().id;
+    let mut in_use = None;
+    for _ in 0..STOP_ATTEMPTS {
+        let outcome = stop::stop_machine(|| {
+            let busy = percpu::online_cpus().filter(|c| c.id != me).find_map(|c| {
+                let pc = c.irq_elr.load(Ordering::Relaxed);
+                phase1
+                    .iter()
+                    .chain(phase2.iter())
+                    .find(|w| (w.addr..w.addr + 8).contains(&pc))
+                    .map(|w| (c.id, w.addr))
+            });
+            match busy {
+                Some(site) => Err(site),
+                None => Ok(poke::apply_phases(&mut [phase1, phase2])),
+            }
+        })
+        .map_err(PatchError::Stop)?;
+        match outcome {
+            Ok(written) => return written,
+            Err(site) => in_use = Some(site),
+        }
+    }
+    let (cpu, addr) = in_use.expect("at least one attempt");
+    Err(PatchError::SiteInUse { cpu, addr })
+}
 
 /// What the engine keeps between batches: every site's state, and the buffers a commit plans
 /// into. The buffers are cleared, never freed, so once they have grown to the largest batch seen
@@ -152,8 +189,8 @@ impl Batch {
     }
 
     /// Apply every change, or none: merge them per site, plan both phases
-    /// (`patchbay_pure::batch`), refuse entry-word writes while other CPUs run, validate and
-    /// write both phases ([`poke::apply_phases`]), then record the sites' new states.
+    /// (`patchbay_pure::batch`), validate and write both phases ([`poke::apply_phases`]; with
+    /// other CPUs stopped when entry words change), then record the sites' new states.
     pub fn commit(mut self) -> Result<BatchStats, PatchError> {
         if let Some(e) = self.error.take() {
             return Err(e);
@@ -201,13 +238,14 @@ fn plan_and_write(
         )?;
         next.push((c.site, new));
     }
-    let cpus = percpu::online();
-    if entry_writes && cpus > 1 {
-        return Err(PatchError::NeedsStopMachine { cpus });
-    }
     let phase_writes = [phase1.len(), phase2.len()];
-    // Both phases are validated before either is written.
-    let poke = poke::apply_phases(&mut [&mut phase1[..], &mut phase2[..]])?;
+    // Both phases are validated before either is written. Entry words (the first `mov x9, x30`)
+    // are not CMODX-safe: with other CPUs online they are written under stop-the-world.
+    let poke = if entry_writes && percpu::online() > 1 {
+        apply_stopped(&mut phase1[..], &mut phase2[..])?
+    } else {
+        poke::apply_phases(&mut [&mut phase1[..], &mut phase2[..]])?
+    };
     for &(i, s) in next.iter() {
         states[i] = s;
     }

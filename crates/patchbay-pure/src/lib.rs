@@ -12,6 +12,7 @@
 //! | [`esr`] | decoding of ESR_ELx for crash reports |
 //! | [`ksyms`] | the kernel symbol table blob the host tool embeds into the image |
 //! | [`pagetable`] | stage-1 4 KiB-granule descriptors and a table walker |
+//! | [`psci`] | PSCI function IDs and return codes (typed errors for CPU bring-up) |
 //! | [`layout`] | the physical memory map: kernel, heap, trampoline pools, poke window |
 //! | [`shadow`] | the bookkeeping of a return-hook shadow stack (push, pop, overflows, translation) |
 //! | [`siteplan`] | the tracer's site planner: the call and literal a site needs for its owners and mode |
@@ -35,6 +36,7 @@ pub mod layout;
 #[cfg(test)]
 mod llvm_mc;
 pub mod pagetable;
+pub mod psci;
 pub mod shadow;
 pub mod siteplan;
 pub mod sites;
