@@ -39,9 +39,9 @@
 //!
 //! A direct trampoline serves one site and one handler, so the only recursion it could guard
 //! against is its own handler calling (directly or through an interrupt) the function it
-//! traces. The guard the static trampoline keeps per CPU and context costs about eight
-//! instructions on every call (find the per-CPU area, test, set, clear) — half of a direct
-//! call's whole budget — and direct handlers are written for the site they are bound to, like
+//! traces. A guard like the static trampoline's, per CPU and context, would add several
+//! instructions to every call (find the per-CPU area, test, set, clear) of a mechanism whose
+//! whole budget is 16, and direct handlers are written for the site they are bound to, like
 //! BPF trampolines whose programs are verified not to recurse. So direct trampolines carry no
 //! guard and a direct handler must not call the function it traces; a handler that may (or an
 //! attacher that cannot know) uses an ops (list or call-ops), whose trampoline guards every call.
