@@ -1,6 +1,6 @@
 //! The signature matrix: every shape of Rust signature (`subjects::signatures`) traced by every
-//! mechanism — list, call-ops, direct near, far via ops, far via veneer, fexit, rethook, fprobe,
-//! BRK — with handlers that clobber every register AAPCS64 lets them clobber (x0–x17), and every
+//! mechanism — list, call-ops, direct near, far via ops, far via veneer (and the lean direct
+//! variant), fexit, rethook, fprobe, BRK — with handlers that clobber every register AAPCS64 lets them clobber (x0–x17), and every
 //! call's result checked against the untraced twin. Plus the two shapes that broke direct
 //! trampolines before they saved what the signature uses, fexit at and past its 12-word limit,
 //! and the argument registers `#[patchable]` recorded.
@@ -23,8 +23,7 @@ use patchbay::{
     subjects::signatures::{self as sig, Large, Pair16, Small},
     trace::{
         self, DirectCtx, DirectKind, Filter, FtraceRegs, Mode, Ops, OpsId, Reach, TraceError,
-        fprobe, kprobe,
-        rethook::RetRegs,
+        fprobe, kprobe, rethook::RetRegs,
     },
 };
 use patchbay_pure::{
@@ -156,22 +155,66 @@ fn call_every_subject(mech: &str) -> Vec<u64> {
     called.push(sig::sig_mut_slice as *const () as u64);
     same!(sig_u128, sig_u128_twin(5, BIG));
     same!(sig_i128, sig_i128_twin(1, 2, 3, -(BIG as i128) / 3, 4));
-    same!(sig_small, sig_small_twin(Small { a: 0xdead, b: 0xbeef }, 11));
-    same!(sig_pair16, sig_pair16_twin(Pair16 { a: DATA[0], b: DATA[3] }, 12));
-    same!(sig_large, sig_large_twin(Large { w: [1, 2, 3, 4, 5, 6] }, 13));
+    same!(
+        sig_small,
+        sig_small_twin(
+            Small {
+                a: 0xdead,
+                b: 0xbeef
+            },
+            11
+        )
+    );
+    same!(
+        sig_pair16,
+        sig_pair16_twin(
+            Pair16 {
+                a: DATA[0],
+                b: DATA[3]
+            },
+            12
+        )
+    );
+    same!(
+        sig_large,
+        sig_large_twin(
+            Large {
+                w: [1, 2, 3, 4, 5, 6]
+            },
+            13
+        )
+    );
     same!(sig_option_ref, sig_option_ref_twin(Some(&DATA[0]), 14));
     same!(sig_option_ref, sig_option_ref_twin(None, 14));
     same!(sig_tuple, sig_tuple_twin((DATA[0], 0xffff_fffe), 15));
     same!(sig_args8, sig_args8_twin(1, 2, 3, 4, 5, 6, 7, 8));
     same!(sig_args9, sig_args9_twin(1, 2, 3, 4, 5, 6, 7, 8, 9));
-    same!(sig_args12, sig_args12_twin(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12));
-    same!(sig_args13, sig_args13_twin(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13));
-    same!(sig_stack_u128, sig_stack_u128_twin(1, 2, 3, 4, 5, 6, 7, BIG, 9));
-    same!(sig_split_slice, sig_split_slice_twin(1, 2, 3, 4, 5, 6, 7, &DATA));
+    same!(
+        sig_args12,
+        sig_args12_twin(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12)
+    );
+    same!(
+        sig_args13,
+        sig_args13_twin(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13)
+    );
+    same!(
+        sig_stack_u128,
+        sig_stack_u128_twin(1, 2, 3, 4, 5, 6, 7, BIG, 9)
+    );
+    same!(
+        sig_split_slice,
+        sig_split_slice_twin(1, 2, 3, 4, 5, 6, 7, &DATA)
+    );
     same!(sig_large_ret, sig_large_ret_twin(DATA[0], DATA[1]));
     same!(sig_slice_large_ret, sig_slice_large_ret_twin(&DATA, 16));
-    same!(sig_args9_large_ret, sig_args9_large_ret_twin(1, 2, 3, 4, 5, 6, 7, 8, 9));
-    let (x, y) = (sig::sig_f64(1.5, -2.25, 7), sig::sig_f64_twin(1.5, -2.25, 7));
+    same!(
+        sig_args9_large_ret,
+        sig_args9_large_ret_twin(1, 2, 3, 4, 5, 6, 7, 8, 9)
+    );
+    let (x, y) = (
+        sig::sig_f64(1.5, -2.25, 7),
+        sig::sig_f64_twin(1.5, -2.25, 7),
+    );
     assert_eq!(x.to_bits(), y.to_bits(), "{mech}: sig_f64");
     called.push(sig::sig_f64 as *const () as u64);
     called
@@ -188,18 +231,21 @@ enum Mechanism {
     List,
     CallOps,
     Direct(Reach),
+    DirectLean(Reach),
     Fexit,
     Rethook,
     Fprobe,
     Brk,
 }
 
-const MECHANISMS: [Mechanism; 9] = [
+const MECHANISMS: [Mechanism; 11] = [
     Mechanism::List,
     Mechanism::CallOps,
     Mechanism::Direct(Reach::Near),
     Mechanism::Direct(Reach::FarViaOps),
     Mechanism::Direct(Reach::FarViaVeneer),
+    Mechanism::DirectLean(Reach::Near),
+    Mechanism::DirectLean(Reach::FarViaVeneer),
     Mechanism::Fexit,
     Mechanism::Rethook,
     Mechanism::Fprobe,
@@ -229,10 +275,15 @@ fn attach(m: Mechanism) -> (Attached, Vec<u64>, u64) {
             let id = trace::attach(addrs(), ops_clobber, 0, mode).unwrap();
             (Attached::Ops([id].into()), every, 1)
         }
-        Mechanism::Direct(reach) => {
+        Mechanism::Direct(reach) | Mechanism::DirectLean(reach) => {
+            let kind = if matches!(m, Mechanism::Direct(_)) {
+                DirectKind::Entry(direct_clobber)
+            } else {
+                DirectKind::LeanEntry(direct_clobber)
+            };
             let ids = sites
                 .iter()
-                .map(|s| trace::attach_direct(s, DirectKind::Entry(direct_clobber), 0, reach))
+                .map(|s| trace::attach_direct(s, kind, 0, reach))
                 .collect::<Result<_, _>>()
                 .unwrap();
             (Attached::Ops(ids), every, 1)
@@ -283,7 +334,9 @@ fn detach(a: Attached) {
     match a {
         Attached::Ops(ids) => ids.into_iter().for_each(|id| trace::detach(id).unwrap()),
         Attached::Fprobe(id) => fprobe::unregister(id).unwrap(),
-        Attached::Probes(ids) => ids.into_iter().for_each(|id| kprobe::unregister(id).unwrap()),
+        Attached::Probes(ids) => ids
+            .into_iter()
+            .for_each(|id| kprobe::unregister(id).unwrap()),
     }
     assert_eq!(text::text_hash(), BOOT.load(Ordering::Relaxed));
 }
@@ -323,9 +376,15 @@ fn a_large_result_through_x8_survives_the_suites_counting_handler() {
     for name in ["sig_large_ret", "sig_slice_large_ret"] {
         let s = sites::by_name(name).unwrap();
         assert!(s.arg_regs().x8, "{name} returns through memory");
-        for reach in [Reach::Near, Reach::FarViaOps, Reach::FarViaVeneer] {
-            let id = trace::attach_direct(s, DirectKind::Entry(mechanisms::direct_count), 0, reach)
-                .unwrap();
+        let kinds = [
+            DirectKind::Entry(mechanisms::direct_count),
+            DirectKind::LeanEntry(mechanisms::direct_count),
+        ];
+        for (kind, reach) in kinds
+            .into_iter()
+            .flat_map(|k| [Reach::Near, Reach::FarViaOps, Reach::FarViaVeneer].map(|r| (k, r)))
+        {
+            let id = trace::attach_direct(s, kind, 0, reach).unwrap();
             let before = mechanisms::HITS.load(Ordering::Relaxed);
             assert_eq!(sig::sig_large_ret(3, 4), sig::sig_large_ret_twin(3, 4));
             assert_eq!(
@@ -363,8 +422,8 @@ fn fexit_runs_twelve_argument_words_and_refuses_thirteen() {
 
     // 13 words: a typed refusal naming the limit, nothing patched.
     let s13 = sites::by_name("sig_args13").unwrap();
-    let e = trace::attach_direct(s13, DirectKind::Fexit(fexit_sees_all), 0, Reach::Near)
-        .unwrap_err();
+    let e =
+        trace::attach_direct(s13, DirectKind::Fexit(fexit_sees_all), 0, Reach::Near).unwrap_err();
     assert_eq!(
         e,
         TraceError::Tramp(TrampError::TooManyArgs {
@@ -412,5 +471,41 @@ fn patchable_records_the_registers_each_signature_uses() {
     // Aggregates and tuples by value cannot be proved: x0–x8.
     for name in ["sig_small", "sig_pair16", "sig_large", "sig_tuple"] {
         assert_eq!(regs(name), r(8, true, 0), "{name}");
+    }
+}
+
+fn flip_result(_: u64, _: u64, _: u64, regs: &mut RetRegs) {
+    regs.x[0] ^= 0xff;
+    clobber();
+}
+
+extern "C" fn hook_and_clobber(ctx: &DirectCtx, args: *mut u64) {
+    // SAFETY: `args` is what the trampoline passed.
+    assert!(unsafe { ctx.hook_return(args, flip_result, 0, 0) });
+    clobber();
+}
+
+/// A return hook set from a direct entry handler finds the call-site record in both layouts
+/// (full and lean) whatever the number of saved registers.
+#[kernel_test]
+fn direct_entry_handlers_hook_returns_in_both_layouts() {
+    for kind in [
+        DirectKind::Entry(hook_and_clobber),
+        DirectKind::LeanEntry(hook_and_clobber),
+    ] {
+        for reach in [Reach::Near, Reach::FarViaVeneer] {
+            let s = sites::by_name("sig_slice").unwrap();
+            let t = sites::by_name("sig_args9").unwrap();
+            let ids = [
+                trace::attach_direct(s, kind, 0, reach).unwrap(),
+                trace::attach_direct(t, kind, 0, reach).unwrap(),
+            ];
+            assert_eq!(sig::sig_slice(&DATA), sig::sig_slice_twin(&DATA) ^ 0xff);
+            assert_eq!(
+                sig::sig_args9(1, 2, 3, 4, 5, 6, 7, 8, 9),
+                sig::sig_args9_twin(1, 2, 3, 4, 5, 6, 7, 8, 9) ^ 0xff
+            );
+            ids.into_iter().for_each(|id| trace::detach(id).unwrap());
+        }
     }
 }

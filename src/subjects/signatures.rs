@@ -45,7 +45,9 @@ pub struct Large {
 /// One step of the subjects' hash: every input bit reaches the result.
 #[inline(always)]
 fn mix(acc: u64, x: u64) -> u64 {
-    (acc ^ x).wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(23)
+    (acc ^ x)
+        .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        .rotate_left(23)
 }
 
 fn mix_all(words: &[u64]) -> u64 {

@@ -96,6 +96,8 @@ pub struct DirectCtx {
     pub regs: ArgRegs,
     /// Stack argument words after the registers in the save area (fexit; 0 at entry).
     pub stack_words: u32,
+    /// A lean entry trampoline (no frame record for the traced function).
+    pub lean: bool,
 }
 
 impl DirectCtx {
@@ -111,12 +113,19 @@ impl DirectCtx {
         ctx: u64,
         data: u64,
     ) -> bool {
-        let record = args as u64 + tramp::entry_callsite_offset(self.regs) as u64;
+        let area = tramp::entry_callsite_offset(self.regs) as u64;
+        let (record, caller_sp) = if self.lean {
+            let record = (args as u64).wrapping_add_signed(tramp::LEAN_CALLSITE_OFFSET.into());
+            (record, record + 16 + area)
+        } else {
+            let record = args as u64 + area;
+            (record, record + 16)
+        };
         // SAFETY: the entry trampoline's call-site record { caller's x29, return address } lies
-        // `entry_callsite_offset` bytes above the save area it passed as `args` (tramp.rs
-        // layout), on its frame, live while the handler runs.
+        // at a fixed offset from the save area it passed as `args` (tramp.rs layouts of `entry`
+        // and `entry_lean`), on its frame, live while the handler runs.
         let (fp, slot) = unsafe { (*(record as *const u64), &mut *((record + 8) as *mut u64)) };
-        rethook::push(slot, record + 16, fp, self.site, exit, ctx, data)
+        rethook::push(slot, caller_sp, fp, self.site, exit, ctx, data)
     }
 
     /// The argument words: registers x0..x(regs-1), then (fexit) the stack arguments. An entry
@@ -153,6 +162,10 @@ pub type ExitHandler = extern "C" fn(ctx: &DirectCtx, args: *mut u64, ret: &mut 
 #[derive(Clone, Copy, Debug)]
 pub enum DirectKind {
     Entry(EntryHandler),
+    /// [`DirectKind::Entry`] without the traced function's frame record (3 instructions fewer;
+    /// backtraces taken in the handler skip from the trampoline to the caller). Benchmark row
+    /// `direct-lean`.
+    LeanEntry(EntryHandler),
     /// BPF-trampoline style: the trampoline calls the body itself.
     Fexit(ExitHandler),
 }
@@ -201,7 +214,7 @@ pub fn attach_direct(
 ) -> Result<OpsId, TraceError> {
     let regs = site.arg_regs();
     let stack_words = match kind {
-        DirectKind::Entry(_) => 0,
+        DirectKind::Entry(_) | DirectKind::LeanEntry(_) => 0,
         DirectKind::Fexit(_) => tramp::FexitLayout::new(regs)?.stack_words,
     };
     let ctx = Box::new(DirectCtx {
@@ -209,10 +222,14 @@ pub fn attach_direct(
         data,
         regs,
         stack_words,
+        lean: matches!(kind, DirectKind::LeanEntry(_)),
     });
     let ctx_addr = &*ctx as *const DirectCtx as u64;
     let code = |at: Option<u64>| match kind {
         DirectKind::Entry(h) => tramp::entry(regs, h as usize as u64, ctx_addr, at),
+        DirectKind::LeanEntry(h) => {
+            tramp::entry_lean(regs, h as usize as u64, ctx_addr, site.body(), at)
+        }
         DirectKind::Fexit(h) => tramp::fexit(regs, h as usize as u64, ctx_addr, at),
     };
     let pool_kind = if reach == Reach::Near {
@@ -222,8 +239,12 @@ pub fn attach_direct(
     };
     // The position-independent code is the longest form; the code placed at its address may
     // call the handler with one `bl`.
-    let words = code(None)?.len();
-    let tramp_block = pool::alloc_code_at(pool_kind, words, |at| Ok(code(Some(at))?))?;
+    // `longest` stays allocated until the block is reserved, so the pool's heap-backed
+    // bookkeeping is allocated in the same heap state as ever: the first-fit heap's layout
+    // shows in the batch-patching benchmarks' instruction counts.
+    let longest = code(None)?;
+    let tramp_block = pool::alloc_code_at(pool_kind, longest.len(), |at| Ok(code(Some(at))?))?;
+    drop(longest);
     let mut meta = DirectMeta {
         reach,
         tramp: tramp_block,
