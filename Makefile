@@ -24,6 +24,13 @@ SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT        := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 # Extra arguments for `pb run` (e.g. make qemu RUN_ARGS=--icount).
 RUN_ARGS   ?=
+# The stale-I-cache model (tools/icache-plugin, README "Stale-I-cache model"): make qemu ICACHE=1
+# runs the main job under it; make test always runs the kernel tests under it (PB_ICACHE).
+ICACHE     ?=
+# What test-icache breaks (boot argument icache.break=) and the missing step the model must name.
+# (A '.' stands for a space: the pairs are split on spaces.)
+ICACHE_TEETH := dc-cvau:DC.CVAU dsb1:DSB.between.DC.CVAU.and.IC.IVAU ic-ivau:IC.IVAU.of \
+                dsb2:DSB.after.IC.IVAU isb:ISB.on.the.writing.CPU off-by-one:DC.CVAU
 
 # --- the board path (docs/boards.md) ---
 # The serial adapter wired to the board's UART, the mounted boot partition, the capture file.
@@ -37,22 +44,27 @@ PI_BOARDS  := rpi3 rpi4
 CHAINLOADER_ELF := target/$(TARGET)/release/chainloader
 RPI3_FLAGS := -p patchbay --target $(TARGET) --release --no-default-features --features bsp_rpi3
 RPI4_FLAGS := -p patchbay --target $(TARGET) --release --no-default-features --features bsp_rpi4
-# Which kernel tests also run on the Raspberry Pi 3 under QEMU raspi3b.
-RPI3_TESTS := --lib --test boot --test patching --test fault_null --test board_rpi3 --test board_rpi3_el3
+# Which kernel tests also run on the Raspberry Pis under QEMU raspi3b / raspi4b.
+PI_TESTS   := --lib --test boot --test patching --test fault_null
+RPI3_TESTS := $(PI_TESTS) --test board_rpi3 --test board_rpi3_el3 --test clock_probe
+RPI4_TESTS := $(PI_TESTS) --test board_rpi4
 
 BASE       ?= bench/baseline.jsonl
 
-.PHONY: help deps build pb qemu test test-host test-kernel bench bench-compare bench-baseline \
+.PHONY: help deps build pb icache-plugin test-icache qemu test test-host test-kernel bench bench-compare bench-baseline \
         clippy fmt fmt-check layers gdb objdump nm clean image flash unflash chainloader \
-        flash-chainloader chainboot capture test-rpi3 test-boards pi-board qemu-machine
+        flash-chainloader chainboot capture test-rpi3 test-rpi4 test-pi test-boards pi-board linux-compare
 
 help:
 	@echo "patchbay make targets (BSP=$(BSP)):"
 	@echo "  make qemu       build, boot on QEMU virt (icount), run the suite, print the tables, exit"
 	@echo "  make test       host unit tests + QEMU-booted kernel tests (what CI runs)"
+	@echo "  make test-icache  the stale-I-cache model must catch each dropped maintenance step"
+	@echo "  make qemu ICACHE=1  the main job under the stale-I-cache model (strict)"
 	@echo "  make bench      run the benchmark suite: target/bench/latest.{jsonl,csv,svg,log}"
 	@echo "  make bench-compare [BASE=file]  bench, then compare with the baseline (CI gate)"
 	@echo "  make bench-baseline  adopt target/bench/latest.jsonl as bench/baseline.jsonl"
+	@echo "  make linux-compare [KERNEL=6.1] [PATCHBAY=file] [REPEAT=n]  Linux's own hooks on the same QEMU, beside patchbay's"
 	@echo "  make build      build the kernel ELF ($(KERNEL_ELF))"
 	@echo "  make deps       install QEMU >= 10 (bookworm-backports), LLVM, the Rust target if missing"
 	@echo "  make clippy     clippy on host crates and the kernel, warnings are errors"
@@ -69,7 +81,8 @@ help:
 	@echo "  make BSP=rpi4 flash-chainloader BOOT=...   flash the UART chainloader (once)"
 	@echo "  make BSP=rpi4 chainboot [SERIAL=/dev/ttyUSB0]   push the kernel, stream its console"
 	@echo "  make BSP=rpi4 capture [SERIAL=...] [LOG=file]   record a board's console"
-	@echo "  make test-rpi3  the Pi 3 path under QEMU raspi3b;  make test-boards  images, flash, chainloader"
+	@echo "  make test-rpi3 / test-rpi4  the Pi 3 / Pi 4 path under QEMU raspi3b / raspi4b"
+	@echo "  make test-boards  images, flash, the chainloader and capture on raspi3b and raspi4b"
 
 # --- dependencies -------------------------------------------------------------------------------
 # tools/deps.sh installs each only when missing or too old: the Rust toolchain (rust-toolchain.toml),
@@ -85,19 +98,15 @@ build:
 pb:
 	$(CARGO) build --release -p patchbay-tool
 
+# The QEMU TCG plugin of the stale-I-cache model, for the host only (next to pb, which loads it).
+icache-plugin:
+	$(CARGO) build --release -p patchbay-icache-plugin
+
 # --- run ----------------------------------------------------------------------------------------
 # Under icount PMCCNTR counts retired instructions exactly, so the table is reproducible.
-# BSP=rpi3 runs under QEMU raspi3b; BSP=rpi4 has no QEMU machine (QEMU 7.2 has no raspi4b).
-qemu: qemu-machine deps build pb
-	$(PB) run --icount --table $(RUN_ARGS) $(KERNEL_ELF)
-
-qemu-machine:
-	@if [ "$(BSP)" = rpi4 ]; then \
-	    echo "make qemu: QEMU 7.2 (this machine's) has no raspi4b machine, so BSP=rpi4 cannot boot"; \
-	    echo "  under QEMU. Run it on a Raspberry Pi 4: make BSP=rpi4 image / flash / chainboot"; \
-	    echo "  (docs/boards.md), or try the Raspberry Pi path in QEMU with BSP=rpi3 (-M raspi3b)."; \
-	    exit 2; \
-	fi
+# BSP=rpi3 runs under QEMU raspi3b, BSP=rpi4 under raspi4b (QEMU >= 9.0; make deps installs 10.0).
+qemu: deps build pb $(if $(ICACHE),icache-plugin)
+	$(PB) run --icount --table $(if $(ICACHE),--icache) $(RUN_ARGS) $(KERNEL_ELF)
 
 # --- benchmarks ---------------------------------------------------------------------------------
 bench: deps build pb
@@ -111,6 +120,18 @@ bench-compare: bench
 bench-baseline:
 	@test -f target/bench/latest.jsonl || { echo "run 'make bench' first"; exit 1; }
 	cp target/bench/latest.jsonl bench/baseline.jsonl
+
+# Opt-in, not part of `make test`: Debian's arm64 kernel (the newest of bookworm + backports, or
+# KERNEL=<release start>, e.g. 6.1) and busybox through a private apt state, the guest program
+# cross-compiled, booted under the same QEMU machine, CPU and icount (REPEAT=n boots: the spread);
+# writes bench/linux-<release>.jsonl and prints the side-by-side table (README, "Linux in the same
+# table").
+linux-compare: deps pb
+	@command -v aarch64-linux-gnu-gcc >/dev/null || { \
+	    echo "linux-compare: installing gcc-aarch64-linux-gnu from Debian's packages"; \
+	    $(APT) update -qq && $(APT) install -y -qq gcc-aarch64-linux-gnu >/dev/null; }
+	$(PB) linux-compare $(if $(KERNEL),--kernel $(KERNEL)) $(if $(PATCHBAY),--patchbay $(PATCHBAY)) \
+	    $(if $(REPEAT),--repeat $(REPEAT))
 
 # --- the board path -------------------------------------------------------------------------------
 pi-board:
@@ -150,41 +171,71 @@ capture: pb
 	@echo "now: $(PB) parse $(LOG)"
 
 # --- tests --------------------------------------------------------------------------------------
-test: deps test-host layers test-kernel test-rpi3 test-boards
+test: deps test-host layers test-kernel test-icache test-rpi3 test-rpi4 test-boards
 
 # The import graph: no circle in any crate's modules; the kernel's imports follow the layer
 # order in docs/architecture.md (which is the rule, not a description of it).
 layers: pb
 	$(PB) layers src --layers docs/architecture.md
-	@for d in crates/*/src tools/pb/src chainloader/src; do $(PB) layers $$d || exit 1; done
+	@for d in crates/*/src tools/pb/src tools/icache-plugin/src tools/icache-plugin/model/src chainloader/src; do $(PB) layers $$d || exit 1; done
 
 test-host:
 	$(CARGO) test --workspace --exclude patchbay
 
 # Every kernel test binary (the library's unit tests and tests/*.rs) is booted by `pb run`,
-# which reads the binary's QEMU directives, enforces its timeout and checks its exit code.
+# which reads the binary's QEMU directives, enforces its timeout and checks its exit code, all
+# under the stale-I-cache model in strict mode (PB_ICACHE): a run with any violation fails.
 # The last line sums the kernel test cases: each binary's "N passed" (the custom test runner)
 # or 1 for a kernel whose expected failure report `pb run` verified (fault and panic tests).
-test-kernel: pb
+test-kernel: pb icache-plugin
 	@mkdir -p target
-	set -o pipefail; CARGO_TARGET_AARCH64_UNKNOWN_NONE_SOFTFLOAT_RUNNER="$(abspath $(PB)) run" \
+	set -o pipefail; PB_ICACHE=strict CARGO_TARGET_AARCH64_UNKNOWN_NONE_SOFTFLOAT_RUNNER="$(abspath $(PB)) run" \
 	    $(CARGO) test $(KFLAGS) 2>&1 | tee target/test-kernel.log
 	@passed=$$(tr -d '\r' < target/test-kernel.log | awk '/ Running /{bin=$$2} \
-	    /^[0-9]+ passed, 0 failed$$/{n[bin]=$$1} /^pb: exited with [0-9]+ as expected$$/{n[bin]=1} \
+	    /^[0-9]+ passed, 0 failed$$/{n[bin]=$$1} /^pb: exited with [0-9]+ as expected$$/{if (!(bin in n)) n[bin]=1} \
 	    END{for (b in n) s+=n[b]; print s+0}'); \
 	echo "kernel: $$passed passed, 0 failed"
 
-# The Raspberry Pi 3 path under QEMU raspi3b (raw kernel8.img at 0x80000, entered at EL2, DTB
-# from pb): the library's unit tests, boot, patching and the board tests, each a kernel booted by
-# `pb run`, which reads the board from the ELF.
+# The model's teeth: the patching tests built with the test-only feature icache-teeth, booted once
+# per dropped step (boot argument icache.break=); each run must fail naming that step. The same
+# build with nothing dropped must pass with zero violations, and with IC IVAU dropped but no model
+# it passes too: that is what QEMU hides.
+test-icache: pb icache-plugin
+	@mkdir -p target/icache
+	set -o pipefail; $(CARGO) test $(KFLAGS),icache-teeth --test patching --no-run 2>&1 \
+	    | tee target/icache/build.log
+	@bin=$$(sed -n 's/.*Executable tests\/patching.rs (\(.*\))$$/\1/p' target/icache/build.log); \
+	test -n "$$bin" || { echo "test-icache: no patching test binary"; exit 1; }; \
+	$(PB) run --icache $$bin > target/icache/none.log 2>&1 \
+	    && grep -q '^icache: summary: .*, 0 violations$$' target/icache/none.log \
+	    || { echo "test-icache: the correct build is not clean (target/icache/none.log)"; exit 1; }; \
+	$(PB) run --icache=off $$bin icache.break=ic-ivau > target/icache/unmodelled.log 2>&1 \
+	    || { echo "test-icache: without the model a dropped IC IVAU should pass"; exit 1; }; \
+	for t in $(ICACHE_TEETH); do step=$${t%%:*}; want="missing: $${t#*:}"; \
+	    if $(PB) run --icache $$bin icache.break=$$step > target/icache/$$step.log 2>&1; then \
+	        echo "test-icache: icache.break=$$step was not caught"; exit 1; fi; \
+	    grep -q "^icache: VIOLATION .*$$want" target/icache/$$step.log \
+	        || { echo "test-icache: icache.break=$$step: no violation naming '$$want'"; exit 1; }; \
+	    echo "icache.break=$$step: caught, $$(grep -o 'missing: [^[]*' target/icache/$$step.log | head -1)"; \
+	done; echo "icache: teeth OK (6 broken builds caught, the correct one clean)"
+
+# The Raspberry Pi paths under QEMU raspi3b / raspi4b (raw kernel8.img at 0x80000, entered at
+# EL2, DTB from pb): the library's unit tests, boot, patching, the null page and the board tests,
+# each a kernel booted by `pb run`, which reads the board (and so the machine) from the ELF.
 test-rpi3: pb
+	@$(MAKE) --no-print-directory test-pi PI=rpi3 PI_FLAGS="$(RPI3_FLAGS)" PI_LIST="$(RPI3_TESTS)" PI_MACHINE=raspi3b
+
+test-rpi4: pb
+	@$(MAKE) --no-print-directory test-pi PI=rpi4 PI_FLAGS="$(RPI4_FLAGS)" PI_LIST="$(RPI4_TESTS)" PI_MACHINE=raspi4b
+
+test-pi:
 	@mkdir -p target
 	set -o pipefail; CARGO_TARGET_AARCH64_UNKNOWN_NONE_SOFTFLOAT_RUNNER="$(abspath $(PB)) run" \
-	    $(CARGO) test $(RPI3_FLAGS) $(RPI3_TESTS) 2>&1 | tee target/test-rpi3.log
-	@passed=$$(tr -d '\r' < target/test-rpi3.log | awk '/ Running /{bin=$$2} \
-	    /^[0-9]+ passed, 0 failed$$/{n[bin]=$$1} /^pb: exited with [0-9]+ as expected$$/{n[bin]=1} \
+	    $(CARGO) test $(PI_FLAGS) $(PI_LIST) 2>&1 | tee target/test-$(PI).log
+	@passed=$$(tr -d '\r' < target/test-$(PI).log | awk '/ Running /{bin=$$2} \
+	    /^[0-9]+ passed, 0 failed$$/{n[bin]=$$1} /^pb: exited with [0-9]+ as expected$$/{if (!(bin in n)) n[bin]=1} \
 	    END{for (b in n) s+=n[b]; print s+0}'); \
-	echo "rpi3 (QEMU raspi3b): $$passed passed, 0 failed"
+	echo "$(PI) (QEMU $(PI_MACHINE)): $$passed passed, 0 failed"
 
 # The images (rpi4 kernel, rpi3 kernel, chainloader), then the host tests that need them: the
 # rpi4 image's load address, entry and BSP constants, flash, the chainloader end to end in QEMU
@@ -206,6 +257,7 @@ test-boards: pb
 clippy:
 	$(CARGO) clippy --workspace --exclude patchbay --all-targets -- -D warnings
 	$(CARGO) clippy $(KFLAGS) --lib --bins --tests -- -D warnings
+	$(CARGO) clippy $(KFLAGS),icache-teeth --lib -- -D warnings
 	$(CARGO) clippy $(RPI3_FLAGS) --lib --bins --tests -- -D warnings
 	$(CARGO) clippy $(RPI4_FLAGS) --lib --bins -- -D warnings
 	$(CARGO) clippy -p patchbay-chainloader --target $(TARGET) --release --bins -- -D warnings

@@ -1,9 +1,13 @@
 //! Ending a run: semihosting exit code on QEMU, PSCI SYSTEM_OFF without semihosting, a final
 //! line ([`Halted`], the format `pb` reads) and a halt on boards whose BSP says so (`bsp::EXIT`).
+//!
+//! A board's kernel run under QEMU (`pb run` on `raspi3b`/`raspi4b`, which names the emulator
+//! in the boot arguments) prints the same final line, then ends QEMU with the code through
+//! semihosting instead of halting: the run ends cleanly, not when a runner gives up waiting.
 
 use patchbay_wire::halt::Halted;
 
-use crate::{arch, bsp, console};
+use crate::{arch, boot_info, bsp, console};
 
 /// Process-style exit codes. QEMU returns the semihosting code as its own exit status.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,7 +33,12 @@ pub fn exit_with(code: u32) -> ! {
             format_args!("{}\n", Halted(code)),
         );
         console::flush();
-        arch::cpu::halt()
+        if boot_info::get()
+            .bootarg(patchbay_wire::bootargs::EMULATOR)
+            .is_none()
+        {
+            arch::cpu::halt()
+        }
     }
     arch::semihosting::exit(code);
     // Still here: no semihosting. The code cannot be returned, so say it.

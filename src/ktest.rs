@@ -37,8 +37,14 @@ pub fn runner(tests: &[&TestCase]) -> ! {
     exit(ExitCode::Success)
 }
 
+/// Is `line` a `key=value` with a run-directive key `pb` knows? (For [`qemu_directives!`].)
+pub const fn is_known_directive(line: &str) -> bool {
+    patchbay_wire::directives::is_known_line(line)
+}
+
 /// Declare QEMU run directives for this kernel binary, read by the host tool (`pb run`) from the
-/// `.patchbay.qemu` section. One `key=value` per argument; see the README for the keys.
+/// `.patchbay.qemu` section. One `key=value` per argument; see the README for the keys. A key
+/// that `patchbay_wire::directives::KEYS` does not list is a compile error.
 ///
 /// ```ignore
 /// patchbay::qemu_directives!("machine=virt,virtualization=on", "expect_console=entered at EL2");
@@ -46,6 +52,10 @@ pub fn runner(tests: &[&TestCase]) -> ! {
 #[macro_export]
 macro_rules! qemu_directives {
     ($($line:literal),* $(,)?) => {
+        $(const _: () = assert!(
+            $crate::ktest::is_known_directive($line),
+            concat!("qemu_directives!: unknown key in \"", $line, "\"")
+        );)*
         const __PATCHBAY_QEMU_TEXT: &str = concat!($($line, "\n"),*);
         #[used]
         #[unsafe(link_section = ".patchbay.qemu")]

@@ -58,6 +58,8 @@ pub use patchbay_macros::{kernel_test, patchable};
 /// Version and git revision of this build.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub const GIT_REV: &str = env!("PATCHBAY_GIT_REV");
+/// The build variant every `@bench` header names: `plain` (no branch protection enforced).
+pub const BUILD: &str = "plain";
 
 #[cfg(test)]
 #[unsafe(no_mangle)]

@@ -9,8 +9,6 @@
 #![reexport_test_harness_main = "test_main"]
 
 use patchbay::{
-    bench::clock,
-    boot_info,
     bsp::{self, ClockMode, ExitMethod},
     kernel_test,
 };
@@ -21,13 +19,9 @@ patchbay::qemu_directives!(
     "reject_console=semihosting",
 );
 
-patchbay::test_kernel_main!();
+mod pi;
 
-fn read32(addr: u64) -> u32 {
-    // SAFETY: `addr` is a register in the BSP's MMIO ranges, mapped as device memory; reading
-    // these registers has no side effects.
-    unsafe { (addr as *const u32).read_volatile() }
-}
+patchbay::test_kernel_main!();
 
 #[kernel_test]
 fn bsp_constants_are_the_bcm2837s() {
@@ -46,22 +40,4 @@ fn bsp_constants_are_the_bcm2837s() {
     assert_eq!(bsp::EXIT, ExitMethod::Halt);
     assert_eq!(bsp::DEFAULT_CLOCK_MODE, ClockMode::Hardware);
     assert_eq!(bsp::BOARD.kernel_load, 0x8_0000);
-}
-
-#[kernel_test]
-fn uart_pins_and_divisor_are_programmed() {
-    // GPFSEL1: GPIO 14 (bits 12-14) and 15 (bits 15-17) in alternate function 0 (0b100).
-    let fsel1 = read32(bsp::PI.gpio_base + 0x04);
-    assert_eq!((fsel1 >> 12) & 0o77, 0o44, "GPFSEL1 {fsel1:#x}");
-    // 115200 baud from 48 MHz: divisor 26 + 3/64.
-    assert_eq!(read32(bsp::UART_BASE + 0x24), 26, "IBRD");
-    assert_eq!(read32(bsp::UART_BASE + 0x28), 3, "FBRD");
-}
-
-#[kernel_test]
-fn the_runner_says_this_is_qemu_so_no_cycles() {
-    // pb run passes patchbay.clock=qemu: the board's default (hardware) must not apply.
-    assert_eq!(boot_info::get().bootarg("patchbay.clock"), Some("qemu"));
-    assert_eq!(clock::mode(), ClockMode::Qemu);
-    assert_ne!(clock::unit(), "cycles");
 }

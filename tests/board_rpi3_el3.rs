@@ -22,9 +22,8 @@ patchbay::test_kernel_main!();
 fn entered_at_el3_runs_at_el1() {
     assert_eq!(boot_info::get().entry_el, 3);
     assert_eq!(arch::cpu::current_el(), 1);
-    // FP/SIMD, the PMU and the counters do not trap after two drops.
-    let x = core::hint::black_box(1.5f64) * core::hint::black_box(2.0f64);
-    assert_eq!(x, 3.0);
+    // The PMU and the counters do not trap after two drops (FP/SIMD does, by design: the kernel
+    // is general-registers-only; tests/fault_fp).
     assert_eq!(clock::source(), clock::Source::Pmccntr);
     assert!(arch::pmu::counter_frequency() > 0);
 }

@@ -31,8 +31,8 @@ mod expect {
     pub const MODEL: &str = "linux,dummy-virt";
 }
 
-// Raspberry Pi 3 under QEMU raspi3b: the firmware's entry at EL2 and pb's DTB (4 CPUs, the ARM's
-// 960 MiB of the 1 GiB).
+// A Raspberry Pi under QEMU raspi3b / raspi4b: the firmware's entry at EL2 and pb's DTB (4 CPUs;
+// the first memory bank: the ARM's 960 MiB below 1 GiB on both).
 #[cfg(not(feature = "bsp_qemu_virt"))]
 patchbay::qemu_directives!(
     "expect_console=patchbay 0.1.0",
@@ -45,7 +45,10 @@ mod expect {
     pub const CPUS: u32 = 4;
     pub const RAM: (u64, u64) = (0, 0x3c00_0000);
     pub const ENTRY_EL: u8 = 2;
+    #[cfg(feature = "bsp_rpi3")]
     pub const MODEL: &str = "Raspberry Pi 3 Model B (QEMU raspi3b, DTB by pb)";
+    #[cfg(feature = "bsp_rpi4")]
+    pub const MODEL: &str = "Raspberry Pi 4 Model B (QEMU raspi4b, DTB by pb)";
 }
 
 patchbay::test_kernel_main!();

@@ -5,14 +5,22 @@
 //!
 //! | mode | how we know | PMCCNTR_EL0 counts | unit |
 //! |---|---|---|---|
-//! | `qemu-icount` | boot arg `patchbay.clock=qemu-icount` (set by `pb run`) | retired instructions, exactly, identically every run | `instructions` |
+//! | `qemu-icount` | boot arg `patchbay.clock=qemu-icount` (set by `pb run`), or without a boot arg the counter is seen to count instructions exactly (below) | retired instructions, exactly, identically every run | `instructions` |
 //! | `qemu` | boot arg `patchbay.clock=qemu` | host time, noisy | `ticks` |
 //! | `hardware` | `patchbay.clock=hardware`, or no boot arg on a real board (the BSP's default) | CPU cycles | `cycles` |
+//!
+//! Without a boot argument (a raw `qemu -kernel kernel8.img` run has no DTB and so no bootargs),
+//! [`init`] asks the counter itself: the ticks across 16 and across 48 NOPs must differ by
+//! exactly 32, in at least 3 of 5 trials. Under icount each instruction is one tick, so they
+//! do; a real Cortex-A53/A72/A76 issues NOPs several per cycle and without icount QEMU's counter
+//! is host time, so they do not. The boot argument, when present, always wins.
 //!
 //! With CNTVCT_EL0 as the source the unit is always `ticks` (of the generic timer). The mode
 //! type ([`ClockMode`]) belongs to the board support, which states each board's default.
 
-use core::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+
+use patchbay_wire::bootargs;
 
 use crate::{
     arch::pmu,
@@ -37,15 +45,33 @@ impl Source {
 
 static SOURCE: AtomicU8 = AtomicU8::new(0);
 static READ_COST: AtomicU64 = AtomicU64::new(0);
+/// Set by [`init`] when, without a boot argument, the counter counts instructions exactly.
+static SEEN_ICOUNT: AtomicBool = AtomicBool::new(false);
 
-/// Enable the cycle counter if there is a PMU and measure the read cost.
+/// Enable the cycle counter if there is a PMU, measure the read cost, and (without a
+/// `patchbay.clock=` boot argument) find out whether it counts instructions exactly.
 pub fn init() {
     if pmu::pmu_present() {
         // SAFETY: a PMU is present (checked).
         unsafe { pmu::enable_cycle_counter() };
         SOURCE.store(1, Ordering::Relaxed);
+        if boot_info::get().bootarg(bootargs::CLOCK).is_none() {
+            SEEN_ICOUNT.store(counts_instructions_exactly(), Ordering::Relaxed);
+        }
     }
     READ_COST.store(calibrate(), Ordering::Relaxed);
+}
+
+/// Does PMCCNTR_EL0 tick once per retired instruction (QEMU icount)? See the module docs.
+fn counts_instructions_exactly() -> bool {
+    let exact = (0..5)
+        .filter(|_| {
+            let short = pmu::cycles_across_nops::<16>();
+            let long = pmu::cycles_across_nops::<48>();
+            long.wrapping_sub(short) == 32
+        })
+        .count();
+    exact >= 3
 }
 
 pub fn source() -> Source {
@@ -56,13 +82,18 @@ pub fn source() -> Source {
     }
 }
 
-/// The clock mode, from the boot arguments the runner passed, else the board's default (QEMU
-/// `virt` is never hardware, so without the argument it is `qemu`: icount unknown, never "cycles").
+/// The clock mode, from the boot arguments the runner passed; else `qemu-icount` if the counter
+/// was seen to count instructions exactly; else the board's default (QEMU `virt` is never
+/// hardware, so there it is `qemu`: icount unknown, never "cycles").
 pub fn mode() -> ClockMode {
-    boot_info::get()
-        .bootarg("patchbay.clock")
+    match boot_info::get()
+        .bootarg(bootargs::CLOCK)
         .and_then(ClockMode::from_name)
-        .unwrap_or(bsp::DEFAULT_CLOCK_MODE)
+    {
+        Some(mode) => mode,
+        None if SEEN_ICOUNT.load(Ordering::Relaxed) => ClockMode::QemuIcount,
+        None => bsp::DEFAULT_CLOCK_MODE,
+    }
 }
 
 /// What one tick of [`now`] is.

@@ -11,7 +11,14 @@ pub use patchbay_wire::bench::BenchResult;
 use patchbay_wire::bench::{End, Header, PREFIX};
 
 use super::clock;
-use crate::{arch, bsp, println};
+use crate::{arch, boot_info, bsp, percpu, println};
+
+/// The emulator the runner named (`qemu-10.0.2`), or `none`: a board's firmware names none.
+pub fn emulator() -> &'static str {
+    boot_info::get()
+        .bootarg(patchbay_wire::bootargs::EMULATOR)
+        .unwrap_or("none")
+}
 
 static RESULTS: AtomicUsize = AtomicUsize::new(0);
 
@@ -29,6 +36,9 @@ pub fn header() {
         mode: clock::mode(),
         unit: clock::unit(),
         read_cost: clock::read_cost(),
+        emulator: emulator(),
+        cpus: percpu::online(),
+        build: crate::BUILD,
     };
     println!("{PREFIX}{header}");
 }

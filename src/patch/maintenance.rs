@@ -16,7 +16,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 
 use patchbay_pure::cache::{self, Op};
 
-use crate::arch::{self, cpu};
+use crate::arch;
 
 static RECORDING: AtomicBool = AtomicBool::new(false);
 static LOG: spin::Mutex<Vec<Op>> = spin::Mutex::new(Vec::new());
@@ -33,6 +33,9 @@ pub fn record(f: impl FnOnce()) -> Vec<Op> {
 /// Publish instructions written to `ranges` (`[start, end)`, sorted by start) to instruction
 /// fetch on this PE.
 pub fn sync_icache(ranges: impl Iterator<Item = (u64, u64)> + Clone) {
+    // Test-only (`icache-teeth`): the step of the sequence to drop, from the boot arguments.
+    #[cfg(feature = "icache-teeth")]
+    arch::cache::teeth::select(crate::boot_info::get().bootarg("icache.break"));
     // One check per pass, not per operation: the recording path is for tests only.
     let recording = RECORDING.load(Ordering::Relaxed);
     cache::plan(arch::cache::ctr(), ranges, |op| {
@@ -43,11 +46,11 @@ pub fn sync_icache(ranges: impl Iterator<Item = (u64, u64)> + Clone) {
             // Clean the written data to the point of unification, where the I-side sees it.
             Op::DcCvau(a) => arch::cache::dc_cvau(a),
             // Cleans complete before invalidates / invalidates complete before the ISB.
-            Op::DsbIsh => cpu::dsb_ish(),
+            Op::DsbIsh => arch::cache::dsb_ish_maintenance(),
             // Drop stale copies of the old instructions from every PE's I-cache (broadcast).
             Op::IcIvau(a) => arch::cache::ic_ivau(a),
-            // This PE refetches everything after this point.
-            Op::Isb => cpu::isb(),
+            // This PE refetches everything after this point; the change is published.
+            Op::Isb => arch::cache::isb_published(),
         }
     });
 }

@@ -209,14 +209,14 @@ pub const RPI3: RaspberryPi = RaspberryPi {
 };
 
 /// Raspberry Pi 4 Model B / Pi 400 / CM4 (BCM2711, 4x Cortex-A72) in low-peripheral mode. QEMU
-/// 7.2 has no machine for it.
+/// emulates it as `raspi4b` since 9.0 (patchbay needs QEMU >= 10.0, `make deps`).
 // `mmio` is a list of ranges that happens to hold one.
 #[allow(clippy::single_range_in_vec_init)]
 pub const RPI4: RaspberryPi = RaspberryPi {
     board: Board {
         name: "rpi4",
         description: "Raspberry Pi 4 (BCM2711, Cortex-A72)",
-        machine: "none",
+        machine: "raspi4b",
         kernel_load: PI_KERNEL_LOAD,
         uart_base: BCM2711_PERIPHERALS + UART0,
         uart_clock_hz: PI_UART_CLOCK_HZ,

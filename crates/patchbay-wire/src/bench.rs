@@ -44,6 +44,12 @@ pub mod field {
     /// Header and result.
     pub const UNIT: &str = "unit";
     pub const READ_COST: &str = "read_cost";
+    /// Header: the emulator and its version (`qemu-10.0.2`), or `none` on a board.
+    pub const EMULATOR: &str = "emulator";
+    /// Header: CPUs online while the suite ran.
+    pub const CPUS: &str = "cpus";
+    /// Header: the build variant (`plain`; hardened builds say what they enforce).
+    pub const BUILD: &str = "build";
     // result
     pub const SUITE: &str = "suite";
     pub const MECHANISM: &str = "mechanism";
@@ -80,6 +86,12 @@ pub struct Header<'a> {
     pub unit: &'a str,
     /// The cost of one clock read, already subtracted from every measurement.
     pub read_cost: u64,
+    /// `qemu-<version>` as the runner told the kernel, or `none` (a board).
+    pub emulator: &'a str,
+    /// CPUs online while the suite ran.
+    pub cpus: u32,
+    /// The build variant.
+    pub build: &'a str,
 }
 
 impl Display for Header<'_> {
@@ -95,6 +107,9 @@ impl Display for Header<'_> {
         o.field(field::MODE, Str(self.mode.name()))?;
         o.field(field::UNIT, Str(self.unit))?;
         o.field(field::READ_COST, self.read_cost)?;
+        o.field(field::EMULATOR, Str(self.emulator))?;
+        o.field(field::CPUS, self.cpus)?;
+        o.field(field::BUILD, Str(self.build))?;
         o.close()
     }
 }
@@ -261,7 +276,8 @@ mod tests {
         }
     }
 
-    /// The kernel's lines, byte for byte as before the writer moved into this crate.
+    /// The kernel's lines, byte for byte (the header gained `emulator`, `cpus` and `build` at its
+    /// end after the writer moved into this crate).
     #[test]
     fn the_text_is_unchanged() {
         let h = Header {
@@ -274,10 +290,13 @@ mod tests {
             mode: ClockMode::QemuIcount,
             unit: "instructions",
             read_cost: 6,
+            emulator: "qemu-10.0.2",
+            cpus: 1,
+            build: "plain",
         };
         assert_eq!(
             h.to_string(),
-            r#"{"type":"header","version":1,"git":"7e91686","board":"qemu_virt","cpu":"Cortex-A72","midr":"0x410fd083","ctr_el0":"0x8444c004","clock":"pmccntr","mode":"qemu-icount","unit":"instructions","read_cost":6}"#
+            r#"{"type":"header","version":1,"git":"7e91686","board":"qemu_virt","cpu":"Cortex-A72","midr":"0x410fd083","ctr_el0":"0x8444c004","clock":"pmccntr","mode":"qemu-icount","unit":"instructions","read_cost":6,"emulator":"qemu-10.0.2","cpus":1,"build":"plain"}"#
         );
         let mut r = BenchResult::new("mechanisms", "off", "leaf", "call", summary(9));
         r.baseline = Some(("twin", 7));

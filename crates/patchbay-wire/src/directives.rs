@@ -38,6 +38,35 @@ pub const KEYS: [&str; 13] = [
     BOOT,
 ];
 
+/// Does `line` (`key=value`, as written in `qemu_directives!`) start with a known key? A
+/// `const fn`, so the kernel's macro rejects a misspelt key at compile time instead of `pb`
+/// rejecting it at run time.
+pub const fn is_known_line(line: &str) -> bool {
+    let b = line.as_bytes();
+    let mut eq = 0;
+    while eq < b.len() && b[eq] != b'=' {
+        eq += 1;
+    }
+    if eq == b.len() {
+        return false;
+    }
+    let mut k = 0;
+    while k < KEYS.len() {
+        let key = KEYS[k].as_bytes();
+        if key.len() == eq {
+            let mut i = 0;
+            while i < eq && key[i] == b[i] {
+                i += 1;
+            }
+            if i == eq {
+                return true;
+            }
+        }
+        k += 1;
+    }
+    false
+}
+
 /// The lines of a section's text that carry something: split at line breaks and NULs, trimmed,
 /// blank lines and `#` comments skipped; each with its 1-based number.
 pub fn lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
@@ -55,6 +84,19 @@ pub fn key_value(line: &str) -> Option<(&str, &str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn known_lines_are_recognised_at_compile_time() {
+        const OK: bool = is_known_line("expect_console=a=b");
+        assert!(OK);
+        for key in KEYS {
+            assert!(is_known_line(&format!("{key}=1")), "{key}");
+        }
+        assert!(!is_known_line("expect_consol=x"));
+        assert!(!is_known_line("expect_console"));
+        assert!(!is_known_line("=x"));
+        assert!(!is_known_line("icount2=1"));
+    }
 
     #[test]
     fn lines_split_at_nul_and_newline() {

@@ -289,7 +289,7 @@ mod tests {
     fn the_text_is_what_pb_has_always_read() {
         assert_eq!(
             core::str::from_utf8(&RPI4_TEXT).unwrap(),
-            "board=rpi4\nboard_machine=none\nboard_kernel_load=0x80000\n\
+            "board=rpi4\nboard_machine=raspi4b\nboard_kernel_load=0x80000\n\
              board_uart_base=0xfe201000\nboard_uart_clock_hz=48000000\n\
              board_counter_hz=54000000\nboard_exit=halt\nboard_clock=hardware\n\
              board_mmio=0xfc000000-0x100000000\n"

@@ -24,6 +24,7 @@
 //! | board facts (`board=…`, `board_*` keys) in the ELF | [`facts`] | the kernel's `src/bsp.rs`, at compile time | `pb`'s `board.rs` (machine, `config.txt`), `pb`'s board tests |
 //! | the final line of a halted board | [`halt`] | the kernel's `src/exit.rs` | `pb run`, `pb chainload`, `pb capture` |
 //! | run directives: section name, keys, line format | [`directives`] | kernel tests (`qemu_directives!`) | `pb`'s `directives.rs` |
+//! | boot arguments the runner passes (`patchbay.clock=`, `patchbay.emulator=`) | [`bootargs`] | `pb run` (`-append`, or the raspi DTB's `/chosen/bootargs`) | the kernel's `bench::clock`, `bench::record` |
 //!
 //! `no_std` and alloc-free: the writers are `Display`s and `const fn`s, the parsers borrow from
 //! their input and return typed errors.
@@ -31,6 +32,7 @@
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
 pub mod bench;
+pub mod bootargs;
 pub mod directives;
 pub mod facts;
 pub mod halt;

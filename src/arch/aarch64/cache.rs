@@ -2,6 +2,18 @@
 //!
 //! The text-modification sequence built from these lives in `patch::maintenance`; this file only
 //! wraps single instructions.
+//!
+//! # The stale-I-cache model's hooks (`tools/icache-plugin`, README "Stale-I-cache model")
+//!
+//! * [`isb_published`] marks the point where a change is *published*: every later execution of
+//!   the changed lines, on any CPU, must follow that CPU's own context synchronization after the
+//!   invalidation. The mark costs no instruction: the address of the instruction after the
+//!   final ISB goes into the non-loaded ELF section `.patchbay.icache_published`, which the
+//!   plugin reads. When other CPUs run (the SMP issue), the kick of the other CPUs goes between
+//!   the ISB and the mark.
+//! * Test builds with the cargo feature `icache-teeth` drop one step of the sequence, chosen by
+//!   the boot argument `icache.break=` (see [`teeth`]), so `make test-icache` can check that the
+//!   model catches each. Without the feature the primitives are the plain instructions.
 
 use patchbay_pure::cache::Ctr;
 
@@ -33,6 +45,10 @@ pub unsafe fn invalidate_dcache_range(start: u64, end: u64) {
 /// side can see data written through the D-cache.
 #[inline(always)]
 pub fn dc_cvau(addr: u64) {
+    #[cfg(feature = "icache-teeth")]
+    let Some(addr) = teeth::line(teeth::Step::DcCvau, addr) else {
+        return;
+    };
     // SAFETY: cleaning a line writes back dirty data and loses nothing.
     unsafe { core::arch::asm!("dc cvau, {}", in(reg) addr, options(nostack, preserves_flags)) };
 }
@@ -41,6 +57,10 @@ pub fn dc_cvau(addr: u64) {
 /// unification (broadcast to the inner shareable domain).
 #[inline(always)]
 pub fn ic_ivau(addr: u64) {
+    #[cfg(feature = "icache-teeth")]
+    let Some(addr) = teeth::line(teeth::Step::IcIvau, addr) else {
+        return;
+    };
     // SAFETY: invalidating I-cache lines only forces refetches.
     unsafe { core::arch::asm!("ic ivau, {}", in(reg) addr, options(nostack, preserves_flags)) };
 }
@@ -49,4 +69,137 @@ pub fn ic_ivau(addr: u64) {
 pub fn ic_iallu() {
     // SAFETY: as above.
     unsafe { core::arch::asm!("ic iallu", options(nostack, preserves_flags)) };
+}
+
+/// `DSB ISH` of the text-modification sequence: the cleans (first) or the invalidations
+/// (second) complete for every PE in the inner shareable domain before execution continues.
+#[inline(always)]
+pub fn dsb_ish_maintenance() {
+    #[cfg(feature = "icache-teeth")]
+    if teeth::skip_dsb() {
+        return;
+    }
+    super::cpu::dsb_ish();
+}
+
+/// The sequence's final `ISB` (this PE refetches everything after it), then the publication
+/// mark for the stale-I-cache model (see the module documentation): the address of the next
+/// instruction is recorded in the non-loaded section `.patchbay.icache_published`.
+#[inline(always)]
+pub fn isb_published() {
+    #[cfg(feature = "icache-teeth")]
+    if teeth::skip_isb() {
+        return;
+    }
+    // SAFETY: a barrier has no memory or register effects visible to Rust; the section entry
+    // is data in a section that is not loaded, so it changes nothing at run time.
+    unsafe {
+        core::arch::asm!(
+            "isb",
+            ".pushsection .patchbay.icache_published, \"\", %progbits",
+            ".balign 8",
+            ".quad 2f",
+            ".popsection",
+            "2:",
+            options(nostack, preserves_flags)
+        )
+    };
+}
+
+/// Test-only breakage of the text-modification sequence, for the stale-I-cache model's own
+/// tests (`make test-icache`). Built only with the cargo feature `icache-teeth`; the step to drop
+/// comes from the boot argument `icache.break=` (`patch::maintenance` passes it to [`select`]):
+///
+/// | value | effect |
+/// |---|---|
+/// | `dc-cvau` | no `DC CVAU` |
+/// | `dsb1` | no `DSB ISH` between the cleans and the invalidations |
+/// | `ic-ivau` | no `IC IVAU` |
+/// | `dsb2` | no `DSB ISH` after the invalidations |
+/// | `isb` | no final `ISB` |
+/// | `off-by-one` | clean and invalidate the line *after* each one written |
+///
+/// `kick` (no IPI to the other CPUs before the publication mark) is reserved for the SMP issue,
+/// which adds the kick.
+#[cfg(feature = "icache-teeth")]
+pub mod teeth {
+    use core::sync::atomic::{AtomicU8, Ordering};
+
+    #[derive(Clone, Copy, PartialEq, Eq)]
+    #[repr(u8)]
+    pub enum Step {
+        None = 1,
+        DcCvau,
+        Dsb1,
+        IcIvau,
+        Dsb2,
+        Isb,
+        OffByOne,
+    }
+
+    /// The step to drop, parsed once by [`select`] (0: not yet).
+    static STEP: AtomicU8 = AtomicU8::new(0);
+    /// DSBs of the current pass so far: the first completes the cleans, the second the
+    /// invalidations; the final ISB resets it.
+    static DSBS: AtomicU8 = AtomicU8::new(0);
+
+    const STEPS: [Step; 7] = [
+        Step::None,
+        Step::DcCvau,
+        Step::Dsb1,
+        Step::IcIvau,
+        Step::Dsb2,
+        Step::Isb,
+        Step::OffByOne,
+    ];
+
+    fn step() -> Step {
+        let selected = STEP.load(Ordering::Relaxed);
+        STEPS
+            .iter()
+            .copied()
+            .find(|s| *s as u8 == selected)
+            .unwrap_or(Step::None)
+    }
+
+    /// Select the step to drop from the value of the boot argument `icache.break` (the patch
+    /// layer passes it: this layer cannot read boot arguments); only the first call counts.
+    pub fn select(arg: Option<&str>) {
+        if STEP.load(Ordering::Relaxed) != 0 {
+            return;
+        }
+        let s = match arg {
+            Some("dc-cvau") => Step::DcCvau,
+            Some("dsb1") => Step::Dsb1,
+            Some("ic-ivau") => Step::IcIvau,
+            Some("dsb2") => Step::Dsb2,
+            Some("isb") => Step::Isb,
+            Some("off-by-one") => Step::OffByOne,
+            Some(other) => panic!("icache.break={other}: unknown step"),
+            None => Step::None,
+        };
+        STEP.store(s as u8, Ordering::Relaxed);
+    }
+
+    /// The line a `DC CVAU` / `IC IVAU` (`op`) of `addr` really maintains; `None`: dropped.
+    pub fn line(op: Step, addr: u64) -> Option<u64> {
+        match step() {
+            s if s == op => None,
+            Step::OffByOne => {
+                let ctr = super::ctr();
+                Some(addr + ctr.dcache_line().max(ctr.icache_line()))
+            }
+            _ => Some(addr),
+        }
+    }
+
+    pub fn skip_dsb() -> bool {
+        let n = DSBS.fetch_add(1, Ordering::Relaxed);
+        matches!((step(), n), (Step::Dsb1, 0) | (Step::Dsb2, 1))
+    }
+
+    pub fn skip_isb() -> bool {
+        DSBS.store(0, Ordering::Relaxed);
+        step() == Step::Isb
+    }
 }

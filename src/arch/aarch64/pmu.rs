@@ -54,6 +54,24 @@ pub fn read_cycles_fenced() -> u64 {
     v
 }
 
+/// PMCCNTR_EL0 ticks across a straight run of `N` NOPs, between ISB-fenced reads (read cost
+/// included). Under QEMU with `-icount shift=0` this is exactly `N` plus a constant; on a core
+/// it is cycles, which for NOPs on a multi-issue core is far fewer than `N`.
+#[inline(always)]
+pub fn cycles_across_nops<const N: usize>() -> u64 {
+    let (a, b): (u64, u64);
+    // SAFETY: reads a counter the kernel enabled; the NOPs and ISBs have no effect on state.
+    unsafe {
+        core::arch::asm!(
+            "isb", "mrs {a}, pmccntr_el0", "isb",
+            ".rept {n}", "nop", ".endr",
+            "isb", "mrs {b}, pmccntr_el0", "isb",
+            a = out(reg) a, b = out(reg) b, n = const N,
+            options(nomem, nostack, preserves_flags))
+    };
+    b.wrapping_sub(a)
+}
+
 /// Read CNTVCT_EL0 (the generic timer's virtual count), ISB-fenced likewise.
 #[inline(always)]
 pub fn read_cntvct_fenced() -> u64 {

@@ -241,7 +241,7 @@ mod tests {
         let mut f = Facts::default();
         for (k, v) in [
             ("board", "rpi4"),
-            ("board_machine", "none"),
+            ("board_machine", "raspi4b"),
             ("board_kernel_load", "0x80000"),
             ("board_uart_base", "0xfe201000"),
             ("board_uart_clock_hz", "48000000"),

@@ -40,13 +40,6 @@ impl Raspi {
         }
     }
 
-    pub fn machine(self) -> &'static str {
-        match self {
-            Raspi::Raspi3b => "raspi3b",
-            Raspi::Raspi4b => "raspi4b",
-        }
-    }
-
     fn model(self) -> &'static str {
         match self {
             Raspi::Raspi3b => "Raspberry Pi 3 Model B (QEMU raspi3b, DTB by pb)",
@@ -356,7 +349,6 @@ mod tests {
         assert_eq!(Raspi::from_machine("raspi3b"), Some(Raspi::Raspi3b));
         assert_eq!(Raspi::from_machine("raspi4b,foo=on"), Some(Raspi::Raspi4b));
         assert_eq!(Raspi::from_machine("virt"), None);
-        assert_eq!(Raspi::Raspi4b.machine(), "raspi4b");
     }
 
     #[test]

@@ -9,6 +9,8 @@
 //!   write `DIR/latest.{log,jsonl,csv,svg}` and print the tables.
 //! * `pb parse LOG [--out DIR]`: the same outputs from a saved console log or JSON-lines file.
 //! * `pb compare A B [--threshold PCT]`: compare two runs' medians record by record.
+//! * `pb linux-compare [--kernel RELEASE]`: Linux's own hooks on the same QEMU machine, beside
+//!   patchbay's ([`linux`]); `pb linux-table LINUX PATCHBAY` redraws that table from records.
 //!
 //! Layout: one module per subcommand under `cmd/`; the shared pieces are [`image`] (ELF to raw
 //! image and `.ksyms`), [`directives`] (`.patchbay.qemu`), [`qemu`] (command line, running),
@@ -28,6 +30,7 @@ mod fdt;
 mod image;
 mod layers;
 mod link;
+mod linux;
 mod outputs;
 mod plot;
 mod qemu;

@@ -13,6 +13,9 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use anyhow::{Context, Result, bail};
 
+use patchbay_board::ClockMode;
+use patchbay_wire::bootargs;
+
 use crate::board;
 use crate::directives::BootMode;
 
@@ -32,7 +35,10 @@ pub struct QemuConfig {
     pub gdb: bool,
     /// The raw image to boot.
     pub kernel: PathBuf,
-    /// Kernel arguments after the `patchbay.clock=` one.
+    /// The emulator and its version (`qemu-10.0.2`), passed as `patchbay.emulator=` so every
+    /// `@bench` header names it; `None` if unknown.
+    pub emulator: Option<String>,
+    /// Kernel arguments after the `patchbay.clock=` (and `patchbay.emulator=`) ones.
     pub bootargs: Vec<String>,
     /// A DTB to pass (`-dtb`): machines that make none (raspi).
     pub dtb: Option<PathBuf>,
@@ -42,28 +48,32 @@ pub struct QemuConfig {
     pub load_addr: u64,
     /// `BootMode::El3`: a tiny image at address 0 that parks the other CPUs (they start there).
     pub park: Option<PathBuf>,
+    /// TCG plugins to load: each a `-plugin` option value (`path,arg=value,...`).
+    pub plugins: Vec<String>,
 }
 
 /// `wfe; b .-4`: what the secondary CPUs run when QEMU starts them all at address 0.
 pub const PARK_CODE: [u8; 8] = [0x5f, 0x20, 0x03, 0xd5, 0xff, 0xff, 0xff, 0x17];
 
-/// A path inside a QEMU `-device` option value (commas are doubled).
-fn option_path(p: &Path) -> String {
+/// A path inside a QEMU `-device` or `-plugin` option value (commas are doubled).
+pub fn option_path(p: &Path) -> String {
     p.display().to_string().replace(',', ",,")
 }
 
 impl QemuConfig {
-    /// The kernel command line: the clock mode first, then the extra arguments.
+    /// The kernel command line: the clock mode first, the emulator, then the extra arguments.
     pub fn kernel_cmdline(&self) -> String {
-        let clock = if self.icount {
-            "patchbay.clock=qemu-icount"
+        let mode = if self.icount {
+            ClockMode::QemuIcount
         } else {
-            "patchbay.clock=qemu"
+            ClockMode::Qemu
         };
-        std::iter::once(clock)
-            .chain(self.bootargs.iter().map(String::as_str))
-            .collect::<Vec<_>>()
-            .join(" ")
+        let mut args = vec![bootargs::arg(bootargs::CLOCK, mode.name()).to_string()];
+        if let Some(emulator) = &self.emulator {
+            args.push(bootargs::arg(bootargs::EMULATOR, emulator).to_string());
+        }
+        args.extend(self.bootargs.iter().cloned());
+        args.join(" ")
     }
 
     /// The full argv, program first.
@@ -96,6 +106,9 @@ impl QemuConfig {
         }
         if self.gdb {
             argv.extend(["-s".into(), "-S".into()]);
+        }
+        for plugin in &self.plugins {
+            argv.extend(["-plugin".into(), plugin.into()]);
         }
         match self.boot {
             BootMode::Kernel => {
@@ -141,6 +154,29 @@ pub fn locate(explicit: Option<&Path>) -> Result<PathBuf> {
             bail!("{DEFAULT_QEMU} not found: run `make deps` (apt-get install qemu-system-arm)")
         }
     }
+}
+
+/// `qemu-<version>` from `<qemu> --version` ("QEMU emulator version 10.0.2 (Debian …)"), or
+/// `None` if it does not run or says something else.
+pub fn version(qemu: &Path) -> Option<String> {
+    let out = Command::new(qemu)
+        .arg("--version")
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    parse_version(&String::from_utf8_lossy(&out.stdout))
+}
+
+fn parse_version(text: &str) -> Option<String> {
+    let rest = text
+        .lines()
+        .next()?
+        .strip_prefix("QEMU emulator version ")?;
+    let v: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    (!v.is_empty()).then(|| format!("qemu-{v}"))
 }
 
 /// Quotes `arg` for a POSIX shell (for `--print-cmd`).
@@ -319,11 +355,13 @@ mod tests {
             icount: false,
             gdb: false,
             kernel: "target/kernel.elf.bin".into(),
+            emulator: None,
             bootargs: vec![],
             dtb: None,
             boot: BootMode::Kernel,
             load_addr: 0x4008_0000,
             park: None,
+            plugins: vec![],
         }
     }
 
@@ -364,6 +402,7 @@ mod tests {
             smp: Some(4),
             icount: true,
             gdb: true,
+            plugins: vec!["lib.so,elf=k,,1,mode=strict".into()],
             bootargs: vec!["bench=all".into(), "--exact".into(), "tests::a".into()],
             ..virt()
         };
@@ -391,12 +430,38 @@ mod tests {
                 "shift=0,align=off,sleep=off",
                 "-s",
                 "-S",
+                "-plugin",
+                "lib.so,elf=k,,1,mode=strict",
                 "-kernel",
                 "target/kernel.elf.bin",
                 "-append",
                 "patchbay.clock=qemu-icount bench=all --exact tests::a",
             ]
         );
+    }
+
+    #[test]
+    fn the_emulator_is_named_in_the_kernel_cmdline() {
+        let cfg = QemuConfig {
+            emulator: Some("qemu-10.0.2".into()),
+            icount: true,
+            ..virt()
+        };
+        assert_eq!(
+            cfg.kernel_cmdline(),
+            "patchbay.clock=qemu-icount patchbay.emulator=qemu-10.0.2"
+        );
+        assert_eq!(
+            parse_version(
+                "QEMU emulator version 10.0.2 (Debian 1:10.0.2+ds-2+deb13u1~bpo12+1)\nCopyright"
+            ),
+            Some("qemu-10.0.2".into())
+        );
+        assert_eq!(
+            parse_version("QEMU emulator version 7.2.0\n"),
+            Some("qemu-7.2.0".into())
+        );
+        assert_eq!(parse_version("qemu-system-aarch64: fake\n"), None);
     }
 
     #[test]

@@ -38,6 +38,12 @@ pub struct Header {
     pub ctr_el0: Option<String>,
     /// The cost of one clock read, already subtracted from every measurement.
     pub read_cost: Option<f64>,
+    /// `qemu-<version>` or `none` (a board); absent in records older than the field.
+    pub emulator: Option<String>,
+    /// CPUs online while the suite ran.
+    pub cpus: Option<u64>,
+    /// The build variant (`plain`, …).
+    pub build: Option<String>,
     /// The JSON object exactly as the kernel wrote it.
     pub raw: String,
     /// 1-based line number in the parsed text.
@@ -106,6 +112,9 @@ impl Header {
             midr: optional(o, field::MIDR)?,
             ctr_el0: optional(o, field::CTR_EL0)?,
             read_cost: optional(o, field::READ_COST)?,
+            emulator: optional(o, field::EMULATOR)?,
+            cpus: optional(o, field::CPUS)?,
+            build: optional(o, field::BUILD)?,
             raw,
             line_no: 0,
         })
@@ -571,6 +580,9 @@ pub mod tests {
             mode: ClockMode::Hardware,
             unit: "cycles",
             read_cost: 6,
+            emulator: "none",
+            cpus: 4,
+            build: "plain",
         };
         let summary = Summary {
             n: 201,
@@ -620,6 +632,10 @@ pub mod tests {
                 h.read_cost
             ),
             ("pmccntr", "hardware", "cycles", Some(6.0))
+        );
+        assert_eq!(
+            (h.emulator.as_deref(), h.cpus, h.build.as_deref()),
+            (Some("none"), Some(4), Some("plain"))
         );
         let [p, f] = &run.results[..] else {
             panic!("{:?}", run.results)

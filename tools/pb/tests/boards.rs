@@ -103,19 +103,6 @@ fn rpi4_image_load_address_entry_and_bsp_constants() {
 
 #[test]
 #[ignore = "needs the board images: run `make test-boards`"]
-fn rpi4_under_qemu_is_explained() {
-    let elf = input("PB_RPI4_ELF");
-    let out = pb(&["run", elf.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(2));
-    let err = text(&out.stderr);
-    assert!(
-        err.contains("no machine for it") && err.contains("raspi4b"),
-        "{err}"
-    );
-}
-
-#[test]
-#[ignore = "needs the board images: run `make test-boards`"]
 fn flash_into_a_boot_partition_and_refuse_anything_else() {
     let from = input("PB_RPI4_BOOT");
     let dir = tempfile::tempdir().unwrap();
@@ -227,18 +214,29 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn dtb(dir: &Path, bootargs: &str) -> PathBuf {
-    let path = dir.join("raspi3b.dtb");
-    let out = pb(&["dtb", "-o", path.to_str().unwrap(), "--bootargs", bootargs]);
+/// The Raspberry Pi machines QEMU emulates: the chainloader and board runs are tested on both.
+const MACHINES: [&str; 2] = ["raspi3b", "raspi4b"];
+
+fn dtb(dir: &Path, machine: &str, bootargs: &str) -> PathBuf {
+    let path = dir.join(format!("{machine}.dtb"));
+    let out = pb(&[
+        "dtb",
+        "--machine",
+        machine,
+        "-o",
+        path.to_str().unwrap(),
+        "--bootargs",
+        bootargs,
+    ]);
     assert!(out.status.success());
     path
 }
 
-/// QEMU raspi3b booting `kernel` with the DTB, its UART on `serial`.
-fn raspi3b(kernel: &Path, dtb: &Path, serial: &str) -> Qemu {
+/// QEMU `machine` (raspi3b or raspi4b) booting `kernel` with the DTB, its UART on `serial`.
+fn raspi(machine: &str, kernel: &Path, dtb: &Path, serial: &str) -> Qemu {
     let child = Command::new("qemu-system-aarch64")
         .args([
-            "-M", "raspi3b", "-display", "none", "-monitor", "none", "-serial", serial,
+            "-M", machine, "-display", "none", "-monitor", "none", "-serial", serial,
         ])
         .arg("-kernel")
         .arg(kernel)
@@ -256,13 +254,25 @@ fn raspi3b(kernel: &Path, dtb: &Path, serial: &str) -> Qemu {
 #[ignore = "needs the board images: run `make test-boards`"]
 fn chainload_over_tcp_refuses_bad_transfers_then_runs_the_kernel() {
     let loader = input("PB_CHAINLOADER_IMG");
+    for (machine, board) in MACHINES
+        .into_iter()
+        .zip(["Raspberry Pi 3", "Raspberry Pi 4"])
+    {
+        chainload_over_tcp(&loader, machine, board);
+    }
+}
+
+/// One loader image serves both Pis (it finds its board from MIDR_EL1): bad transfers refused,
+/// then the kernel runs, on `machine`.
+fn chainload_over_tcp(loader: &Path, machine: &str, board: &str) {
     let dir = tempfile::tempdir().unwrap();
     let kernel = dir.path().join("tiny.img");
     fs::write(&kernel, tiny_kernel("hello from a chainloaded kernel")).unwrap();
     let port = free_port();
-    let _qemu = raspi3b(
-        &loader,
-        &dtb(dir.path(), "patchbay.clock=qemu"),
+    let _qemu = raspi(
+        machine,
+        loader,
+        &dtb(dir.path(), machine, "patchbay.clock=qemu"),
         &format!("tcp:127.0.0.1:{port},server=on,wait=on"),
     );
     let log = dir.path().join("console.log");
@@ -284,27 +294,34 @@ fn chainload_over_tcp_refuses_bad_transfers_then_runs_the_kernel() {
         kernel.to_str().unwrap(),
     ]);
     let (so, se) = (text(&out.stdout), text(&out.stderr));
-    assert_eq!(out.status.code(), Some(0), "stdout:\n{so}\nstderr:\n{se}");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{machine}: stdout:\n{so}\nstderr:\n{se}"
+    );
     assert!(
-        so.contains("patchbay chainloader") && so.contains("on Raspberry Pi 3"),
-        "{so}"
+        so.contains("patchbay chainloader") && so.contains(&format!("on {board}")),
+        "{machine}: {so}"
     );
     // Attempt 1: the header claims more room than the loader has.
-    assert!(se.contains("refused the header: image too large"), "{se}");
+    assert!(
+        se.contains("refused the header: image too large"),
+        "{machine}: {se}"
+    );
     // Attempt 2: one payload byte flipped: the CRC32 check refuses the image.
     assert!(
         se.contains("refused the image: image checksum mismatch"),
-        "{se}"
+        "{machine}: {se}"
     );
     // Attempt 3: verified, and the kernel runs.
-    assert!(se.contains("verified the image"), "{se}");
+    assert!(se.contains("verified the image"), "{machine}: {se}");
     let console = fs::read_to_string(&log).unwrap();
     assert!(
         console.contains("hello from a chainloaded kernel"),
-        "{console}"
+        "{machine}: {console}"
     );
     assert!(console.ends_with(&format!("{}\n", halt::Halted(0))));
-    assert!(t0.elapsed() < Duration::from_secs(60));
+    assert!(t0.elapsed() < Duration::from_secs(60), "{machine}");
 }
 
 #[test]
@@ -315,7 +332,12 @@ fn chainload_over_a_serial_device() {
     let dir = tempfile::tempdir().unwrap();
     let kernel = dir.path().join("tiny.img");
     fs::write(&kernel, tiny_kernel("hello over a pty")).unwrap();
-    let mut qemu = raspi3b(&loader, &dtb(dir.path(), "patchbay.clock=qemu"), "pty");
+    let mut qemu = raspi(
+        "raspi3b",
+        &loader,
+        &dtb(dir.path(), "raspi3b", "patchbay.clock=qemu"),
+        "pty",
+    );
     // QEMU says "char device redirected to /dev/pts/N (label serial0)" on its stdout.
     let stdout = qemu.0.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
@@ -350,7 +372,17 @@ fn chainload_over_a_serial_device() {
 #[test]
 #[ignore = "needs the board images: run `make test-boards`"]
 fn capture_a_board_run_then_parse_it() {
-    let elf = input("PB_RPI3_KERNEL");
+    for (var, machine, board, name) in [
+        ("PB_RPI3_KERNEL", "raspi3b", "rpi3", "Raspberry Pi 3"),
+        ("PB_RPI4_ELF", "raspi4b", "rpi4", "Raspberry Pi 4"),
+    ] {
+        capture_then_parse(&input(var), machine, board, name);
+    }
+}
+
+/// A whole board kernel run on `machine`, recorded by `pb capture` as from a serial line, then
+/// parsed like a QEMU run.
+fn capture_then_parse(elf: &Path, machine: &str, board: &str, name: &str) {
     let dir = tempfile::tempdir().unwrap();
     let img = dir.path().join("kernel8.img");
     assert!(
@@ -364,9 +396,10 @@ fn capture_a_board_run_then_parse_it() {
         .success()
     );
     let port = free_port();
-    let _qemu = raspi3b(
+    let _qemu = raspi(
+        machine,
         &img,
-        &dtb(dir.path(), "patchbay.clock=qemu"),
+        &dtb(dir.path(), machine, "patchbay.clock=qemu"),
         &format!("tcp:127.0.0.1:{port},server=on,wait=on"),
     );
     let log = dir.path().join("run.log");
@@ -381,7 +414,7 @@ fn capture_a_board_run_then_parse_it() {
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let console = fs::read_to_string(&log).unwrap();
-    assert!(console.contains("on Raspberry Pi 3"), "{console}");
+    assert!(console.contains(&format!("on {name}")), "{console}");
     assert!(!console.contains('\r'), "line ends normalised");
 
     // Good: the same outputs as a QEMU run.
@@ -395,7 +428,11 @@ fn capture_a_board_run_then_parse_it() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let jsonl = fs::read_to_string(parsed.join("latest.jsonl")).unwrap();
     assert!(
-        jsonl.lines().next().unwrap().contains(r#""board":"rpi3""#),
+        jsonl
+            .lines()
+            .next()
+            .unwrap()
+            .contains(&format!(r#""board":"{board}""#)),
         "{jsonl}"
     );
     assert!(parsed.join("latest.svg").exists());

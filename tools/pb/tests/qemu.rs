@@ -299,10 +299,18 @@ fn print_cmd_shows_icount_and_bootargs() {
         err.contains(" -icount shift=0,align=off,sleep=off "),
         "{err}"
     );
-    assert!(
-        err.contains("-append 'patchbay.clock=qemu-icount from.elf=1 --nocapture t::x'"),
-        "{err}"
-    );
+    // The emulator's version (from `qemu --version`) rides along for the @bench header.
+    let append = err
+        .split("-append '")
+        .nth(1)
+        .expect("an -append")
+        .split('\'')
+        .next()
+        .unwrap();
+    let args: Vec<&str> = append.split(' ').collect();
+    assert_eq!(args[0], "patchbay.clock=qemu-icount", "{err}");
+    assert!(args[1].starts_with("patchbay.emulator=qemu-1"), "{err}");
+    assert_eq!(args[2..], ["from.elf=1", "--nocapture", "t::x"], "{err}");
 }
 
 #[test]

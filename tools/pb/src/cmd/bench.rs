@@ -117,6 +117,7 @@ pub fn main(args: Args) -> Result<ExitCode> {
         print_cmd: false,
         qemu: args.qemu.clone(),
         table: false,
+        icache: None,
         kernel: args.kernel.clone(),
         bootargs: Vec::new(),
     };

@@ -124,6 +124,42 @@ impl fmt::Display for Refusal {
     }
 }
 
+/// Two runs whose headers name different emulators (or one names none): instruction counts
+/// around TLB and cache maintenance differ between QEMU versions, so a change in the numbers
+/// may be the emulator's, not the code's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EmulatorChange {
+    pub a: String,
+    pub b: String,
+}
+
+impl EmulatorChange {
+    /// The change between the runs' headers, if any. A header older than the `emulator` field
+    /// counts as `unknown`.
+    pub fn between(a: &Run, b: &Run) -> Option<EmulatorChange> {
+        let name = |r: &Run| {
+            r.header
+                .as_ref()
+                .and_then(|h| h.emulator.clone())
+                .unwrap_or_else(|| "unknown".into())
+        };
+        let (a, b) = (name(a), name(b));
+        (a != b).then_some(EmulatorChange { a, b })
+    }
+
+    /// With the emulator changed, any moved record fails the comparison: the runs are not like
+    /// for like, and passing would hide which of the two moved the numbers.
+    pub fn fails(&self, comparison: &Comparison) -> bool {
+        comparison.rows.iter().any(|r| r.verdict != Verdict::Ok)
+    }
+}
+
+impl fmt::Display for EmulatorChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "A was measured under {}, B under {}", self.a, self.b)
+    }
+}
+
 /// Whether a run's header says its numbers are exact instruction counts.
 fn exact(run: &Run) -> bool {
     run.header.as_ref().is_some_and(|h| h.mode == "qemu-icount")
@@ -283,8 +319,22 @@ pub fn main(args: Args) -> Result<ExitCode> {
             ha.mode, hb.mode
         );
     }
+    let emulator = EmulatorChange::between(&a, &b);
+    if let Some(change) = &emulator {
+        println!(
+            "pb: note: {change}: counts around TLB and cache maintenance differ between versions"
+        );
+    }
     print!("{}", comparison.render());
     println!("{}", comparison.summary());
+    if let Some(change) = emulator.filter(|c| c.fails(&comparison)) {
+        eprintln!(
+            "pb: FAIL: the emulator changed ({change}) and records moved: the runs are not like \
+             for like. Re-measure the baseline under one emulator (make bench && make \
+             bench-baseline) and say in the commit why the numbers moved."
+        );
+        return Ok(ExitCode::from(1));
+    }
     for row in comparison.with(Verdict::Regression) {
         let (a, b) = (row.a.unwrap_or(0.0), row.b.unwrap_or(0.0));
         eprintln!(
@@ -323,6 +373,45 @@ mod tests {
         let run = parse_log(&log);
         assert_eq!(run.failures(), Vec::<String>::new());
         run
+    }
+
+    /// `run` with `"emulator":E` in its header.
+    fn under(emulator: &str, results: &[(&str, u64)]) -> Run {
+        let mut r = run("qemu-icount", "instructions", results);
+        let h = r.header.as_mut().unwrap();
+        h.emulator = Some(emulator.into());
+        r
+    }
+
+    #[test]
+    fn a_changed_emulator_is_said_and_fails_once_numbers_move() {
+        let a = under("qemu-7.2.0", &[("off", 12), ("call-ops", 58)]);
+        let same = under("qemu-7.2.0", &[("off", 12), ("call-ops", 58)]);
+        assert_eq!(EmulatorChange::between(&a, &same), None);
+
+        let b = under("qemu-10.0.2", &[("off", 12), ("call-ops", 58)]);
+        let change = EmulatorChange::between(&a, &b).expect("a change");
+        assert_eq!(
+            change.to_string(),
+            "A was measured under qemu-7.2.0, B under qemu-10.0.2"
+        );
+        // Identical numbers: said, but not a failure.
+        assert!(!change.fails(&compare(&a, &b, None).unwrap()));
+
+        // Any moved record (better as well as worse) fails: not like for like.
+        for moved in [57, 59] {
+            let b = under("qemu-10.0.2", &[("off", 12), ("call-ops", moved)]);
+            let change = EmulatorChange::between(&a, &b).unwrap();
+            assert!(
+                change.fails(&compare(&a, &b, None).unwrap()),
+                "call-ops {moved}"
+            );
+        }
+
+        // A header from before the field names no emulator.
+        let old = run("qemu-icount", "instructions", &[("off", 12)]);
+        let change = EmulatorChange::between(&old, &b).unwrap();
+        assert_eq!(change.a, "unknown");
     }
 
     fn verdicts(c: &Comparison) -> Vec<(String, Verdict)> {

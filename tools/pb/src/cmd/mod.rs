@@ -14,6 +14,7 @@ pub mod dtb;
 pub mod flash;
 pub mod image;
 pub mod layers;
+pub mod linux;
 pub mod objcopy;
 pub mod parse;
 pub mod run;
@@ -42,6 +43,11 @@ pub enum Command {
     Dtb(dtb::Args),
     /// Check a crate's module imports: no circle, and (with --layers) every import downward.
     Layers(layers::Args),
+    /// Measure Linux's own ftrace, kprobes and return hooks on the same QEMU machine and print
+    /// them beside patchbay's mechanisms.
+    LinuxCompare(linux::CompareArgs),
+    /// Print the Linux/patchbay table from saved records (no download).
+    LinuxTable(linux::TableArgs),
 }
 
 impl Command {
@@ -59,6 +65,8 @@ impl Command {
             Command::Capture(args) => capture::main(args),
             Command::Dtb(args) => dtb::main(args),
             Command::Layers(args) => layers::main(args),
+            Command::LinuxCompare(args) => linux::compare_main(args),
+            Command::LinuxTable(args) => linux::table_main(args),
         }
     }
 }

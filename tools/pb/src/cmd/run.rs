@@ -19,6 +19,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use clap::ValueEnum;
 
 use crate::directives::{self, BootMode, Directives};
 use crate::fdt;
@@ -75,6 +76,16 @@ pub struct Args {
     /// After a successful run, print the tables of the console's @bench records
     #[arg(long)]
     pub table: bool,
+    /// Run under the stale-I-cache model (tools/icache-plugin): strict fails the run on any
+    /// violation [default with no MODE; env PB_ICACHE]
+    #[arg(
+        long,
+        value_name = "MODE",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "strict"
+    )]
+    pub icache: Option<IcacheMode>,
     /// The kernel ELF (built for aarch64-unknown-none-softfloat)
     #[arg(value_name = "KERNEL_ELF")]
     pub kernel: PathBuf,
@@ -87,6 +98,61 @@ pub struct Args {
     pub bootargs: Vec<String>,
 }
 
+/// How the stale-I-cache model watches a run (README, "Stale-I-cache model").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum IcacheMode {
+    /// Report every violation; the run fails if there was one.
+    Report,
+    /// QEMU stops at the first violation; the run fails.
+    Strict,
+    /// No model (overrides PB_ICACHE).
+    Off,
+}
+
+/// The plugin, built by `make icache-plugin` next to `pb` (both in target/release).
+pub const ICACHE_PLUGIN: &str = "libpatchbay_icache_plugin.so";
+/// Environment variable read when `--icache` is not given (`make test` sets it).
+pub const ICACHE_ENV: &str = "PB_ICACHE";
+
+/// The `-plugin` option value that runs the model on `kernel`.
+fn icache_plugin(mode: IcacheMode, kernel: &Path) -> Result<String> {
+    let exe = std::env::current_exe().context("locating pb")?;
+    let plugin = exe.with_file_name(ICACHE_PLUGIN);
+    if !plugin.is_file() {
+        bail!(
+            "{} not found: build it with `make icache-plugin`",
+            plugin.display()
+        );
+    }
+    let mode = if mode == IcacheMode::Report {
+        "report"
+    } else {
+        "strict"
+    };
+    Ok(format!(
+        "{},elf={},mode={mode}",
+        qemu::option_path(&plugin),
+        qemu::option_path(kernel)
+    ))
+}
+
+/// What the model's `icache: ` lines on QEMU's stderr say about one boot: its violations and
+/// errors, and, for a boot that ended with QEMU's exit, a missing summary (the model never ran).
+pub fn icache_failures(stderr: &[String], exited: bool) -> Vec<String> {
+    let mut failures: Vec<String> = stderr
+        .iter()
+        .filter_map(|l| {
+            let l = l.strip_prefix("icache: ")?;
+            (l.starts_with("VIOLATION") || l.starts_with("ERROR"))
+                .then(|| format!("stale-I-cache model: {l}"))
+        })
+        .collect();
+    if exited && failures.is_empty() && !stderr.iter().any(|l| l.starts_with("icache: summary: ")) {
+        failures.push("stale-I-cache model: no summary from the plugin (did it load?)".into());
+    }
+    failures
+}
+
 /// Everything a run does, resolved from the directives and the options.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Plan {
@@ -96,6 +162,8 @@ pub struct Plan {
     pub repeat: u32,
     /// `None`: no expectations; `pb` exits with the kernel's exit code.
     pub expect: Option<Expectations>,
+    /// The stale-I-cache model's mode (`None`: from PB_ICACHE at run time).
+    pub icache: Option<IcacheMode>,
 }
 
 /// Resolves the run: options override directives, which override the defaults.
@@ -142,15 +210,18 @@ pub fn plan(args: &Args, d: &Directives) -> Plan {
             icount,
             gdb: args.gdb,
             kernel: PathBuf::new(),
+            emulator: None,
             bootargs: d.bootargs.iter().chain(&args.bootargs).cloned().collect(),
             dtb: None,
             boot: d.boot,
             load_addr: d.board.kernel_load.unwrap_or(0x8_0000),
             park: None,
+            plugins: Vec::new(),
         },
         timeout,
         repeat: d.repeat.unwrap_or(1),
         expect,
+        icache: args.icache,
     }
 }
 
@@ -235,14 +306,25 @@ pub fn run(args: &Args, sinks: &mut dyn FnMut() -> (Sink, Sink)) -> Result<Outco
     if plan.qemu.machine == "none" {
         let board = directives.board.name.as_deref().unwrap_or("this board");
         bail!(
-            "{} is built for {board}, and QEMU has no machine for it (QEMU 7.2 has no \
-             raspi4b). Run it on the board (`make BSP={board} image`, `flash` or `chainboot`; \
-             see docs/boards.md), or build BSP=rpi3 to run the Raspberry Pi path under \
-             QEMU -M raspi3b",
+            "{} is built for {board}, and QEMU has no machine for it. Run it on the board \
+             (`make BSP={board} image`, `flash` or `chainboot`; see docs/boards.md)",
             args.kernel.display()
         );
     }
     plan.qemu.qemu = qemu::locate(args.qemu.as_deref())?;
+    plan.qemu.emulator = qemu::version(&plan.qemu.qemu);
+    if plan.icache.is_none()
+        && let Some(v) = std::env::var_os(ICACHE_ENV)
+    {
+        let v = v.to_string_lossy();
+        plan.icache =
+            Some(IcacheMode::from_str(&v, true).map_err(|_| {
+                anyhow::anyhow!("{ICACHE_ENV}={v}: expected strict, report or off")
+            })?);
+    }
+    if let Some(mode @ (IcacheMode::Strict | IcacheMode::Report)) = plan.icache {
+        plan.qemu.plugins.push(icache_plugin(mode, &args.kernel)?);
+    }
     let bin = bin_path(&args.kernel);
     fs::write(&bin, &image.bytes).with_context(|| format!("cannot write {}", bin.display()))?;
     plan.qemu.kernel = bin.clone();
@@ -299,6 +381,11 @@ fn execute(plan: &Plan, args: &Args, sinks: &mut dyn FnMut() -> (Sink, Sink)) ->
         let (out, err) = sinks();
         let boot = qemu::boot(&argv, plan.timeout, out, err)?;
         let ending = boot.ending;
+        let icache = if plan.qemu.plugins.is_empty() {
+            Vec::new()
+        } else {
+            icache_failures(&boot.stderr, matches!(ending, Ending::Exited(_)))
+        };
         let signal = boot.signal.clone();
         let console = boot.console();
         consoles.push(boot.stdout);
@@ -319,11 +406,22 @@ fn execute(plan: &Plan, args: &Args, sinks: &mut dyn FnMut() -> (Sink, Sink)) ->
             Ending::Exited(code) | Ending::Halted(code) => code,
         };
         let Some(expect) = &plan.expect else {
-            // No expectations (hence one boot): the kernel's verdict is ours.
-            let code = u8::try_from(code).unwrap_or(1);
+            // No expectations (hence one boot): the kernel's verdict is ours, unless the
+            // stale-I-cache model found a violation.
+            for failure in &icache {
+                eprintln!("pb: {failure}");
+            }
+            let code = if icache.is_empty() {
+                u8::try_from(code).unwrap_or(1)
+            } else {
+                1
+            };
             return Ok(Outcome { code, consoles });
         };
-        for failure in verdict::check_boot(expect, code, &console) {
+        for failure in verdict::check_boot(expect, code, &console)
+            .into_iter()
+            .chain(icache)
+        {
             failures.push(if plan.repeat > 1 {
                 format!("boot {n}: {failure}")
             } else {
@@ -341,9 +439,9 @@ fn execute(plan: &Plan, args: &Args, sinks: &mut dyn FnMut() -> (Sink, Sink)) ->
         failures.push(failure);
     }
     let code = if failures.is_empty() {
-        if expect.exit != 0 {
-            eprintln!("pb: exited with {} as expected", expect.exit);
-        }
+        // Every judged boot says so: `make test` counts a kernel without a test harness (an
+        // expected fault, a probe) as one test by this line.
+        eprintln!("pb: exited with {} as expected", expect.exit);
         0
     } else {
         for failure in &failures {
@@ -484,6 +582,41 @@ mod tests {
 
         let p = plan(&args(&["--icount", "k.elf"]), &Directives::default());
         assert!(p.qemu.icount);
+    }
+
+    #[test]
+    fn icache_option_and_verdict() {
+        assert_eq!(plan(&args(&["k.elf"]), &Directives::default()).icache, None);
+        let p = plan(&args(&["--icache", "k.elf"]), &Directives::default());
+        assert_eq!(p.icache, Some(IcacheMode::Strict));
+        let p = plan(&args(&["--icache=report", "k.elf"]), &Directives::default());
+        assert_eq!(p.icache, Some(IcacheMode::Report));
+        assert!(p.qemu.plugins.is_empty(), "the plugin is added at run time");
+        let a = args(&["--icache", "k.elf", "icache.break=isb"]);
+        assert_eq!(a.bootargs, ["icache.break=isb"], "no MODE without '='");
+
+        let lines = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let clean = lines(&[
+            "icache: model on (strict)",
+            "icache: summary: 3 stores to code",
+        ]);
+        assert!(icache_failures(&clean, true).is_empty());
+        assert_eq!(
+            icache_failures(&lines(&["qemu: something"]), true),
+            ["stale-I-cache model: no summary from the plugin (did it load?)"]
+        );
+        assert!(
+            icache_failures(&lines(&[]), false).is_empty(),
+            "killed: no summary expected"
+        );
+        let bad = lines(&[
+            "icache: VIOLATION cpu 0 executed ...; missing: ISB",
+            "icache: summary: 1 violations",
+        ]);
+        assert_eq!(
+            icache_failures(&bad, true),
+            ["stale-I-cache model: VIOLATION cpu 0 executed ...; missing: ISB"]
+        );
     }
 
     #[test]
