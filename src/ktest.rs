@@ -52,10 +52,9 @@ pub const fn is_known_directive(line: &str) -> bool {
 #[macro_export]
 macro_rules! qemu_directives {
     ($($line:literal),* $(,)?) => {
-        $(const _: () = assert!(
-            $crate::ktest::is_known_directive($line),
-            concat!("qemu_directives!: unknown key in \"", $line, "\"")
-        );)*
+        $(const _: () = if !$crate::ktest::is_known_directive($line) {
+            panic!("{}", concat!("qemu_directives!: unknown key in \"", $line, "\""))
+        };)*
         const __PATCHBAY_QEMU_TEXT: &str = concat!($($line, "\n"),*);
         #[used]
         #[unsafe(link_section = ".patchbay.qemu")]
