@@ -600,7 +600,7 @@ mod tests {
                 continue;
             };
             // Only accesses above the trampoline record (sp + 16 and up, not write-back).
-            if !(rest.contains("[sp, #") && !rest.ends_with('!')) {
+            if !rest.contains("[sp, #") || rest.ends_with('!') {
                 continue;
             }
             let list = match op {
