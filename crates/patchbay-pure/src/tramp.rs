@@ -310,23 +310,21 @@ impl Asm {
     /// Call `handler`: `bl handler` when the position is known and in range, else
     /// `ldr x16, =handler; blr x16` (x16 is free at a call).
     fn call(&mut self, handler: u64) -> Result<(), EncodeError> {
-        match self.at.map(|at| at + self.w.len() as u64 * 4) {
-            Some(from) if in_branch_range(from, handler) => self.try_emit(bl(from, handler)),
-            _ => {
-                self.ldr_const(X16, handler);
-                self.emit(blr(X16));
-                Ok(())
-            }
-        }
+        self.branch(handler, true)
     }
     /// Continue at `target`: `b target` when the position is known and in range, else
     /// `ldr x16, =target; br x16`.
     fn jump(&mut self, target: u64) -> Result<(), EncodeError> {
+        self.branch(target, false)
+    }
+    fn branch(&mut self, target: u64, link: bool) -> Result<(), EncodeError> {
         match self.at.map(|at| at + self.w.len() as u64 * 4) {
-            Some(from) if in_branch_range(from, target) => self.try_emit(b(from, target)),
+            Some(from) if in_branch_range(from, target) => {
+                self.try_emit(if link { bl(from, target) } else { b(from, target) })
+            }
             _ => {
                 self.ldr_const(X16, target);
-                self.emit(br(X16));
+                self.emit(if link { blr(X16) } else { br(X16) });
                 Ok(())
             }
         }
