@@ -13,11 +13,14 @@ use patchbay_wire::bench::{End, Header, PREFIX};
 use super::clock;
 use crate::{arch, boot_info, bsp, percpu, println};
 
-/// The emulator the runner named (`qemu-10.0.2`), or `none`: a board's firmware names none.
+/// The emulator the runner named (`qemu-10.0.2`); `qemu` when nobody named it but the clock
+/// mode says emulated (a raw run whose counter was seen counting instructions); else `none`.
 pub fn emulator() -> &'static str {
-    boot_info::get()
-        .bootarg(patchbay_wire::bootargs::EMULATOR)
-        .unwrap_or("none")
+    match boot_info::get().bootarg(patchbay_wire::bootargs::EMULATOR) {
+        Some(named) => named,
+        None if clock::mode() != bsp::ClockMode::Hardware => "qemu",
+        None => "none",
+    }
 }
 
 static RESULTS: AtomicUsize = AtomicUsize::new(0);
