@@ -15,10 +15,11 @@ use std::time::{Duration, Instant};
 use std::{env, fs};
 
 mod common;
-use common::pb_command;
+use common::{LDRB_W3_X1_POST1, STRB_W3_X2, emit, image_header, pb_command, word};
 
 use object::{Object, ObjectSegment, ObjectSymbol};
-use patchbay_board::{ClockMode, ExitMethod};
+use patchbay_board::{ClockMode, ExitMethod, RPI3, RPI4};
+use patchbay_pure::insn::{self, X1, X2, X3};
 use patchbay_wire::{directives, facts::Fact, halt};
 
 const WHY: &str = "needs the board images: run `make test-boards`";
@@ -72,7 +73,7 @@ fn rpi4_image_load_address_entry_and_bsp_constants() {
         facts,
         [
             Fact::Board("rpi4"),
-            Fact::Machine("none"),
+            Fact::Machine("raspi4b"),
             Fact::KernelLoad(0x8_0000),
             Fact::UartBase(0xfe20_1000),
             Fact::UartClockHz(48_000_000),
@@ -171,38 +172,31 @@ impl Drop for Qemu {
     }
 }
 
-fn word(out: &mut Vec<u8>, w: u32) {
-    out.extend_from_slice(&w.to_le_bytes());
-}
+/// `wfe` (no encoder in `insn`: patch sites never hold it).
+const WFE: u32 = 0xd503_205f; // wfe
 
-/// A tiny kernel8.img (arm64 Image header, then code): prints `msg` on the Pi 3's PL011 and
-/// the board's final line, then halts, as a patchbay kernel on a board does.
-fn tiny_kernel(msg: &str) -> Vec<u8> {
-    let mut t = Vec::new();
-    word(&mut t, 0x1400_0010); // b +0x40
-    word(&mut t, 0);
-    t.extend_from_slice(&0x80000u64.to_le_bytes()); // text_offset
-    t.extend_from_slice(&0x1000u64.to_le_bytes()); // image_size
-    t.extend_from_slice(&2u64.to_le_bytes()); // flags
-    t.extend_from_slice(&[0; 24]);
-    t.extend_from_slice(b"ARM\x64");
-    word(&mut t, 0);
-    word(&mut t, 0xd2a7_e402); // movz x2, #0x3f20, lsl #16
-    word(&mut t, 0xf282_0002); // movk x2, #0x1000
-    let adr_at = t.len();
-    word(&mut t, 0); // adr x1, msg (patched)
-    word(&mut t, 0x3840_1423); // loop: ldrb w3, [x1], #1
-    word(&mut t, 0x3400_0063); //       cbz w3, done (+12)
-    word(&mut t, 0x3900_0043); //       strb w3, [x2]
-    word(&mut t, 0x17ff_fffd); //       b loop (-12)
-    word(&mut t, 0xd503_205f); // done: wfe
-    word(&mut t, 0x17ff_ffff); //       b done
-    let msg_at = t.len();
+/// A raw image that prints `msg` and the board's final line on the PL011 at `uart`, then parks.
+fn tiny_kernel(uart: u64, msg: &str) -> Vec<u8> {
+    let mut t = image_header();
+    let at = |t: &Vec<u8>| t.len() as u64;
+    emit(&mut t, |_| insn::movz(X2, (uart >> 16) as u16, 16).unwrap()); // movz x2, #hi, lsl #16
+    emit(&mut t, |_| insn::movk(X2, uart as u16, 0).unwrap()); // movk x2, #lo
+    let adr_msg = at(&t);
+    word(&mut t, 0); // adr x1, msg (patched below)
+    let lp = at(&t);
+    let done = lp + 16;
+    word(&mut t, LDRB_W3_X1_POST1); // loop: ldrb w3, [x1], #1
+    emit(&mut t, |pc| insn::cbz(X3, pc, done).unwrap()); //       cbz x3, done
+    word(&mut t, STRB_W3_X2); //       strb w3, [x2]
+    emit(&mut t, |pc| insn::b(pc, lp).unwrap()); //       b loop
+    assert_eq!(at(&t), done);
+    word(&mut t, WFE); // done: wfe
+    emit(&mut t, |pc| insn::b(pc, done).unwrap()); //       b done
+    let msg_at = at(&t);
     t.extend_from_slice(msg.as_bytes());
     t.extend_from_slice(format!("\r\n{}\r\n\0", halt::Halted(0)).as_bytes());
-    let off = (msg_at - adr_at) as u32;
-    let adr = 0x1000_0000 | ((off & 3) << 29) | ((off >> 2) << 5) | 1;
-    t[adr_at..adr_at + 4].copy_from_slice(&adr.to_le_bytes());
+    let adr = insn::adr(X1, adr_msg, msg_at).unwrap();
+    t[adr_msg as usize..adr_msg as usize + 4].copy_from_slice(&adr.to_le_bytes());
     t
 }
 
@@ -254,20 +248,21 @@ fn raspi(machine: &str, kernel: &Path, dtb: &Path, serial: &str) -> Qemu {
 #[ignore = "needs the board images: run `make test-boards`"]
 fn chainload_over_tcp_refuses_bad_transfers_then_runs_the_kernel() {
     let loader = input("PB_CHAINLOADER_IMG");
-    for (machine, board) in MACHINES
-        .into_iter()
-        .zip(["Raspberry Pi 3", "Raspberry Pi 4"])
-    {
-        chainload_over_tcp(&loader, machine, board);
+    for (machine, pi) in MACHINES.into_iter().zip([RPI3, RPI4]) {
+        chainload_over_tcp(&loader, machine, pi.board.description, pi.board.uart_base);
     }
 }
 
 /// One loader image serves both Pis (it finds its board from MIDR_EL1): bad transfers refused,
 /// then the kernel runs, on `machine`.
-fn chainload_over_tcp(loader: &Path, machine: &str, board: &str) {
+fn chainload_over_tcp(loader: &Path, machine: &str, board: &str, uart: u64) {
     let dir = tempfile::tempdir().unwrap();
     let kernel = dir.path().join("tiny.img");
-    fs::write(&kernel, tiny_kernel("hello from a chainloaded kernel")).unwrap();
+    fs::write(
+        &kernel,
+        tiny_kernel(uart, "hello from a chainloaded kernel"),
+    )
+    .unwrap();
     let port = free_port();
     let _qemu = raspi(
         machine,
@@ -331,7 +326,11 @@ fn chainload_over_a_serial_device() {
     let loader = input("PB_CHAINLOADER_IMG");
     let dir = tempfile::tempdir().unwrap();
     let kernel = dir.path().join("tiny.img");
-    fs::write(&kernel, tiny_kernel("hello over a pty")).unwrap();
+    fs::write(
+        &kernel,
+        tiny_kernel(RPI3.board.uart_base, "hello over a pty"),
+    )
+    .unwrap();
     let mut qemu = raspi(
         "raspi3b",
         &loader,

@@ -12,7 +12,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 mod common;
-use common::{output_logged, pb_command, stderr, stdout};
+use common::{
+    LDRB_W3_X1_POST1, STRB_W3_X2, emit, image_header, output_logged, pb_command, stderr, stdout,
+    word,
+};
 
 use patchbay_pure::{
     insn::{self, X0, X1, X2, X3},
@@ -37,40 +40,9 @@ fn require_qemu() {
     );
 }
 
-fn word(out: &mut Vec<u8>, w: u32) {
-    out.extend_from_slice(&w.to_le_bytes());
-}
-
-/// Appends the word `encode` makes for the current offset (the instruction's PC, relative to the
-/// image start, which is all a PC-relative encoding needs).
-fn emit(out: &mut Vec<u8>, encode: impl FnOnce(u64) -> u32) {
-    let pc = out.len() as u64;
-    word(out, encode(pc));
-}
-
-// Byte loads and stores and the semihosting trap have no encoder in `insn` (patch sites never
-// hold them), so they are spelled out once here.
-/// `ldrb w3, [x1], #1`
-const LDRB_W3_X1_POST1: u32 = 0x3840_1423; // ldrb w3, [x1], #1
-/// `strb w3, [x2]`
-const STRB_W3_X2: u32 = 0x3900_0043; // strb w3, [x2]
+// `hlt #0xf000` has no encoder in `insn` (patch sites never hold it), so it is spelled out once.
 /// `hlt #0xf000`: the A64 semihosting call
 const HLT_SEMIHOSTING: u32 = 0xd45e_0000; // hlt #0xf000
-
-/// The 64-byte arm64 Image header, its first instruction branching to offset 0x40.
-fn image_header() -> Vec<u8> {
-    let mut h = Vec::new();
-    emit(&mut h, |pc| insn::b(pc, 0x40).unwrap()); // b +0x40
-    word(&mut h, 0);
-    h.extend_from_slice(&0x80000u64.to_le_bytes()); // text_offset
-    h.extend_from_slice(&0x2000u64.to_le_bytes()); // image_size (nonzero: text_offset valid)
-    h.extend_from_slice(&2u64.to_le_bytes()); // flags: LE, 4 KiB pages
-    h.extend_from_slice(&[0; 24]);
-    h.extend_from_slice(b"ARM\x64");
-    word(&mut h, 0);
-    assert_eq!(h.len(), 0x40);
-    h
-}
 
 /// Prints `msg` on the PL011 at 0x0900_0000, then semihosting SYS_EXIT with `code`.
 fn hello_and_exit(msg: &str, code: u64) -> Vec<u8> {
