@@ -319,9 +319,11 @@ impl Asm {
     }
     fn branch(&mut self, target: u64, link: bool) -> Result<(), EncodeError> {
         match self.at.map(|at| at + self.w.len() as u64 * 4) {
-            Some(from) if in_branch_range(from, target) => {
-                self.try_emit(if link { bl(from, target) } else { b(from, target) })
-            }
+            Some(from) if in_branch_range(from, target) => self.try_emit(if link {
+                bl(from, target)
+            } else {
+                b(from, target)
+            }),
             _ => {
                 self.ldr_const(X16, target);
                 self.emit(if link { blr(X16) } else { br(X16) });
