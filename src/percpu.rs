@@ -18,8 +18,9 @@ pub struct PerCpu {
     pub fatal_depth: AtomicU32,
     /// Exceptions taken on this CPU (all kinds).
     pub exceptions: AtomicU64,
-    /// Nonzero while a tracing handler runs on this CPU (the recursion guard).
-    pub trace_depth: AtomicU32,
+    /// Nonzero while a tracing handler runs on this CPU (the recursion guard, `trace::recursion`;
+    /// 64-bit so the trampolines can mark it with the pointer they hold).
+    pub trace_depth: AtomicU64,
     /// Traced calls made from inside a handler, refused by the guard.
     pub trace_recursions: AtomicU64,
 }
@@ -30,7 +31,7 @@ impl PerCpu {
             id,
             fatal_depth: AtomicU32::new(0),
             exceptions: AtomicU64::new(0),
-            trace_depth: AtomicU32::new(0),
+            trace_depth: AtomicU64::new(0),
             trace_recursions: AtomicU64::new(0),
         }
     }

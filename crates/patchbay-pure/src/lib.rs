@@ -8,6 +8,7 @@
 //! | [`insn`] | A64 instruction encoders and decoders used by the patcher and trampolines |
 //! | [`batch`] | planning a batch of patch-site changes: the writes of each of its two phases |
 //! | [`cache`] | CTR_EL0 decoding and the I-cache maintenance plan for modified text |
+//! | [`dispatch`] | the list dispatcher's table: tracers keyed by function, one load/compare/branch each |
 //! | [`esr`] | decoding of ESR_ELx for crash reports |
 //! | [`ksyms`] | the kernel symbol table blob the host tool embeds into the image |
 //! | [`pagetable`] | stage-1 4 KiB-granule descriptors and a table walker |
@@ -25,6 +26,7 @@ extern crate alloc;
 
 pub mod batch;
 pub mod cache;
+pub mod dispatch;
 pub mod esr;
 pub mod hash;
 pub mod insn;

@@ -65,6 +65,14 @@ pub fn ic_ivau(addr: u64) {
     unsafe { core::arch::asm!("ic ivau, {}", in(reg) addr, options(nostack, preserves_flags)) };
 }
 
+/// `IC IALLUIS`: invalidate every instruction cache in the Inner Shareable domain to the point
+/// of unification (broadcast).
+#[inline(always)]
+pub fn ic_ialluis() {
+    // SAFETY: invalidating I-cache lines only forces refetches.
+    unsafe { core::arch::asm!("ic ialluis", options(nostack, preserves_flags)) };
+}
+
 /// `IC IALLU`: invalidate this PE's whole instruction cache (boot only).
 pub fn ic_iallu() {
     // SAFETY: as above.
