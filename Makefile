@@ -35,6 +35,11 @@ ICACHE     ?=
 # (A '.' stands for a space: the pairs are split on spaces.)
 ICACHE_TEETH := dc-cvau:DC.CVAU dsb1:DSB.between.DC.CVAU.and.IC.IVAU ic-ivau:IC.IVAU.of \
                 dsb2:DSB.after.IC.IVAU isb:ISB.on.the.writing.CPU off-by-one:DC.CVAU
+# CPUs and (QEMU virt) GIC version for `make qemu`: make qemu SMP=4 GIC=3. Empty: the kernel's
+# directives, else pb's defaults (1 CPU, QEMU's GICv2).
+SMP        ?=
+GIC        ?=
+QEMU_ARGS   = $(if $(SMP),--smp $(SMP)) $(if $(GIC),--gic $(GIC))
 
 # --- the board path (docs/boards.md) ---
 # The serial adapter wired to the board's UART, the mounted boot partition, the capture file.
@@ -50,7 +55,7 @@ RPI3_FLAGS := -p patchbay --target $(TARGET) --release --no-default-features --f
 RPI4_FLAGS := -p patchbay --target $(TARGET) --release --no-default-features --features bsp_rpi4
 # Which kernel tests also run on the Raspberry Pis under QEMU raspi3b / raspi4b.
 PI_TESTS   := --lib --test boot --test patching --test fault_null
-RPI3_TESTS := $(PI_TESTS) --test board_rpi3 --test board_rpi3_el3 --test clock_probe
+RPI3_TESTS := $(PI_TESTS) --test board_rpi3 --test board_rpi3_el3 --test clock_probe --test smp --test irq --test ipi --test stop
 RPI4_TESTS := $(PI_TESTS) --test board_rpi4
 
 BASE       ?= bench/baseline.jsonl
@@ -62,7 +67,7 @@ BASE       ?= bench/baseline.jsonl
 
 help:
 	@echo "patchbay make targets (BSP=$(BSP)):"
-	@echo "  make qemu       build, boot on QEMU virt (icount), run the suite, print the tables, exit"
+	@echo "  make qemu [SMP=n] [GIC=2|3]  build, boot on QEMU virt (icount), run the suite, print the tables, exit"
 	@echo "  make console    boot the serial console under QEMU (BSP=rpi3/rpi4: chainload it, SERIAL=...)"
 	@echo "  make test       host unit tests + QEMU-booted kernel tests (what CI runs)"
 	@echo "  make report     target/bench/report.html again from target/bench/latest.jsonl"
@@ -113,7 +118,7 @@ icache-plugin:
 # Under icount PMCCNTR counts retired instructions exactly, so the table is reproducible.
 # BSP=rpi3 runs under QEMU raspi3b, BSP=rpi4 under raspi4b (QEMU >= 9.0; make deps installs 10.0).
 qemu: deps build pb $(if $(ICACHE),icache-plugin)
-	$(PB) run --icount --table --records target/qemu $(if $(ICACHE),--icache) $(RUN_ARGS) $(KERNEL_ELF)
+	$(PB) run --icount --table --records target/qemu $(if $(ICACHE),--icache) $(QEMU_ARGS) $(RUN_ARGS) $(KERNEL_ELF)
 
 # --- the serial console -------------------------------------------------------------------------
 console-build:

@@ -3,7 +3,8 @@
 // Contract on entry (Linux arm64 boot protocol, which QEMU and the Raspberry Pi firmware follow
 // for a raw Image / kernel8.img): x0 = physical address of the DTB, MMU and D-cache off,
 // at EL2 or EL1. Only the boot CPU (MPIDR Aff0 == 0) continues; any other CPU that arrives
-// here parks in a WFE loop until SMP bring-up exists.
+// here parks in a WFE loop (secondaries are started later, at `secondary_entry`, by
+// src/smp.rs: PSCI CPU_ON or a spin-table release).
 //
 // What this file does, in order, before any Rust runs:
 //   0. if entered at EL3 (a Raspberry Pi booted without the firmware's armstub), do what the
@@ -36,6 +37,7 @@ _start:
 
 primary_entry:
         mov     x19, x0                 // x19 = DTB physical address (preserved throughout)
+        adr     x22, at_el1             // x22 = where from_el2 continues at EL1
 
         // Park every CPU but the boot CPU.
         mrs     x1, mpidr_el1
@@ -129,11 +131,9 @@ from_el2:
         // "Return" to EL1h with D, A, I, F masked.
         mov     x1, #0x3c5
         msr     spsr_el2, x1
-        adr     x1, el1_from_el2
-        msr     elr_el2, x1
+        msr     elr_el2, x22
         eret
 
-el1_from_el2:
 at_el1:
         // CPACR_EL1.FPEN = 0b00: FP/SIMD traps at EL1 and EL0 (EC 0x07). The kernel is compiled
         // for general registers only; a trap here means FP/SIMD crept in (see docs/architecture.md).
@@ -170,3 +170,72 @@ park:
         wfe
         b       park
         .size   _start, . - _start
+
+// Secondary CPUs: `smp::bring_up` starts one CPU at a time here, MMU and caches off, at EL2 or
+// EL1 (PSCI CPU_ON enters at the EL the kernel was entered at; the Pis' spin tables at EL2),
+// after writing `__patchbay_secondary_boot` (src/smp.rs, `SecondaryBoot`) and cleaning it to
+// the point of coherency, since this CPU reads it with its caches off:
+//   [0] logical CPU number, [8] MAIR_EL1, [16] TCR_EL1, [24] TTBR0_EL1, [32] SCTLR_EL1
+// (the boot CPU's own values: every CPU shares the same translation tables).
+// This CPU then: drops to EL1 like the boot CPU, turns its MMU on *before* touching any stack
+// (so no stack line is ever written uncached under a stale cached copy), installs the stacks of
+// its slot and calls __patchbay_secondary_main(cpu).
+        .equ    SB_CPU,   0
+        .equ    SB_MAIR,  8
+        .equ    SB_TCR,   16
+        .equ    SB_TTBR0, 24
+        .equ    SB_SCTLR, 32
+
+        .global secondary_entry
+        .type   secondary_entry, %function
+secondary_entry:
+        adr     x22, secondary_el1
+        mrs     x1, CurrentEL
+        lsr     x1, x1, #2
+        cmp     x1, #2
+        b.eq    from_el2
+        cmp     x1, #1
+        b.ne    park                    // EL3 or EL0: no bring-up protocol enters there
+secondary_el1:
+        msr     cpacr_el1, xzr          // FP/SIMD traps, as on the boot CPU
+        adrp    x20, __patchbay_secondary_boot
+        add     x20, x20, :lo12:__patchbay_secondary_boot
+        ldr     x1, [x20, #SB_MAIR]
+        msr     mair_el1, x1
+        ldr     x1, [x20, #SB_TCR]
+        msr     tcr_el1, x1
+        ldr     x1, [x20, #SB_TTBR0]
+        msr     ttbr0_el1, x1
+        // The register writes must take effect before the TLB invalidation; nothing translated
+        // or fetched before (firmware, reset state) may survive the switch.
+        isb
+        tlbi    vmalle1
+        ic      iallu
+        dsb     nsh
+        isb
+        ldr     x1, [x20, #SB_SCTLR]
+        msr     sctlr_el1, x1
+        // MMU on before the next instruction fetch.
+        isb
+
+        // This CPU's stacks: block = __stacks_start + cpu * __cpu_stack_block, laid out
+        // [guard][kernel stack][guard][exception stack] (linker.ld).
+        ldr     x21, [x20, #SB_CPU]
+        adrp    x1, __stacks_start
+        add     x1, x1, :lo12:__stacks_start
+        ldr     x2, =__cpu_stack_block
+        madd    x1, x21, x2, x1
+        add     x2, x1, x2
+        mov     sp, x2                  // SP_EL1: the top of the block (exception stack)
+        ldr     x2, =__kstack_size
+        add     x1, x1, #0x1000
+        add     x1, x1, x2
+        msr     sp_el0, x1              // SP_EL0: the top of the kernel stack
+        msr     spsel, #0
+
+        mov     x29, xzr
+        mov     x30, xzr
+        mov     x0, x21
+        bl      __patchbay_secondary_main
+        b       park
+        .size   secondary_entry, . - secondary_entry

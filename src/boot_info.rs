@@ -9,7 +9,8 @@ use core::cell::UnsafeCell;
 
 use patchbay_pure::layout::Range;
 
-use crate::{arch::psci, bsp};
+pub use crate::bsp::Intc;
+use crate::{arch::psci, bsp, percpu::MAX_CPUS};
 
 /// Room for the model and the boot arguments (the Raspberry Pi firmware prepends ~300 bytes of
 /// its own arguments to cmdline.txt).
@@ -43,6 +44,33 @@ impl FixedStr {
     }
 }
 
+/// How a secondary CPU is started (its DTB node's `enable-method`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EnableMethod {
+    /// The boot CPU, or a node without a method we know.
+    None,
+    /// PSCI `CPU_ON` through the `/psci` node's conduit (QEMU `virt`).
+    Psci,
+    /// The CPU polls this physical address (`cpu-release-addr`) for its entry point (the
+    /// Raspberry Pis' firmware, QEMU `raspi3b`/`raspi4b`).
+    SpinTable(u64),
+}
+
+/// One `/cpus/cpu@N` node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CpuNode {
+    /// Its `reg`: the MPIDR_EL1 affinity fields.
+    pub mpidr: u64,
+    pub method: EnableMethod,
+}
+
+impl CpuNode {
+    const BOOT: CpuNode = CpuNode {
+        mpidr: 0,
+        method: EnableMethod::None,
+    };
+}
+
 #[derive(Clone, Copy)]
 pub struct BootInfo {
     /// Exception level the kernel was entered at (2 or 1).
@@ -53,8 +81,12 @@ pub struct BootInfo {
     pub ram: Range,
     /// Did the RAM size come from the DTB (or the board fallback)?
     pub ram_from_dtb: bool,
-    /// CPUs listed in the DTB (1 without a DTB).
+    /// CPUs listed in the DTB (1 without a DTB); only the first [`MAX_CPUS`] are used.
     pub cpus: u32,
+    /// The first [`BootInfo::cpus_used`] CPU nodes, in DTB order (logical CPU numbers).
+    pub cpu_nodes: [CpuNode; MAX_CPUS],
+    /// The interrupt controller (from the DTB; see also `bsp` for boards without one there).
+    pub intc: Intc,
     pub model: FixedStr,
     pub bootargs: FixedStr,
     /// Why the DTB was not used, when it was not.
@@ -69,10 +101,22 @@ impl BootInfo {
             ram: bsp::FALLBACK_RAM,
             ram_from_dtb: false,
             cpus: 1,
+            cpu_nodes: [CpuNode::BOOT; MAX_CPUS],
+            intc: Intc::None,
             model: FixedStr::new(),
             bootargs: FixedStr::new(),
             dtb_problem: None,
         }
+    }
+
+    /// CPUs the kernel uses: those the DTB lists, at most [`MAX_CPUS`].
+    pub fn cpus_used(&self) -> usize {
+        (self.cpus as usize).min(MAX_CPUS)
+    }
+
+    /// The CPU nodes the kernel uses, boot CPU first.
+    pub fn cpu_nodes(&self) -> &[CpuNode] {
+        &self.cpu_nodes[..self.cpus_used()]
     }
 
     /// The value of `key=value` in the boot arguments.
@@ -155,6 +199,18 @@ unsafe fn read_dtb(info: &mut BootInfo, dtb: u64) {
     }
     if fdt.find_node("/cpus").is_some() {
         info.cpus = fdt.cpus().count().max(1) as u32;
+        for (slot, cpu) in info.cpu_nodes.iter_mut().zip(fdt.cpus()) {
+            let prop = |name| cpu.property(name).and_then(|p| p.as_usize());
+            let method = cpu.property("enable-method").and_then(|p| p.as_str());
+            *slot = CpuNode {
+                mpidr: prop("reg").unwrap_or(0) as u64,
+                method: match (method, prop("cpu-release-addr")) {
+                    (Some("psci"), _) => EnableMethod::Psci,
+                    (Some("spin-table"), Some(a)) => EnableMethod::SpinTable(a as u64),
+                    _ => EnableMethod::None,
+                },
+            };
+        }
     }
     if let Some(model) = fdt
         .find_node("/")
@@ -167,6 +223,23 @@ unsafe fn read_dtb(info: &mut BootInfo, dtb: u64) {
         && let Some(args) = fdt.chosen().bootargs()
     {
         info.bootargs.set(args);
+    }
+    // Only a controller at the root: one inside a bus node (the Pi 4's GIC-400, under /soc) has
+    // bus addresses the `fdt` crate does not translate; the board supplies that one.
+    let regs = |compatible: &str| -> Option<(u64, u64)> {
+        let node = fdt.find_node("/")?.children().find(|n| {
+            n.compatible()
+                .is_some_and(|c| c.all().any(|name| name == compatible))
+        })?;
+        let mut r = node.reg()?;
+        let a = r.next()?.starting_address as u64;
+        let b = r.next()?.starting_address as u64;
+        Some((a, b))
+    };
+    if let Some((gicd, gicr)) = regs("arm,gic-v3") {
+        info.intc = Intc::GicV3 { gicd, gicr };
+    } else if let Some((gicd, gicc)) = regs("arm,cortex-a15-gic").or_else(|| regs("arm,gic-400")) {
+        info.intc = Intc::GicV2 { gicd, gicc };
     }
     let method = fdt
         .find_node("/psci")

@@ -13,6 +13,7 @@
 //! | `MMIO` | ranges mapped as device memory |
 //! | `FALLBACK_RAM` | RAM when neither the DTB nor the firmware says |
 //! | `EXIT` | how a run ends ([`ExitMethod`]) |
+//! | `INTC` | the interrupt controller when the DTB names none the kernel can use ([`Intc`]) |
 //! | `DEFAULT_CLOCK_MODE` | the clock mode without a `patchbay.clock=` boot argument |
 //! | `init_early()` | bring-up that must precede the console (pin muxing), MMU off |
 //! | `firmware_ram()` | RAM from the firmware where the DTB has no memory node |
@@ -43,6 +44,21 @@ pub const MMIO: &[Range] = &MMIO_RANGES;
 pub const FALLBACK_RAM: Range = Range::new(BOARD.fallback_ram.start, BOARD.fallback_ram.end);
 pub const EXIT: ExitMethod = BOARD.exit;
 pub const DEFAULT_CLOCK_MODE: ClockMode = BOARD.clock;
+
+/// An interrupt controller and its physical addresses (identity-mapped as device memory, since
+/// they lie in the board's MMIO ranges). From the DTB (`boot_info`), else the board's `INTC`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Intc {
+    /// None known.
+    None,
+    /// GICv2 (`arm,cortex-a15-gic`, `arm,gic-400`): distributor and CPU interface.
+    GicV2 { gicd: u64, gicc: u64 },
+    /// GICv3 (`arm,gic-v3`): distributor and the first redistributor.
+    GicV3 { gicd: u64, gicr: u64 },
+    /// The BCM2836 ARM-local interrupt controller (Pi 2/3; QEMU `raspi3b` models it): per-core
+    /// timer routing and IRQ source registers, and the core mailboxes.
+    Bcm2836 { base: u64 },
+}
 
 /// The board's device memory as the kernel's [`Range`]s.
 const MMIO_RANGES: [Range; BOARD.mmio.len()] = {

@@ -25,7 +25,7 @@ use patchbay_pure::esr::{self, Decoded};
 use crate::{
     arch, console,
     exit::{ExitCode, exit},
-    memory, percpu,
+    irq, memory, percpu,
     symbols::Sym,
     unwind,
 };
@@ -57,6 +57,9 @@ const _: () = {
 pub struct Kind(pub u64);
 
 impl Kind {
+    /// An IRQ taken from EL1 on SP_EL0: normal kernel code interrupted.
+    pub const IRQ: Kind = Kind(1);
+
     pub fn is_sync(self) -> bool {
         self.0.is_multiple_of(4)
     }
@@ -134,6 +137,12 @@ extern "C" fn __patchbay_exception(kind: u64, frame: &mut ExceptionFrame) {
         {
             return;
         }
+    } else if kind == Kind::IRQ {
+        // An IRQ from kernel code on its own stack (after the synchronous path, which BRK probes
+        // take, so that it costs them nothing). One on the exception stack would mean a handler
+        // unmasked IRQs, which the nested-exception policy (`irq`) forbids: fatal below.
+        irq::handle(frame.elr);
+        return;
     }
     fatal(kind, frame);
 }

@@ -5,6 +5,8 @@
 //! in the boot arguments) prints the same final line, then ends QEMU with the code through
 //! semihosting instead of halting: the run ends cleanly, not when a runner gives up waiting.
 
+use core::sync::atomic::{AtomicUsize, Ordering};
+
 use patchbay_wire::halt::Halted;
 
 use crate::{arch, boot_info, bsp, console};
@@ -23,8 +25,23 @@ pub fn exit(code: ExitCode) -> ! {
     exit_with(code as u32)
 }
 
+/// What runs first when the run ends (registered by `irq`: stop every CPU's tick, so no vCPU is
+/// busy taking interrupts while QEMU tears down; its semihosting exit can hang otherwise).
+static QUIESCE: AtomicUsize = AtomicUsize::new(0);
+
+/// Register the function that quiets the machine before the run ends.
+pub fn set_quiesce_hook(f: fn()) {
+    QUIESCE.store(f as usize, Ordering::Release);
+}
+
 /// End the run with a raw exit code.
 pub fn exit_with(code: u32) -> ! {
+    let quiesce = QUIESCE.swap(0, Ordering::AcqRel);
+    if quiesce != 0 {
+        // SAFETY: only `set_quiesce_hook` stores here, and it stores a `fn()`.
+        let quiesce = unsafe { core::mem::transmute::<usize, fn()>(quiesce) };
+        quiesce();
+    }
     console::flush();
     if bsp::EXIT == bsp::ExitMethod::Halt {
         // A board: nobody can receive the code but the person (or host tool) reading the console.

@@ -4,7 +4,9 @@
 //! zeroed; [`init`] brings the machine up layer by layer, bottom first, then `kernel_main` (from
 //! `src/main.rs` or a test in `tests/`) runs.
 
-use crate::{bench, boot_info, console, exception, memory, patch, percpu, system, trace};
+use crate::{
+    bench, boot_info, console, exception, ipi, irq, memory, patch, percpu, smp, system, trace,
+};
 
 #[cfg(not(test))]
 unsafe extern "Rust" {
@@ -27,8 +29,8 @@ unsafe extern "C" fn __patchbay_early_main(dtb: u64, entry_el: u64) -> ! {
     }
 }
 
-/// Bring the boot CPU up: vectors, boot facts, MMU + caches (W^X), console, heap, clock, the
-/// patch-site table, tracing's unwinder hooks.
+/// Bring the machine up: the boot CPU's vectors, boot facts, MMU + caches (W^X), console, heap,
+/// clock; the secondary CPUs; the patch-site table, tracing's unwinder hooks.
 ///
 /// # Safety
 /// Once, on the boot CPU, with the MMU off.
@@ -40,11 +42,17 @@ unsafe fn init(dtb: u64, entry_el: u64) {
     unsafe { memory::init() };
     // SAFETY: this is CPU 0 bringing itself up.
     unsafe { percpu::init(0) };
+    percpu::mark_online();
     console::init();
     console::init_logger();
     // SAFETY: once, after memory::init().
     unsafe { memory::init_heap() };
     bench::clock::init();
+    // SAFETY: once, on the boot CPU, MMU on; before the secondaries, which set up their part.
+    unsafe { irq::init() };
+    ipi::init();
+    // SAFETY: once, on the boot CPU, MMU on, percpu up, before patch::init uses the poke window.
+    unsafe { smp::bring_up() };
     system::banner();
     // SAFETY: once, single CPU, heap up.
     unsafe { patch::init() };

@@ -1,9 +1,11 @@
 //! Per-CPU data, sized for [`MAX_CPUS`] from the start.
 //!
 //! TPIDR_EL1 holds the current CPU's `PerCpu` address, so [`this`] is one `mrs` and a load.
-//! Only the boot CPU runs today; SMP bring-up will initialise the other slots the same way.
+//! Logical CPU numbers are the order of the DTB's `/cpus` nodes, the boot CPU first (it is the
+//! DTB's first CPU on every board patchbay runs on); `smp` brings the others up and each one
+//! calls [`init`] and [`mark_online`] on itself.
 
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 /// CPUs the per-CPU data, stacks, poke slots and shadow stacks are sized for (linker.ld
 /// `MAX_CPUS` must agree). Defined here, at the bottom, so that `memory` and everything above
@@ -18,10 +20,24 @@ pub struct PerCpu {
     pub fatal_depth: AtomicU32,
     /// Exceptions taken on this CPU (all kinds).
     pub exceptions: AtomicU64,
-    /// Nonzero while a tracing handler runs on this CPU (the recursion guard).
-    pub trace_depth: AtomicU32,
+    /// Nonzero while a tracing handler runs on this CPU (the recursion guard, `trace::recursion`;
+    /// 64-bit so the trampolines can mark it with the pointer they hold).
+    pub trace_depth: AtomicU64,
     /// Traced calls made from inside a handler, refused by the guard.
     pub trace_recursions: AtomicU64,
+    /// MPIDR_EL1 of the CPU running this slot, recorded by the CPU itself when it comes online.
+    pub mpidr: AtomicU64,
+    /// Set (release) by the CPU itself once it runs kernel code with its MMU, vectors and stacks.
+    pub online: AtomicBool,
+    /// Nonzero while this CPU runs an interrupt handler (maintained by `irq::handle`).
+    pub irq_depth: AtomicU32,
+    /// Interrupts taken on this CPU.
+    pub irqs: AtomicU64,
+    /// Where this CPU was interrupted last (ELR_EL1 of its latest IRQ; while it is parked by a
+    /// stop-the-world, where it will resume).
+    pub irq_elr: AtomicU64,
+    /// Timer ticks taken on this CPU.
+    pub ticks: AtomicU64,
 }
 
 impl PerCpu {
@@ -30,8 +46,14 @@ impl PerCpu {
             id,
             fatal_depth: AtomicU32::new(0),
             exceptions: AtomicU64::new(0),
-            trace_depth: AtomicU32::new(0),
+            trace_depth: AtomicU64::new(0),
             trace_recursions: AtomicU64::new(0),
+            mpidr: AtomicU64::new(0),
+            online: AtomicBool::new(false),
+            irq_depth: AtomicU32::new(0),
+            irqs: AtomicU64::new(0),
+            irq_elr: AtomicU64::new(0),
+            ticks: AtomicU64::new(0),
         }
     }
 }
@@ -73,10 +95,28 @@ pub fn exceptions() -> u64 {
     this().exceptions.load(Ordering::Relaxed)
 }
 
-/// CPUs brought up so far (only the boot CPU until SMP bring-up exists).
+/// CPUs running kernel code: the boot CPU from the start, each secondary once it marks itself.
 static ONLINE: AtomicU32 = AtomicU32::new(1);
 
 /// Number of CPUs running kernel code.
 pub fn online() -> u32 {
-    ONLINE.load(Ordering::Relaxed)
+    ONLINE.load(Ordering::Acquire)
+}
+
+/// Record, on CPU `this().id` itself after [`init`], that it runs kernel code: its MPIDR, its
+/// `online` flag and the count. The boot CPU is counted from the start and only records its
+/// MPIDR and flag.
+pub fn mark_online() {
+    let cpu = this();
+    cpu.mpidr
+        .store(crate::arch::cpu::mpidr(), Ordering::Relaxed);
+    // Release: whoever sees the flag also sees the MPIDR and everything this CPU set up before.
+    if !cpu.online.swap(true, Ordering::Release) && cpu.id != 0 {
+        ONLINE.fetch_add(1, Ordering::Release);
+    }
+}
+
+/// The CPUs that are online, in logical order.
+pub fn online_cpus() -> impl Iterator<Item = &'static PerCpu> {
+    CPUS.iter().filter(|c| c.online.load(Ordering::Acquire))
 }

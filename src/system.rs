@@ -1,9 +1,11 @@
 //! What the kernel says about the machine: the boot banner and the system summary that
 //! `make qemu` prints.
 
+use core::sync::atomic::Ordering;
+
 use patchbay_pure::layout::POKE_WINDOW_VA;
 
-use crate::{arch, bench::clock, boot_info, bsp, memory, percpu, println};
+use crate::{arch, bench::clock, boot_info, bsp, irq, memory, percpu, print, println, smp};
 
 /// One line every kernel prints first.
 pub fn banner() {
@@ -34,6 +36,44 @@ pub fn banner() {
     }
     if !info.bootargs.as_str().is_empty() {
         println!("bootargs: {}", info.bootargs.as_str());
+    }
+    cpus();
+    match irq::tick_hz() {
+        0 => println!(
+            "irq: {}, no timer tick (patchbay.tick_hz=N sets one)",
+            irq::controller_name()
+        ),
+        hz => println!(
+            "irq: {}, timer tick {hz} Hz on every CPU",
+            irq::controller_name()
+        ),
+    }
+}
+
+/// The CPU line of the banner: every CPU online with its MPIDR, then one line per CPU that
+/// could not be started, with the reason.
+fn cpus() {
+    let info = boot_info::get();
+    print!("cpus: {} of {} online:", percpu::online(), info.cpus_used());
+    for cpu in percpu::online_cpus() {
+        print!(
+            " {} (MPIDR {:#x})",
+            cpu.id,
+            cpu.mpidr.load(Ordering::Relaxed)
+        );
+    }
+    println!();
+    for (cpu, node) in info.cpu_nodes().iter().enumerate() {
+        if let Some(why) = smp::failure(cpu) {
+            println!("cpus: CPU {cpu} (MPIDR {:#x}) is off: {why}", node.mpidr);
+        }
+    }
+    if info.cpus as usize > percpu::MAX_CPUS {
+        println!(
+            "cpus: the DTB lists {} CPUs; patchbay is built for at most {} (percpu::MAX_CPUS, linker.ld MAX_CPUS): the others stay off",
+            info.cpus,
+            percpu::MAX_CPUS
+        );
     }
 }
 

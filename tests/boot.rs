@@ -20,6 +20,7 @@ patchbay::qemu_directives!(
     "expect_console=patchbay 0.1.0",
     "expect_console=entered at EL1, running at EL1",
     "expect_console=2 CPU(s), RAM 0x40000000..0x80000000 (1024 MiB)",
+    "expect_console=cpus: 2 of 2 online",
 );
 
 /// What the QEMU command line above promises.

@@ -238,8 +238,11 @@ fn trampolines_live_where_the_reach_says() {
             }
         }
         // The pool holds exactly the generated code.
-        let ctx = tramp_ctx(tramp_addr);
-        let code = tramp::entry(obs.nargs, on_entry as *const () as u64, ctx).unwrap();
+        let (regs, handler) = (obs.arg_regs(), on_entry as *const () as u64);
+        let ctx = tramp_ctx(tramp_addr, |ctx| {
+            tramp::entry(regs, handler, ctx, Some(tramp_addr)).unwrap()
+        });
+        let code = tramp::entry(regs, handler, ctx, Some(tramp_addr)).unwrap();
         for (i, w) in code.iter().enumerate() {
             assert_eq!(
                 poke::read(tramp_addr + 4 * i as u64, poke::Width::Insn) as u32,
@@ -253,10 +256,12 @@ fn trampolines_live_where_the_reach_says() {
     boot_state();
 }
 
-/// The context pointer baked into an entry trampoline (first literal).
-fn tramp_ctx(tramp_addr: u64) -> u64 {
-    let n = tramp::entry(1, 0, 0).unwrap().len() as u64;
-    poke::read(tramp_addr + 4 * (n - 4), poke::Width::Literal)
+/// The context pointer baked into the trampoline at `tramp_addr`, which `generate(ctx)` makes:
+/// the literal where two different contexts differ.
+fn tramp_ctx(tramp_addr: u64, generate: impl Fn(u64) -> Vec<u32>) -> u64 {
+    let (a, b) = (generate(0), generate(u64::MAX));
+    let at = a.iter().zip(&b).position(|(x, y)| x != y).unwrap();
+    poke::read(tramp_addr + 4 * at as u64, poke::Width::Literal)
 }
 
 static OPS_HITS: AtomicU64 = AtomicU64::new(0);

@@ -1,5 +1,6 @@
 //! Entered at EL2 (`-M virt,virtualization=on`, like the Raspberry Pi firmware): boot.s drops to
-//! EL1 without leaving traps behind for FP/SIMD, the PMU or the counters.
+//! EL1 without leaving traps behind for FP/SIMD, the PMU or the counters; the secondary CPU,
+//! started by PSCI through SMC, enters at EL2 too and drops to EL1 the same way.
 #![no_std]
 #![no_main]
 #![feature(custom_test_frameworks)]
@@ -10,7 +11,9 @@ use patchbay::{arch, bench::clock, boot_info, kernel_test};
 
 patchbay::qemu_directives!(
     "machine=virt,virtualization=on",
+    "smp=2",
     "expect_console=entered at EL2, running at EL1",
+    "expect_console=cpus: 2 of 2 online: 0 (MPIDR 0x80000000) 1 (MPIDR 0x80000001)",
 );
 
 patchbay::test_kernel_main!();

@@ -88,6 +88,11 @@ pub fn attach_direct_near(site: &Site<'static>) -> Result<(), TraceError> {
     attach_direct(site, DirectKind::Entry(direct_count), Reach::Near)
 }
 
+/// The lean variant: no frame record for the traced function (see `tramp::entry_lean`).
+pub fn attach_direct_lean(site: &Site<'static>) -> Result<(), TraceError> {
+    attach_direct(site, DirectKind::LeanEntry(direct_count), Reach::Near)
+}
+
 pub fn attach_direct_far_ops(site: &Site<'static>) -> Result<(), TraceError> {
     attach_direct(site, DirectKind::Entry(direct_count), Reach::FarViaOps)
 }

@@ -150,6 +150,13 @@ pub static MECHANISMS: &[Mechanism] = &[
         detach: m::detach_ops,
     },
     Mechanism {
+        name: "direct-lean",
+        baseline: Some("off"),
+        twin: false,
+        attach: m::attach_direct_lean,
+        detach: m::detach_ops,
+    },
+    Mechanism {
         name: "direct-far-ops",
         baseline: Some("off"),
         twin: false,

@@ -5,6 +5,9 @@ use patchbay_pure::layout::Range;
 
 pub const BOARD: &Board = &patchbay_board::QEMU_VIRT;
 
+/// QEMU always describes its GIC in the DTB.
+pub const INTC: super::Intc = super::Intc::None;
+
 /// Nothing to bring up before the console: QEMU's PL011 needs no pin muxing.
 pub fn init_early() {}
 

@@ -16,6 +16,18 @@ pub const PI: &RaspberryPi = &patchbay_board::RPI4;
 
 pub const BOARD: &Board = &PI.board;
 
+/// The Pi 3's BCM2836-style ARM-local block at 0x4000_0000 (QA7), which no DTB describes in a
+/// form the kernel reads.
+#[cfg(feature = "bsp_rpi3")]
+pub const INTC: super::Intc = super::Intc::Bcm2836 { base: 0x4000_0000 };
+/// The Pi 4's GIC-400 at 0xff84_1000 (distributor) / 0xff84_2000 (CPU interface): its DTB node
+/// sits under /soc with bus addresses (0x4004_1000), which the kernel does not translate.
+#[cfg(feature = "bsp_rpi4")]
+pub const INTC: super::Intc = super::Intc::GicV2 {
+    gicd: 0xff84_1000,
+    gicc: 0xff84_2000,
+};
+
 /// Route GPIO 14/15 to the PL011 before the console programs it.
 pub fn init_early() {
     // SAFETY: this SoC's GPIO block, MMU off, boot CPU only.

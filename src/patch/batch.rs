@@ -31,16 +31,20 @@
 //!   literal changes only once no `bl` can read it.
 //!
 //! `nop` ↔ `bl` and `bl` ↔ `bl` are CMODX-safe (the Arm ARM allows them to be changed while
-//! another PE executes them). `nop` ↔ `mov` is not: it is only written when no other CPU runs,
-//! which is always true today; with more CPUs online it is refused
-//! ([`PatchError::NeedsStopMachine`]) until a stop-the-world rendezvous exists.
+//! another PE executes them). `nop` ↔ `mov` is not: it is only written when no other CPU runs.
+//! With more CPUs online, a batch that writes it runs inside [`stop::stop_machine`]: every other
+//! CPU is parked in its IPI handler, and the batch is written only if none of them was
+//! interrupted inside a word being written or right after it (its next instruction could then
+//! pair an old word with a new one: `nop` executed, then the new `bl` without its `mov`); else
+//! the stop is retried ([`STOP_ATTEMPTS`]) and finally refused ([`PatchError::SiteInUse`]).
 //!
 //! All checks (encodings, expected words, alignment, regions) run before the first write, so an
 //! error leaves text byte-identical.
 
 use alloc::vec::Vec;
+use core::sync::atomic::Ordering;
 
-use patchbay_pure::batch::{self as plan, Call, Change, Literal};
+use patchbay_pure::batch::{self as plan, Call, Change, Literal, Write};
 pub use patchbay_pure::batch::{LITERAL_NOPS, SiteState};
 
 use super::{
@@ -48,19 +52,69 @@ use super::{
     poke::{self, PokeStats},
     sites::{self, Site},
 };
-use crate::percpu;
+use crate::{percpu, stop};
 
-static STATE: spin::Mutex<Vec<SiteState>> = spin::Mutex::new(Vec::new());
+/// How often a stopped batch is retried while another CPU sits inside a site being written.
+pub const STOP_ATTEMPTS: usize = 100;
+
+/// Write both phases with every other CPU stopped, none of them interrupted inside (or right
+/// after) a word being written.
+fn apply_stopped(phase1: &mut [Write], phase2: &mut [Write]) -> Result<PokeStats, PatchError> {
+    let me = percpu::this().id;
+    let mut in_use = None;
+    for _ in 0..STOP_ATTEMPTS {
+        let outcome = stop::stop_machine(|| {
+            let busy = percpu::online_cpus().filter(|c| c.id != me).find_map(|c| {
+                let pc = c.irq_elr.load(Ordering::Relaxed);
+                phase1
+                    .iter()
+                    .chain(phase2.iter())
+                    .find(|w| (w.addr..w.addr + 8).contains(&pc))
+                    .map(|w| (c.id, w.addr))
+            });
+            match busy {
+                Some(site) => Err(site),
+                None => Ok(poke::apply_phases(&mut [phase1, phase2])),
+            }
+        })
+        .map_err(PatchError::Stop)?;
+        match outcome {
+            Ok(written) => return written,
+            Err(site) => in_use = Some(site),
+        }
+    }
+    let (cpu, addr) = in_use.expect("at least one attempt");
+    Err(PatchError::SiteInUse { cpu, addr })
+}
+
+/// What the engine keeps between batches: every site's state, and the buffers a commit plans
+/// into. The buffers are cleared, never freed, so once they have grown to the largest batch seen
+/// (at most every site: about 100 bytes per site) a commit allocates nothing — with a first-fit
+/// heap, each allocation and free is a walk of the free list, which dominated small batches.
+struct Engine {
+    /// Per site (index into `sites::all()`): what the engine last wrote there.
+    states: Vec<SiteState>,
+    /// A commit's planned next states, applied once both phases are written.
+    next: Vec<(usize, SiteState)>,
+    /// A commit's writes, phase 1 and phase 2.
+    phases: [Vec<Write>; 2],
+}
+
+static ENGINE: spin::Mutex<Engine> = spin::Mutex::new(Engine {
+    states: Vec::new(),
+    next: Vec::new(),
+    phases: [Vec::new(), Vec::new()],
+});
 
 /// Start tracking every site in its compiled state.
 pub(crate) fn init() {
-    *STATE.lock() = alloc::vec![SiteState::COMPILED; sites::all().len()];
+    ENGINE.lock().states = alloc::vec![SiteState::COMPILED; sites::all().len()];
 }
 
 /// The engine's view of `site`.
 pub fn state(site: &Site<'_>) -> SiteState {
     let i = sites::index_of(site).expect("a site from the site table");
-    STATE.lock()[i]
+    ENGINE.lock().states[i]
 }
 
 /// Statistics of a committed batch.
@@ -135,47 +189,71 @@ impl Batch {
     }
 
     /// Apply every change, or none: merge them per site, plan both phases
-    /// (`patchbay_pure::batch`), refuse entry-word writes while other CPUs run, validate and
-    /// write both phases ([`poke::apply_phases`]), then record the sites' new states.
+    /// (`patchbay_pure::batch`), validate and write both phases ([`poke::apply_phases`]; with
+    /// other CPUs stopped when entry words change), then record the sites' new states.
     pub fn commit(mut self) -> Result<BatchStats, PatchError> {
         if let Some(e) = self.error.take() {
             return Err(e);
         }
-        let table = sites::all();
-        plan::merge(&mut self.changes, table)?;
-        let mut state = STATE.lock();
-        let n = self.changes.len();
-        let mut next = Vec::with_capacity(n);
-        let (mut phase1, mut phase2) = (Vec::with_capacity(2 * n), Vec::with_capacity(2 * n));
-        let mut entry_writes = false;
-        for c in &self.changes {
-            let phases = [&mut phase1, &mut phase2];
-            let new = plan::plan_change::<PatchError>(
-                c,
-                &table[c.site],
-                state[c.site],
-                phases,
-                &mut entry_writes,
-            )?;
-            next.push((c.site, new));
-        }
-        let cpus = percpu::online();
-        if entry_writes && cpus > 1 {
-            return Err(PatchError::NeedsStopMachine { cpus });
-        }
-        let phase_writes = [phase1.len(), phase2.len()];
-        // Both phases are validated before either is written.
-        let poke = poke::apply_phases(&mut [&mut phase1, &mut phase2])?;
-        let stats = BatchStats {
-            sites: self.changes.len(),
-            phase_writes,
-            poke,
-        };
-        for (i, s) in next {
-            state[i] = s;
-        }
-        Ok(stats)
+        plan::merge(&mut self.changes, sites::all())?;
+        let mut engine = ENGINE.lock();
+        // The buffers are taken out as locals while the batch is planned and written (so the
+        // compiler knows they do not alias each other or the states), and handed back, cleared,
+        // whatever the outcome.
+        let mut next = core::mem::take(&mut engine.next);
+        let [mut phase1, mut phase2] = core::mem::take(&mut engine.phases);
+        let result = plan_and_write(
+            &self.changes,
+            &mut engine.states,
+            &mut next,
+            [&mut phase1, &mut phase2],
+        );
+        next.clear();
+        phase1.clear();
+        phase2.clear();
+        engine.next = next;
+        engine.phases = [phase1, phase2];
+        result
     }
+}
+
+/// Plan `changes` (merged, one per site) into `phases` and `next`, refuse entry-word writes
+/// while other CPUs run, validate and write both phases ([`poke::apply_phases`]), then record
+/// the sites' new states in `states`.
+fn plan_and_write(
+    changes: &[Change],
+    states: &mut [SiteState],
+    next: &mut Vec<(usize, SiteState)>,
+    [phase1, phase2]: [&mut Vec<Write>; 2],
+) -> Result<BatchStats, PatchError> {
+    let table = sites::all();
+    let mut entry_writes = false;
+    for c in changes {
+        let new = plan::plan_change::<PatchError>(
+            c,
+            &table[c.site],
+            states[c.site],
+            [&mut *phase1, &mut *phase2],
+            &mut entry_writes,
+        )?;
+        next.push((c.site, new));
+    }
+    let phase_writes = [phase1.len(), phase2.len()];
+    // Both phases are validated before either is written. Entry words (the first `mov x9, x30`)
+    // are not CMODX-safe: with other CPUs online they are written under stop-the-world.
+    let poke = if entry_writes && percpu::online() > 1 {
+        apply_stopped(&mut phase1[..], &mut phase2[..])?
+    } else {
+        poke::apply_phases(&mut [&mut phase1[..], &mut phase2[..]])?
+    };
+    for &(i, s) in next.iter() {
+        states[i] = s;
+    }
+    Ok(BatchStats {
+        sites: changes.len(),
+        phase_writes,
+        poke,
+    })
 }
 
 /// Arm one site (convenience for a one-change batch).

@@ -5,6 +5,8 @@
 use alloc::string::String;
 use core::fmt;
 
+use crate::stop::StopError;
+
 use patchbay_pure::{
     batch::PlanError,
     insn::{self, EncodeError},
@@ -35,9 +37,12 @@ pub enum PatchError {
     SiteTwiceInBatch { site: &'static str },
     /// Disarming a site that is not armed.
     NotArmed { site: &'static str },
-    /// A non-CMODX-safe change (the first `mov x9, x30`) while other CPUs run: it needs a
-    /// stop-the-world rendezvous.
-    NeedsStopMachine { cpus: u32 },
+    /// A non-CMODX-safe change (the first `mov x9, x30`) needs the other CPUs stopped, and
+    /// stopping them failed.
+    Stop(StopError),
+    /// CPU `cpu` stayed interrupted inside (or right after) the word at `addr` that a
+    /// non-CMODX-safe change writes, every time the machine was stopped.
+    SiteInUse { cpu: u32, addr: u64 },
 }
 
 impl From<EncodeError> for PatchError {
@@ -115,9 +120,13 @@ impl fmt::Display for PatchError {
             PatchError::NotArmed { site } => {
                 write!(f, "site {site} is not armed; nothing to disarm")
             }
-            PatchError::NeedsStopMachine { cpus } => write!(
+            PatchError::Stop(e) => write!(
                 f,
-                "{cpus} CPUs are online: writing `mov x9, x30` is not CMODX-safe and needs a stop-the-world rendezvous"
+                "writing `mov x9, x30` is not CMODX-safe and needs the other CPUs stopped: {e}"
+            ),
+            PatchError::SiteInUse { cpu, addr } => write!(
+                f,
+                "CPU {cpu} was interrupted at {addr:#x}, inside a site whose entry is being written, every time the machine was stopped"
             ),
         }
     }

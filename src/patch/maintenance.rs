@@ -1,6 +1,7 @@
 //! Executes the cache-maintenance plan that publishes modified instructions
 //! (`patchbay_pure::cache::plan`: `DC CVAU` per D-line unless CTR_EL0.IDC, `DSB ISH`, `IC IVAU`
-//! per I-line unless CTR_EL0.DIC, `DSB ISH`, `ISB`), with line sizes from CTR_EL0.
+//! per I-line — or one `IC IALLUIS` for a pass over very many lines — unless CTR_EL0.DIC,
+//! `DSB ISH`, `ISB`), with line sizes from CTR_EL0.
 //!
 //! QEMU does not model instruction-cache incoherence, so a missing `IC IVAU` would pass every
 //! emulated test. Instead, the executor can *record* the operations it issues, in order, exactly
@@ -49,6 +50,8 @@ pub fn sync_icache(ranges: impl Iterator<Item = (u64, u64)> + Clone) {
             Op::DsbIsh => arch::cache::dsb_ish_maintenance(),
             // Drop stale copies of the old instructions from every PE's I-cache (broadcast).
             Op::IcIvau(a) => arch::cache::ic_ivau(a),
+            // So many lines that one broadcast invalidation of every I-cache replaces them.
+            Op::IcIalluis => arch::cache::ic_ialluis(),
             // This PE refetches everything after this point; the change is published.
             Op::Isb => arch::cache::isb_published(),
         }

@@ -19,6 +19,7 @@
 
 pub use patchbay_pure::batch::{Width, Write};
 use patchbay_pure::{
+    batch as plan,
     layout::{POKE_SLOT_SIZE, Range},
     pagetable::{self, Attrs},
 };
@@ -63,30 +64,58 @@ pub fn read(addr: u64, width: Width) -> u64 {
     }
 }
 
-fn validate(w: &Write, regions: &[Range]) -> Result<(), PatchError> {
+/// Check 1 of one write: aligned for its width.
+#[inline(always)]
+fn aligned(w: &Write) -> Result<(), PatchError> {
     let align = w.width.bytes();
-    if !w.addr.is_multiple_of(align) {
-        return Err(PatchError::Misaligned {
+    if w.addr.is_multiple_of(align) {
+        Ok(())
+    } else {
+        Err(PatchError::Misaligned {
             addr: w.addr,
             align,
-        });
+        })
     }
-    if !regions
-        .iter()
-        .any(|r| r.start <= w.addr && w.addr + align <= r.end)
-    {
-        return Err(PatchError::NotPatchable { addr: w.addr });
+}
+
+/// Check 2 of one write: inside one of `regions`.
+fn in_region(w: &Write, regions: &[Range]) -> Result<(), PatchError> {
+    let end = w.addr + w.width.bytes();
+    if regions.iter().any(|r| r.start <= w.addr && end <= r.end) {
+        Ok(())
+    } else {
+        Err(PatchError::NotPatchable { addr: w.addr })
     }
+}
+
+/// Check 3 of one write (aligned, in a region): memory holds the expected old word.
+#[inline(always)]
+fn expected(w: &Write) -> Result<(), PatchError> {
     let found = read(w.addr, w.width);
     if found != w.expected {
         return Err(PatchError::Mismatch {
             addr: w.addr,
             expected: w.expected,
             found,
-            width: align as u8,
+            width: w.width.bytes() as u8,
         });
     }
     Ok(())
+}
+
+/// Validate one ordered phase, each write's checks in order 1, 2, 3. The region check is
+/// hoisted: when the first and the last write lie in one region, every write between them does
+/// (`plan::common_region`), so each write is then only checked for alignment and its old word.
+/// (A single write keeps its own region check: hoisting would only add work.)
+fn validate_phase(writes: &[Write], regions: &[Range]) -> Result<(), PatchError> {
+    let hoisted = writes.len() > 1 && plan::common_region(writes, regions).is_some();
+    writes.iter().try_for_each(|w| {
+        aligned(w)?;
+        if !hoisted {
+            in_region(w, regions)?;
+        }
+        expected(w)
+    })
 }
 
 /// Map the page holding `page` at this CPU's poke slot, read-write and execute-never.
@@ -103,17 +132,6 @@ fn unmap_alias(slot: *mut u64, va: u64) {
     unsafe { slot.write_volatile(0) };
     // Break the mapping everywhere before the slot can point at another page.
     arch::mmu::flush_page(va);
-}
-
-/// Sort `writes` by address and refuse overlaps.
-fn sort_and_check_overlap(writes: &mut [Write]) -> Result<(), PatchError> {
-    writes.sort_unstable_by_key(|w| w.addr);
-    for pair in writes.windows(2) {
-        if pair[0].addr + pair[0].width.bytes() > pair[1].addr {
-            return Err(PatchError::Overlap { addr: pair[1].addr });
-        }
-    }
-    Ok(())
 }
 
 /// Write one phase (validated) through the alias, page by page, then publish its instruction
@@ -159,14 +177,14 @@ fn write_phase(writes: &[Write], stats: &mut PokeStats) {
 /// against memory before anything is written). Each phase is sorted in place by address.
 pub fn apply_phases(phases: &mut [&mut [Write]]) -> Result<PokeStats, PatchError> {
     for p in phases.iter_mut() {
-        sort_and_check_overlap(p)?;
+        plan::order_writes(p).map_err(|addr| PatchError::Overlap { addr })?;
     }
     let regions = text::patchable_regions();
     let _irqs = IrqsOff::new();
     let _lock = LOCK.lock();
     // Validate under the lock, so nobody changes the words between the check and the write.
     for p in phases.iter() {
-        p.iter().try_for_each(|w| validate(w, &regions))?;
+        validate_phase(p, &regions)?;
     }
     let mut stats = PokeStats::default();
     for p in phases.iter().filter(|p| !p.is_empty()) {

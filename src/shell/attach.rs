@@ -77,20 +77,11 @@ fn on_return(_ip: u64, _ctx: u64, data: u64, _regs: &mut RetRegs) {
     hook(data).returns.fetch_add(1, Ordering::Relaxed);
 }
 
-/// The caller's return address, from the word at `frame - 8` above the trampoline's `args`:
-/// the call-site frame record { caller's x29, return address } at the top of its frame
-/// (`patchbay_pure::tramp` layouts).
-///
-/// # Safety
-/// `args` is what a direct trampoline passed its handler and `frame` that trampoline's size.
-unsafe fn tramp_parent(args: *mut u64, frame: u32) -> u64 {
-    // SAFETY: (caller's contract) the trampoline's frame spans `frame` bytes from `args`.
-    unsafe { *((args as u64 + u64::from(frame) - 8) as *const u64) }
-}
-
 extern "C" fn on_direct(ctx: &DirectCtx, args: *mut u64) {
-    // SAFETY: called by an entry trampoline with its own `args`.
-    let parent = unsafe { tramp_parent(args, tramp::entry_frame(ctx.nargs)) };
+    let (record, _) = ctx.callsite(args);
+    // SAFETY: called by an entry trampoline with its own `args`: its call-site record
+    // { caller's x29, return address } is live on its frame while the handler runs.
+    let parent = unsafe { *((record + 8) as *const u64) };
     hook(ctx.data).enter(ctx.site, parent, |i, v| {
         // SAFETY: as above; `i < nargs` was checked by `attach`.
         unsafe { ctx.args(args)[i] = v };
@@ -98,8 +89,16 @@ extern "C" fn on_direct(ctx: &DirectCtx, args: *mut u64) {
 }
 
 extern "C" fn on_fexit(ctx: &DirectCtx, args: *mut u64, _ret: &mut u64) {
-    // SAFETY: called by an fexit trampoline with its own `args`.
-    let parent = unsafe { tramp_parent(args, tramp::fexit_frame(ctx.nargs)) };
+    // The fexit trampoline passed `sp + view` as `args`; its frame record { x29, return address
+    // into the caller } is the top 16 bytes of its frame (tramp.rs `fexit`).
+    let parent = match tramp::FexitLayout::new(ctx.regs) {
+        // SAFETY: called by an fexit trampoline with this layout, whose frame is live while the
+        // handler runs.
+        Ok(l) => unsafe {
+            *((args as u64 - u64::from(l.view) + u64::from(l.frame) - 8) as *const u64)
+        },
+        Err(_) => 0,
+    };
     // `attach` refuses argN=V for fexit: the body has run.
     hook(ctx.data).enter(ctx.site, parent, |_, _| {});
 }

@@ -165,7 +165,8 @@ fn plan_sites(t: &Tracer, idx: &[usize]) -> Batch {
 
 fn publish(t: &Tracer) {
     // SAFETY: called with the tracer lock held, on the only CPU, outside any list walk (attach
-    // and detach are never called from a handler).
+    // and detach are never called from a handler); the ops are boxed in the tracer and freed
+    // only after a later publish left them out.
     unsafe { ops::publish(t.ops.iter().map(|o| &**o as *const Ops).collect()) };
 }
 

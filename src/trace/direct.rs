@@ -8,8 +8,11 @@
 //! ```
 //!
 //! Code comes from `patchbay_pure::tramp` (entry or BPF-style fexit), specialised with the
-//! site's argument count and a [`DirectCtx`] baked into the trampoline's literal pool, and is
-//! written into a [`pool`](super::pool) block. How the site reaches it:
+//! site's argument registers ([`ArgRegs`], which `#[patchable]` proved from the signature: the
+//! trampoline saves exactly those, x8 included when the function may return through memory), a
+//! [`DirectCtx`] baked into the trampoline's literal pool, and — generated at the address it will
+//! run from — a `bl` straight to the handler when it is in range (always for the near pool). It
+//! is written into a [`pool`](super::pool) block. How the site reaches it:
 //!
 //! | [`Reach`] | pool | the site's `bl` goes to | record name |
 //! |---|---|---|---|
@@ -17,18 +20,39 @@
 //! | `FarViaOps` | far | the direct caller, whose literal ops has `direct_call` = the trampoline (`br x17`) | `direct-far-ops` |
 //! | `FarViaVeneer` | far | a veneer in the near pool (`ldr x16, =tramp; br x16`) | `direct-far-veneer` |
 //!
+//! Both far routes hand over with every argument register and x8 intact (the veneer touches only
+//! x16; the direct caller restores x0–x8 before its `br x17`), so all three run the same code.
+//!
 //! Mixed with ops on the same site (the documented fallback, Linux's "direct after other
 //! tracers"): the site goes to the direct caller with the list ops in its literal; the list walk
 //! runs every ops, including this attachment's, whose handler stores the trampoline in
 //! `regs.direct_tramp`; the direct caller then hands over to it. One direct attachment per site.
 //!
-//! Direct trampolines have no recursion guard (like BPF trampolines without `prog->active`
-//! checks): a direct handler must not call the function it traces.
+//! # fexit and stack arguments
+//!
+//! An fexit trampoline copies the caller's stack arguments for the body and shows them to the
+//! handler after the register arguments, up to [`tramp::MAX_ARG_WORDS`] argument words (Linux's
+//! 12). A site with more, or whose stack arguments cannot be sized, is refused at attach time
+//! with [`TraceError::Tramp`] naming the limit; nothing is patched.
+//!
+//! # Recursion: none on the trampoline, by decision (per site, not per ops)
+//!
+//! A direct trampoline serves one site and one handler, so the only recursion it could guard
+//! against is its own handler calling (directly or through an interrupt) the function it
+//! traces. A guard like the static trampoline's, per CPU and context, would add several
+//! instructions to every call (find the per-CPU area, test, set, clear) of a mechanism whose
+//! whole budget is 16, and direct handlers are written for the site they are bound to, like
+//! BPF trampolines whose programs are verified not to recurse. So direct trampolines carry no
+//! guard and a direct handler must not call the function it traces; a handler that may (or an
+//! attacher that cannot know) uses an ops (list or call-ops), whose trampoline guards every call.
+//! The trade is per site because the attachment is: a site traced both ways keeps the guard on
+//! its ops path (the combined path above runs the list ops under the guard, then the direct
+//! trampoline unguarded).
 
 use alloc::boxed::Box;
 use core::sync::atomic::Ordering;
 
-use patchbay_pure::tramp;
+use patchbay_pure::{sites::ArgRegs, tramp};
 
 use super::{
     attach,
@@ -38,7 +62,7 @@ use super::{
     rethook,
     types::{Mode, OpsId, TraceError},
 };
-use crate::patch::{PatchError, sites::Site};
+use crate::patch::sites::Site;
 
 /// Where a direct trampoline lives and how the site reaches it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,19 +83,38 @@ impl Reach {
     }
 }
 
-/// What a direct trampoline gives its handler, baked into the trampoline.
-#[repr(C)]
+/// What a direct trampoline gives its handler, baked into the trampoline. The handler's `saved`
+/// pointer is the trampoline's save area: the argument registers x0..x(regs-1), then (fexit) the
+/// stack argument words, then x8 if live (see `patchbay_pure::tramp`).
 #[derive(Debug)]
 pub struct DirectCtx {
     /// The traced function.
     pub site: u64,
     /// The attacher's private data.
     pub data: u64,
-    /// Arguments the function takes (saved by the trampoline).
-    pub nargs: u32,
+    /// The site's argument registers: what the trampoline saved.
+    pub regs: ArgRegs,
+    /// Stack argument words after the registers in the save area (fexit; 0 at entry).
+    pub stack_words: u32,
+    /// A lean entry trampoline (no frame record for the traced function).
+    pub lean: bool,
 }
 
 impl DirectCtx {
+    /// Where an entry trampoline keeps its call-site frame record { caller's x29, return address
+    /// into the caller }, and the caller's stack pointer, given the `args` it passed its handler
+    /// (tramp.rs layouts of `entry` and `entry_lean`).
+    pub fn callsite(&self, args: *mut u64) -> (u64, u64) {
+        let area = tramp::entry_callsite_offset(self.regs) as u64;
+        if self.lean {
+            let record = (args as u64).wrapping_add_signed(tramp::LEAN_CALLSITE_OFFSET.into());
+            (record, record + 16 + area)
+        } else {
+            let record = args as u64 + area;
+            (record, record + 16)
+        }
+    }
+
     /// Hook this call's return from an entry handler: the caller's return address is in the
     /// trampoline's call-site frame record, which the trampoline restores into x30.
     ///
@@ -84,38 +127,52 @@ impl DirectCtx {
         ctx: u64,
         data: u64,
     ) -> bool {
-        let frame = tramp::entry_frame(self.nargs) as u64;
-        let base = args as u64;
-        // SAFETY: the entry trampoline's frame is `frame` bytes at `args`, the call-site record
-        // { caller's x29, return address } at its top (tramp.rs layout).
-        let (fp, slot) = unsafe {
-            (
-                *((base + frame - 16) as *const u64),
-                &mut *((base + frame - 8) as *mut u64),
-            )
-        };
-        rethook::push(slot, base + frame, fp, self.site, exit, ctx, data)
+        let (record, caller_sp) = self.callsite(args);
+        // SAFETY: the entry trampoline's call-site record { caller's x29, return address } lies
+        // at a fixed offset from the save area it passed as `args` (tramp.rs layouts of `entry`
+        // and `entry_lean`), on its frame, live while the handler runs.
+        let (fp, slot) = unsafe { (*(record as *const u64), &mut *((record + 8) as *mut u64)) };
+        rethook::push(slot, caller_sp, fp, self.site, exit, ctx, data)
     }
 
-    /// The saved arguments, which an entry handler may change.
+    /// The argument words: registers x0..x(regs-1), then (fexit) the stack arguments. An entry
+    /// handler may change them and the body receives the changes.
     ///
     /// # Safety
     /// `args` must be the pointer the trampoline passed to this handler.
     pub unsafe fn args<'a>(&self, args: *mut u64) -> &'a mut [u64] {
-        // SAFETY: the trampoline saved exactly `nargs` words at `args` on its stack, live for
-        // the handler's duration (caller's contract).
-        unsafe { core::slice::from_raw_parts_mut(args, self.nargs as usize) }
+        let words = u32::from(self.regs.regs) + self.stack_words;
+        // SAFETY: the trampoline saved `regs` registers and `stack_words` stack words at `args`
+        // on its stack, live for the handler's duration (caller's contract).
+        unsafe { core::slice::from_raw_parts_mut(args, words as usize) }
+    }
+
+    /// The caller's result buffer (x8 at entry) of a function that returns through memory,
+    /// or `None` if x8 is not live at this site.
+    ///
+    /// # Safety
+    /// `args` must be the pointer the trampoline passed to this handler.
+    pub unsafe fn indirect_result(&self, args: *mut u64) -> Option<u64> {
+        let slot = u32::from(self.regs.regs) + self.stack_words;
+        // SAFETY: x8 is saved right after the argument words when live (caller's contract).
+        self.regs.x8.then(|| unsafe { *args.add(slot as usize) })
     }
 }
 
 /// Runs at function entry with the saved arguments.
 pub type EntryHandler = extern "C" fn(ctx: &DirectCtx, args: *mut u64);
-/// Runs after the function returned, with its arguments and its return value (changeable).
+/// Runs after the function returned, with its arguments and its return value (changeable):
+/// `ret` is x0, and the word after it x1 (the high half of a 128-bit result, the length of a
+/// returned slice).
 pub type ExitHandler = extern "C" fn(ctx: &DirectCtx, args: *mut u64, ret: &mut u64);
 
 #[derive(Clone, Copy, Debug)]
 pub enum DirectKind {
     Entry(EntryHandler),
+    /// [`DirectKind::Entry`] without the traced function's frame record (3 instructions fewer;
+    /// backtraces taken in the handler skip from the trampoline to the caller). Benchmark row
+    /// `direct-lean`.
+    LeanEntry(EntryHandler),
     /// BPF-trampoline style: the trampoline calls the body itself.
     Fexit(ExitHandler),
 }
@@ -162,23 +219,39 @@ pub fn attach_direct(
     data: u64,
     reach: Reach,
 ) -> Result<OpsId, TraceError> {
+    let regs = site.arg_regs();
+    let stack_words = match kind {
+        DirectKind::Entry(_) | DirectKind::LeanEntry(_) => 0,
+        DirectKind::Fexit(_) => tramp::FexitLayout::new(regs)?.stack_words,
+    };
     let ctx = Box::new(DirectCtx {
         site: site.func,
         data,
-        nargs: site.nargs,
+        regs,
+        stack_words,
+        lean: matches!(kind, DirectKind::LeanEntry(_)),
     });
     let ctx_addr = &*ctx as *const DirectCtx as u64;
-    let code = match kind {
-        DirectKind::Entry(h) => tramp::entry(site.nargs, h as usize as u64, ctx_addr),
-        DirectKind::Fexit(h) => tramp::fexit(site.nargs, h as usize as u64, ctx_addr),
-    }
-    .map_err(|e| TraceError::Patch(PatchError::Encode(e)))?;
+    let code = |at: Option<u64>| match kind {
+        DirectKind::Entry(h) => tramp::entry(regs, h as usize as u64, ctx_addr, at),
+        DirectKind::LeanEntry(h) => {
+            tramp::entry_lean(regs, h as usize as u64, ctx_addr, site.body(), at)
+        }
+        DirectKind::Fexit(h) => tramp::fexit(regs, h as usize as u64, ctx_addr, at),
+    };
     let pool_kind = if reach == Reach::Near {
         PoolKind::Near
     } else {
         PoolKind::Far
     };
-    let tramp_block = pool::alloc_code(pool_kind, &code)?;
+    // The position-independent code is the longest form; the code placed at its address may
+    // call the handler with one `bl`.
+    // `longest` stays allocated until the block is reserved, so the pool's heap-backed
+    // bookkeeping is allocated in the same heap state as ever: the first-fit heap's layout
+    // shows in the batch-patching benchmarks' instruction counts.
+    let longest = code(None)?;
+    let tramp_block = pool::alloc_code_at(pool_kind, longest.len(), |at| Ok(code(Some(at))?))?;
+    drop(longest);
     let mut meta = DirectMeta {
         reach,
         tramp: tramp_block,

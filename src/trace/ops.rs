@@ -4,9 +4,12 @@
 //! dispatcher the call-ops trampoline calls:
 //!
 //! - a user ops' `func` is its handler (or [`nop_func`] while disabled), called directly;
-//! - [`LIST_OPS`]' `func` is [`list_func`]: walk every registered ops and run those whose filter
-//!   matches the traced function (what list mode always does, and what a call-ops site does
-//!   when several ops trace it);
+//! - [`LIST_OPS`]' `func` is [`list_func`]: run every registered ops whose filter matches the
+//!   traced function (what list mode always does, and what a call-ops site does when several
+//!   ops trace it). The published list is a `patchbay_pure::dispatch::Table`: ops tracing one
+//!   function are keyed by it and sorted, so each ops the walk passes over costs one load, one
+//!   compare and one branch, and the walk stops at the first later function; ops with wider
+//!   filters (every function, several) are tested with [`Ops::matches`] first.
 //!
 //! The recursion guard is taken by the trampoline before any of these run.
 //!
@@ -28,6 +31,7 @@ use core::{
     sync::atomic::{AtomicPtr, AtomicU64, Ordering},
 };
 
+use patchbay_pure::dispatch::{Keyed, Table};
 pub use patchbay_pure::siteplan::DirectRoute;
 
 use super::regs::FtraceRegs;
@@ -90,6 +94,15 @@ impl Ops {
         }
     }
 
+    /// The one function this ops traces, if its filter is exactly one (its key in the list
+    /// dispatcher's table).
+    fn single(&self) -> Option<u64> {
+        match self.funcs.as_slice() {
+            [one] if !self.all => Some(*one),
+            _ => None,
+        }
+    }
+
     /// Does this ops' filter select function `ip`?
     #[inline(always)]
     pub fn matches(&self, ip: u64) -> bool {
@@ -119,16 +132,27 @@ impl Ops {
     }
 }
 
-/// The list dispatcher (`LIST_OPS.func`): every registered ops whose filter matches `ip`. The
-/// trampoline has already taken the recursion guard.
+/// The list dispatcher (`LIST_OPS.func`): every registered ops whose filter matches `ip` — the
+/// wide ones (tested with their filter), then those keyed to `ip`. The trampoline has already
+/// taken the recursion guard.
 pub extern "C" fn list_func(ip: u64, parent: u64, _ops: &Ops, regs: &mut FtraceRegs) {
-    // SAFETY: the references live for this walk only, and no snapshot is freed while a walk runs
-    // (one CPU; the walk runs in a trampoline, never in interrupt context; see `registered`).
-    for ops in unsafe { registered() } {
-        if ops.matches(ip) {
-            ops.call(ip, parent, regs);
+    // SAFETY: the snapshot lives for this walk only, and no snapshot is freed while a walk runs
+    // (one CPU; the walk runs in a trampoline, never in interrupt context; see `snapshot`).
+    let Some(Snapshot { table, .. }) = (unsafe { snapshot() }) else {
+        return;
+    };
+    for &o in table.wide() {
+        // SAFETY: every item points at a registered, live ops (the tracer frees an ops only
+        // after publishing a list without it).
+        let o = unsafe { &*o };
+        if o.matches(ip) {
+            o.call(ip, parent, regs);
         }
     }
+    table.for_each_keyed(ip, |&o| {
+        // SAFETY: as above.
+        unsafe { &*o }.call(ip, parent, regs)
+    });
 }
 
 /// Does nothing: what a disabled ops calls.
@@ -137,40 +161,69 @@ pub extern "C" fn nop_func(_: u64, _: u64, _: &Ops, _: &mut FtraceRegs) {}
 /// The ops a call-ops literal holds when several ops trace the site.
 pub static LIST_OPS: Ops = Ops::new(list_func, 0, 0);
 
-/// One published version of the registered list.
-struct Snapshot {
-    ops: Vec<*const Ops>,
+/// One published version of the registered list. `repr(C)`: the list trampoline reads the
+/// first two words ([`SNAPSHOT_WIDE`], [`SNAPSHOT_KEYED`]) to run the common case — no wide ops,
+/// one ops keyed to the traced function — without calling [`list_func`].
+#[repr(C)]
+pub struct Snapshot {
+    /// Number of wide ops (nonzero: the trampoline leaves the walk to [`list_func`]).
+    wide: usize,
+    /// `table.keyed_entries()`: the sorted, sentinel-terminated keyed entries.
+    keyed: *const Keyed<*const Ops>,
+    table: Table<*const Ops>,
 }
 
-/// The published list (null: none registered).
-static LIST: AtomicPtr<Snapshot> = AtomicPtr::new(ptr::null_mut());
+pub const SNAPSHOT_WIDE: usize = 0;
+pub const SNAPSHOT_KEYED: usize = 8;
+const _: () = {
+    use core::mem::{offset_of, size_of};
+    assert!(offset_of!(Snapshot, wide) == SNAPSHOT_WIDE);
+    assert!(offset_of!(Snapshot, keyed) == SNAPSHOT_KEYED);
+    // The trampoline steps 16 bytes per entry and finds the ops 8 bytes in.
+    assert!(size_of::<Keyed<*const Ops>>() == 16);
+    assert!(offset_of!(Keyed<*const Ops>, item) == 8);
+};
 
-/// Every registered ops, as the list walker sees them.
+/// The published list (null: none registered). The list trampoline loads it with a plain load:
+/// every read of the snapshot goes through the loaded pointer, and an address dependency orders
+/// those reads after the load (what Linux's `rcu_dereference` relies on), pairing with the
+/// release in [`publish`].
+pub static LIST: AtomicPtr<Snapshot> = AtomicPtr::new(ptr::null_mut());
+
+/// The registered ops, as the list walker sees them (`None`: none registered).
 ///
 /// # Safety
-/// The snapshot behind the iterator, and the ops it lists, are freed by the next [`publish`].
-/// The caller must finish with every reference before a `publish` can run: true today for a
-/// walk on the only CPU that does not span an attach or detach (tracing never runs in interrupt
-/// context). With more CPUs, a publisher must wait for a grace period first.
-pub unsafe fn registered<'a>() -> impl Iterator<Item = &'a Ops> {
+/// The snapshot, and the ops it lists, are freed by the next [`publish`]. The caller must finish
+/// with the reference before a `publish` can run: true today for a walk on the only CPU that
+/// does not span an attach or detach (tracing never runs in interrupt context). With more CPUs,
+/// a publisher must wait for a grace period first.
+unsafe fn snapshot<'a>() -> Option<&'a Snapshot> {
     let p = LIST.load(Ordering::Acquire);
     // SAFETY: `publish` stores a leaked, fully built Snapshot, freed only by a later `publish`,
-    // which the caller guarantees does not run while the references live.
-    let snapshot: Option<&'a Snapshot> = unsafe { p.as_ref() };
-    let ops: &'a [*const Ops] = snapshot.map_or(&[], |s| &s.ops);
-    // SAFETY: every element points at a registered, live ops (the tracer frees an ops only after
-    // publishing a list without it).
-    ops.iter().map(|&o| unsafe { &*o })
+    // which the caller guarantees does not run while the reference lives.
+    unsafe { p.as_ref() }
 }
 
-/// Replace the published list with `ops` (called with the tracer lock held) and free the one it
-/// replaces.
+/// Replace the published list with `ops`, in registration order (called with the tracer lock
+/// held), and free the one it replaces.
 ///
 /// # Safety
-/// No walker may still be using the replaced snapshot (see [`registered`]): the caller runs on
-/// the only CPU, outside any walk. SMP needs a grace period between the swap and the free.
+/// No walker may still be using the replaced snapshot (see [`snapshot`]): the caller runs on
+/// the only CPU, outside any walk. SMP needs a grace period between the swap and the free. Every
+/// pointer in `ops` must point at a live ops until a later `publish` leaves it out.
 pub(super) unsafe fn publish(ops: Vec<*const Ops>) {
-    let new = Box::into_raw(Box::new(Snapshot { ops }));
+    let table = Table::build(
+        ops.into_iter().map(|o| {
+            // SAFETY: the caller passes live ops.
+            (unsafe { &*o }.single(), o)
+        }),
+        ptr::null(),
+    );
+    let new = Box::into_raw(Box::new(Snapshot {
+        wide: table.wide().len(),
+        keyed: table.keyed_entries(),
+        table,
+    }));
     let old = LIST.swap(new, Ordering::AcqRel);
     if !old.is_null() {
         // SAFETY: `old` came from `Box::into_raw` above; no walker still holds it (caller).

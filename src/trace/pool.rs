@@ -9,7 +9,7 @@
 //! [`POOL_FILL`](crate::memory::POOL_FILL); a freed block is refilled with it, so the pools
 //! return to their boot bytes and a stale jump traps.
 
-use alloc::vec;
+use alloc::{vec, vec::Vec};
 
 use buddy_system_allocator::FrameAllocator;
 use patchbay_pure::layout::Range;
@@ -129,6 +129,33 @@ pub fn reserve(kind: PoolKind, bytes: u64) -> Result<Block, TraceError> {
 pub fn alloc_code(kind: PoolKind, code: &[u32]) -> Result<Block, TraceError> {
     let block = reserve(kind, code.len() as u64 * 4)?;
     if let Err(e) = poke::write_pool_block(block.addr, code) {
+        release(block);
+        return Err(e.into());
+    }
+    Ok(block)
+}
+
+/// Allocate a block in `kind` for at most `max_words` words of code that depends on its own
+/// address: `generate(addr)` produces it once the address is known.
+pub fn alloc_code_at(
+    kind: PoolKind,
+    max_words: usize,
+    generate: impl FnOnce(u64) -> Result<Vec<u32>, TraceError>,
+) -> Result<Block, TraceError> {
+    let block = reserve(kind, max_words as u64 * 4)?;
+    let code = match generate(block.addr) {
+        Ok(code) => code,
+        Err(e) => {
+            release(block);
+            return Err(e);
+        }
+    };
+    assert!(
+        code.len() <= max_words,
+        "code generated for {:#x} is longer than the {max_words} words promised",
+        block.addr
+    );
+    if let Err(e) = poke::write_pool_block(block.addr, &code) {
         release(block);
         return Err(e.into());
     }

@@ -12,8 +12,10 @@
 //! `(ip, parent_ip, ops, regs)`, restore, and continue at `regs.pc` (the body, or the caller if a
 //! handler overrode the function) with x30 = `regs.lr` (the caller's return address).
 //!
-//! - [`list_caller`]: "list" mode (Linux before CALL_OPS): always calls the list dispatcher,
-//!   which walks every registered ops and tests its filter.
+//! - [`list_caller`]: "list" mode (Linux before CALL_OPS): every registered ops whose filter
+//!   selects the function runs. The common case — one ops keyed to this function, none with a
+//!   wider filter — is found and called in the trampoline itself; anything else is left to the
+//!   list dispatcher (`ops::list_func`).
 //! - [`ops_caller`]: "call-ops" mode (Linux v6.3 CALL_OPS): loads the site's literal, the one ops
 //!   that owns the site (or the list ops when several do), and calls its `func` — no walk.
 //! - [`direct_caller`]: call-ops plus direct calls (Linux v6.4): if the literal's ops has a
@@ -35,28 +37,26 @@
 //! x0–x8 and x29 are restored from the record (a handler may have changed them).
 
 use super::{
-    ops::{LIST_OPS, OPS_DIRECT_CALL, list_func},
-    recursion::{DEPTH_OFFSET, RECURSIONS_OFFSET},
+    ops::{LIST, LIST_OPS, OPS_DIRECT_CALL, SNAPSHOT_KEYED, SNAPSHOT_WIDE, list_func},
+    recursion::{DEPTH_OFFSET, RECURSIONS_OFFSET, guard_enter, guard_exit, guard_refused},
     regs::{FREGS_DIRECT_TRAMP, FREGS_FP, FREGS_LR, FREGS_PC, FREGS_SIZE, FREGS_SP, FREGS_X0},
 };
 
 core::arch::global_asm!(
     // Save the entry state as FtraceRegs, link two frame records, load the dispatcher's
-    // arguments except `ops` (x2).
+    // arguments except `ops` (x2). 15 instructions: the `sub sp` rides on the first store
+    // (pre-indexed), and the adjacent FtraceRegs fields fp/lr and sp/pc are stored as pairs.
     ".macro PB_FTRACE_SAVE",
-    "    sub  sp, sp, #({size} + 32)",
     // Arguments and x8.
-    "    stp  x0, x1, [sp, #{x0}]",
+    "    stp  x0, x1, [sp, #-({size} + 32)]!",
     "    stp  x2, x3, [sp, #{x2}]",
     "    stp  x4, x5, [sp, #{x4}]",
     "    stp  x6, x7, [sp, #{x6}]",
     "    str  x8, [sp, #{x8}]",
-    // The call site's FP, LR (parent ip, in x9), entry SP, and where to continue (x30).
-    "    str  x29, [sp, #{fp}]",
-    "    str  x9, [sp, #{lr}]",
+    // The call site's FP and LR (parent ip, in x9), its entry SP and where to continue (x30).
+    "    stp  x29, x9, [sp, #{fp}]",
     "    add  x10, sp, #({size} + 32)",
-    "    str  x10, [sp, #{sp_off}]",
-    "    str  x30, [sp, #{pc}]",
+    "    stp  x10, x30, [sp, #{sp_off}]",
     // Frame record for the call site (as if the traced function had pushed one), then ours.
     "    stp  x29, x9, [sp, #({size} + 16)]",
     "    add  x29, sp, #({size} + 16)",
@@ -67,35 +67,17 @@ core::arch::global_asm!(
     "    mov  x1, x9",
     "    mov  x3, sp",
     ".endm",
-    // Restore from FtraceRegs and continue at regs.pc with x30 = regs.lr.
+    // Restore from FtraceRegs and continue at regs.pc with x30 = regs.lr. 8 instructions: the
+    // `add sp` rides on the last load (post-indexed), fp/lr come back as a pair.
     ".macro PB_FTRACE_RESTORE",
-    "    ldp  x0, x1, [sp, #{x0}]",
     "    ldp  x2, x3, [sp, #{x2}]",
     "    ldp  x4, x5, [sp, #{x4}]",
     "    ldp  x6, x7, [sp, #{x6}]",
     "    ldr  x8, [sp, #{x8}]",
-    "    ldr  x29, [sp, #{fp}]",
-    "    ldr  x30, [sp, #{lr}]",
+    "    ldp  x29, x30, [sp, #{fp}]",
     "    ldr  x9, [sp, #{pc}]",
-    "    add  sp, sp, #({size} + 32)",
+    "    ldp  x0, x1, [sp], #({size} + 32)",
     "    ret  x9",
-    ".endm",
-    // The recursion guard (see recursion.rs): branch to `skip`, counting, if a handler is already
-    // running on this CPU; else mark one running. x10/x11 are scratch.
-    ".macro PB_GUARD_ENTER skip",
-    "    mrs  x10, tpidr_el1",
-    "    ldr  w11, [x10, #{depth}]",
-    "    cbz  w11, 9f",
-    "    ldr  x11, [x10, #{recursions}]",
-    "    add  x11, x11, #1",
-    "    str  x11, [x10, #{recursions}]",
-    "    b    \\skip",
-    "9:  mov  w11, #1",
-    "    str  w11, [x10, #{depth}]",
-    ".endm",
-    ".macro PB_GUARD_EXIT",
-    "    mrs  x10, tpidr_el1",
-    "    str  wzr, [x10, #{depth}]",
     ".endm",
     "",
     ".section .text.patchbay_ftrace, \"ax\"",
@@ -104,12 +86,37 @@ core::arch::global_asm!(
     ".type __patchbay_ftrace_list_caller, %function",
     "__patchbay_ftrace_list_caller:",
     "    PB_FTRACE_SAVE",
-    "    PB_GUARD_ENTER 1f",
-    "    adrp x2, {list_ops}",
+    guard_enter!("2f"),
+    // The common case in assembly: no wide ops, and exactly one ops keyed to this function
+    // (x0 = ip). Scan the sorted keys (ops.rs, `patchbay_pure::dispatch`): one load, compare
+    // and branch per ops passed over; the sentinel (key u64::MAX) ends the scan.
+    "    adrp x12, {list}",
+    "    ldr  x12, [x12, :lo12:{list}]",
+    "    cbz  x12, 5f",
+    "    ldp  x13, x14, [x12, #{snap_wide}]",
+    "    cbnz x13, 3f",
+    "4:  ldr  x15, [x14], #16",
+    "    cmp  x15, x0",
+    "    b.lo 4b",
+    "    b.ne 5f",
+    // A second ops for this function: the walker runs them all, in order.
+    "    ldr  x15, [x14]",
+    "    cmp  x15, x0",
+    "    b.eq 3f",
+    "    ldur x2, [x14, #-8]",
+    "    ldr  x4, [x2]",
+    "    blr  x4",
+    "5:",
+    guard_exit!(),
+    "1:  PB_FTRACE_RESTORE",
+    // Out of line, so the common path takes no branch: a handler is already running here.
+    "2:",
+    guard_refused!("1b"),
+    // Wide ops, or several for this function: the Rust walker (`list_func`).
+    "3:  adrp x2, {list_ops}",
     "    add  x2, x2, :lo12:{list_ops}",
     "    bl   {list_func}",
-    "    PB_GUARD_EXIT",
-    "1:  PB_FTRACE_RESTORE",
+    "    b    5b",
     "__patchbay_ftrace_list_caller_end:",
     ".size __patchbay_ftrace_list_caller, . - __patchbay_ftrace_list_caller",
     "",
@@ -118,14 +125,16 @@ core::arch::global_asm!(
     ".type __patchbay_ftrace_ops_caller, %function",
     "__patchbay_ftrace_ops_caller:",
     "    PB_FTRACE_SAVE",
-    "    PB_GUARD_ENTER 1f",
+    guard_enter!("2f"),
     // x30 = func + 8 and func is 8-aligned, so the literal (func - 8) is at x30 - 16.
     "    ldr  x2, [x30, #-16]",
     // ops->func is at offset 0 of Ops: the handler itself, the list walker, or a nop.
     "    ldr  x4, [x2]",
     "    blr  x4",
-    "    PB_GUARD_EXIT",
+    guard_exit!(),
     "1:  PB_FTRACE_RESTORE",
+    "2:",
+    guard_refused!("1b"),
     "__patchbay_ftrace_ops_caller_end:",
     ".size __patchbay_ftrace_ops_caller, . - __patchbay_ftrace_ops_caller",
     "",
@@ -144,37 +153,36 @@ core::arch::global_asm!(
     // trampoline to run afterwards by setting regs.direct_tramp.
     "1:  PB_FTRACE_SAVE",
     "    str  xzr, [sp, #{direct_tramp}]",
-    "    PB_GUARD_ENTER 2f",
+    guard_enter!("4f"),
     "    ldr  x2, [x30, #-16]",
     "    ldr  x4, [x2]",
     "    blr  x4",
-    "    PB_GUARD_EXIT",
+    guard_exit!(),
     "2:  ldr  x17, [sp, #{direct_tramp}]",
     "    cbnz x17, 3f",
     "    PB_FTRACE_RESTORE",
     // Hand over to the direct trampoline with its entry contract: x30 = where the function
     // continues (regs.pc), x9 = the caller's return address (regs.lr).
-    "3:  ldp  x0, x1, [sp, #{x0}]",
-    "    ldp  x2, x3, [sp, #{x2}]",
+    "3:  ldp  x2, x3, [sp, #{x2}]",
     "    ldp  x4, x5, [sp, #{x4}]",
     "    ldp  x6, x7, [sp, #{x6}]",
     "    ldr  x8, [sp, #{x8}]",
-    "    ldr  x29, [sp, #{fp}]",
-    "    ldr  x9, [sp, #{lr}]",
+    "    ldp  x29, x9, [sp, #{fp}]",
     "    ldr  x30, [sp, #{pc}]",
-    "    add  sp, sp, #({size} + 32)",
+    "    ldp  x0, x1, [sp], #({size} + 32)",
     "    br   x17",
+    "4:",
+    guard_refused!("2b"),
     "__patchbay_ftrace_direct_caller_end:",
     ".size __patchbay_ftrace_direct_caller, . - __patchbay_ftrace_direct_caller",
-    // FtraceRegs.x[n] (register xn) is at FREGS_X0 + 8n.
-    x0 = const FREGS_X0,
+    // FtraceRegs.x[n] (register xn) is at FREGS_X0 + 8n; the first pair is at offset 0 (it is
+    // stored pre-indexed and loaded post-indexed), which the const block below asserts.
     x2 = const FREGS_X0 + 16,
     x4 = const FREGS_X0 + 32,
     x6 = const FREGS_X0 + 48,
     x8 = const FREGS_X0 + 64,
     size = const FREGS_SIZE,
     fp = const FREGS_FP,
-    lr = const FREGS_LR,
     sp_off = const FREGS_SP,
     pc = const FREGS_PC,
     direct_call = const OPS_DIRECT_CALL,
@@ -182,8 +190,19 @@ core::arch::global_asm!(
     depth = const DEPTH_OFFSET,
     recursions = const RECURSIONS_OFFSET,
     list_ops = sym LIST_OPS,
+    list = sym LIST,
+    snap_wide = const SNAPSHOT_WIDE,
     list_func = sym list_func,
 );
+
+// The pairs the macros store and load together must be adjacent in FtraceRegs.
+const _: () = {
+    assert!(FREGS_X0 == 0);
+    assert!(FREGS_LR == FREGS_FP + 8);
+    assert!(FREGS_PC == FREGS_SP + 8);
+    // The list trampoline loads the snapshot's wide count and keyed entries as one pair.
+    assert!(SNAPSHOT_KEYED == SNAPSHOT_WIDE + 8);
+};
 
 unsafe extern "C" {
     fn __patchbay_ftrace_list_caller();

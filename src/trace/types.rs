@@ -5,6 +5,7 @@ use alloc::{string::String, vec::Vec};
 use core::fmt;
 
 pub use patchbay_pure::siteplan::Mode;
+use patchbay_pure::tramp::TrampError;
 
 use crate::patch::PatchError;
 
@@ -42,6 +43,14 @@ pub enum TraceError {
     DirectBusy {
         site: &'static str,
     },
+    /// No direct trampoline can serve this site (e.g. fexit past its argument limit).
+    Tramp(TrampError),
+}
+
+impl From<TrampError> for TraceError {
+    fn from(e: TrampError) -> Self {
+        TraceError::Tramp(e)
+    }
 }
 
 impl From<PatchError> for TraceError {
@@ -70,6 +79,7 @@ impl fmt::Display for TraceError {
                 f,
                 "{site} already has a direct attachment (one per site); detach it first"
             ),
+            TraceError::Tramp(e) => write!(f, "{e}; nothing was patched"),
         }
     }
 }

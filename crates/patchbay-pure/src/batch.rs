@@ -39,6 +39,7 @@ use core::fmt;
 
 use crate::{
     insn::{self, EncodeError},
+    layout::Range,
     sites::Site,
 };
 
@@ -131,6 +132,44 @@ impl Write {
             width: Width::Literal,
         }
     }
+}
+
+/// The first write (index) that starts before the previous one ends: the writes are in address
+/// order and disjoint exactly when there is none.
+#[inline]
+fn first_conflict(writes: &[Write]) -> Option<usize> {
+    writes
+        .windows(2)
+        .position(|p| p[0].addr + p[0].width.bytes() > p[1].addr)
+        .map(|i| i + 1)
+}
+
+/// Put `writes` in address order and refuse overlaps (`Err(addr)` of the second of two
+/// overlapping writes). A batch planned in site order is usually in order already: then this is
+/// one pass over the writes and no sort.
+#[inline]
+pub fn order_writes(writes: &mut [Write]) -> Result<(), u64> {
+    if first_conflict(writes).is_none() {
+        return Ok(());
+    }
+    writes.sort_unstable_by_key(|w| w.addr);
+    match first_conflict(writes) {
+        Some(i) => Err(writes[i].addr),
+        None => Ok(()),
+    }
+}
+
+/// The region holding every one of the ordered `writes` (see [`order_writes`]), if one does:
+/// then no write needs its own region check. `None` for no writes, or writes spread over
+/// several regions (check each).
+#[inline]
+pub fn common_region(writes: &[Write], regions: &[Range]) -> Option<Range> {
+    let (first, last) = (writes.first()?, writes.last()?);
+    let end = last.addr + last.width.bytes();
+    regions
+        .iter()
+        .copied()
+        .find(|r| r.start <= first.addr && end <= r.end)
 }
 
 /// What happens to a site's call word. Word-sized tags (`repr(u64)`) so changes are copied as
@@ -465,6 +504,48 @@ mod tests {
                 change(1, Call::To(T), Literal::Set(5))
             ]
         );
+    }
+
+    #[test]
+    fn ordered_writes_pass_in_one_pass_unordered_ones_are_sorted() {
+        let a = Write::insn(F + 4, 0, 1);
+        let b = Write::literal(G - 8, 0, 1);
+        let c = Write::insn(G, 0, 1);
+        let mut w = vec![a, b, c];
+        assert_eq!(order_writes(&mut w), Ok(()));
+        assert_eq!(w, vec![a, b, c]);
+        let mut w = vec![c, a, b];
+        assert_eq!(order_writes(&mut w), Ok(()));
+        assert_eq!(w, vec![a, b, c]);
+        assert_eq!(order_writes(&mut []), Ok(()));
+    }
+
+    #[test]
+    fn overlapping_writes_are_refused_in_any_order() {
+        // A literal at G-8 covers G-8..G; an instruction at G-4 lies inside it.
+        let lit = Write::literal(G - 8, 0, 1);
+        let ins = Write::insn(G - 4, 0, 1);
+        assert_eq!(order_writes(&mut [lit, ins]), Err(G - 4));
+        assert_eq!(order_writes(&mut [ins, lit]), Err(G - 4));
+        let same = Write::insn(F, 0, 1);
+        assert_eq!(order_writes(&mut [same, same]), Err(F));
+    }
+
+    #[test]
+    fn a_common_region_only_when_first_and_last_share_one() {
+        let text = Range::new(F, G);
+        let pool = Range::new(T, T2);
+        let regions = [text, pool];
+        let w = |a| Write::insn(a, 0, 1);
+        assert_eq!(
+            common_region(&[w(F), w(F + 8), w(G - 4)], &regions),
+            Some(text)
+        );
+        assert_eq!(common_region(&[w(T)], &regions), Some(pool));
+        // The last write ends past the region: no common region, each is checked.
+        assert_eq!(common_region(&[w(F), w(G)], &regions), None);
+        assert_eq!(common_region(&[w(F), w(T)], &regions), None);
+        assert_eq!(common_region(&[], &regions), None);
     }
 
     #[test]

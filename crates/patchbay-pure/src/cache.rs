@@ -17,6 +17,13 @@
 //!
 //! Line sizes come from CTR_EL0.DminLine / IminLine (log2 of the number of 4-byte words), the
 //! smallest line of any cache in the system, so stepping by them never skips a line.
+//!
+//! A pass that would invalidate [`IC_IALLU_LINES`] or more instruction lines one by one (a batch
+//! of thousands of sites; counted by the D-side pass, so only when there is one and the line
+//! sizes are equal) issues one `IC IALLUIS` instead: invalidate every instruction cache of
+//! the Inner Shareable domain to the PoU — the same guarantee for every written line, in one
+//! operation. The trade: unrelated code is refetched too, which a pass that touches that many
+//! lines costs the I-caches anyway (512 lines of 64 bytes is a whole 32 KiB L1 I-cache).
 //! [`plan`] turns a set of written ranges into that exact sequence of operations; the kernel
 //! executes the plan and a test build records it, because QEMU does not model I-cache
 //! incoherence and would pass a missing `IC IVAU` silently.
@@ -62,13 +69,17 @@ pub enum Op {
     DsbIsh,
     /// `IC IVAU` on the line at this (line-aligned) address.
     IcIvau(u64),
+    /// `IC IALLUIS`: every instruction cache in the Inner Shareable domain, to the PoU.
+    IcIalluis,
     /// `ISB`.
     Isb,
 }
 
 /// The distinct lines of size `line` touched by `ranges` (each `[start, end)`, sorted by start),
-/// in ascending order: one linear pass, each line once even when ranges share it.
-fn lines(ranges: impl Iterator<Item = (u64, u64)>, line: u64, mut f: impl FnMut(u64)) {
+/// in ascending order: one linear pass, each line once even when ranges share it. Returns how
+/// many lines it visited.
+fn lines(ranges: impl Iterator<Item = (u64, u64)>, line: u64, mut f: impl FnMut(u64)) -> usize {
+    let mut visited = 0;
     let mut next_unvisited = 0u64;
     let mut prev_start = 0u64;
     for (s, e) in ranges {
@@ -80,11 +91,17 @@ fn lines(ranges: impl Iterator<Item = (u64, u64)>, line: u64, mut f: impl FnMut(
         let mut a = (s & !(line - 1)).max(next_unvisited);
         while a < e {
             f(a);
+            visited += 1;
             a += line;
         }
         next_unvisited = next_unvisited.max(a);
     }
+    visited
 }
+
+/// From this many instruction lines on, one pass invalidates them all with `IC IALLUIS`
+/// instead of one `IC IVAU` each (see the module docs).
+pub const IC_IALLU_LINES: usize = 512;
 
 /// The maintenance sequence that publishes instructions written to `ranges` (sorted by start
 /// address), as executed by the kernel. Each line is maintained once even when ranges share it.
@@ -92,12 +109,20 @@ fn lines(ranges: impl Iterator<Item = (u64, u64)>, line: u64, mut f: impl FnMut(
 /// `ranges` is iterated once per cache side, so it must be cheap to clone (a slice iterator, or
 /// a `map` over one).
 pub fn plan(ctr: Ctr, ranges: impl Iterator<Item = (u64, u64)> + Clone, mut f: impl FnMut(Op)) {
-    if !ctr.idc() {
-        lines(ranges.clone(), ctr.dcache_line(), |a| f(Op::DcCvau(a)));
-    }
+    let dlines = if ctr.idc() {
+        0
+    } else {
+        lines(ranges.clone(), ctr.dcache_line(), |a| f(Op::DcCvau(a)))
+    };
     f(Op::DsbIsh);
     if !ctr.dic() {
-        lines(ranges, ctr.icache_line(), |a| f(Op::IcIvau(a)));
+        // The D-side pass counted the lines; with equal line sizes that is the I-side's count.
+        // (Without a D-side pass, or with different sizes, every line is invalidated on its own.)
+        if dlines >= IC_IALLU_LINES && ctr.icache_line() == ctr.dcache_line() {
+            f(Op::IcIalluis);
+        } else {
+            lines(ranges, ctr.icache_line(), |a| f(Op::IcIvau(a)));
+        }
         f(Op::DsbIsh);
     }
     f(Op::Isb);
@@ -203,6 +228,37 @@ mod tests {
                 Op::Isb
             ]
         );
+    }
+
+    #[test]
+    fn many_lines_are_invalidated_at_once_below_that_one_by_one() {
+        let words = |n: u64| -> Vec<(u64, u64)> {
+            (0..n)
+                .map(|i| (0x10_0000 + 64 * i, 0x10_0000 + 64 * i + 4))
+                .collect()
+        };
+        let ops = collect(QEMU_A72, &words(IC_IALLU_LINES as u64));
+        // Every line is still cleaned, one by one; the invalidation is one operation.
+        let cleans = ops.iter().filter(|o| matches!(o, Op::DcCvau(_))).count();
+        assert_eq!(cleans, IC_IALLU_LINES);
+        assert_eq!(
+            &ops[IC_IALLU_LINES..],
+            &[Op::DsbIsh, Op::IcIalluis, Op::DsbIsh, Op::Isb]
+        );
+        let ops = collect(QEMU_A72, &words(IC_IALLU_LINES as u64 - 1));
+        assert!(!ops.contains(&Op::IcIalluis));
+        let invals = ops.iter().filter(|o| matches!(o, Op::IcIvau(_))).count();
+        assert_eq!(invals, IC_IALLU_LINES - 1);
+        // Lines are counted, not words: many words in few lines stay per line.
+        let dense: Vec<(u64, u64)> = (0..2 * IC_IALLU_LINES as u64)
+            .map(|i| (0x10_0000 + 4 * i, 0x10_0000 + 4 * i + 4))
+            .collect();
+        assert!(!collect(QEMU_A72, &dense).contains(&Op::IcIalluis));
+        // With IDC there is no D-side pass to count the lines: each is invalidated on its own.
+        let idc = Ctr(QEMU_A72.0 | 1 << 28);
+        let ops = collect(idc, &words(IC_IALLU_LINES as u64));
+        assert!(!ops.contains(&Op::IcIalluis));
+        assert_eq!(ops.len(), IC_IALLU_LINES + 3);
     }
 
     #[test]

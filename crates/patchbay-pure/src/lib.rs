@@ -8,9 +8,11 @@
 //! | [`insn`] | A64 instruction encoders and decoders used by the patcher and trampolines |
 //! | [`batch`] | planning a batch of patch-site changes: the writes of each of its two phases |
 //! | [`cache`] | CTR_EL0 decoding and the I-cache maintenance plan for modified text |
+//! | [`dispatch`] | the list dispatcher's table: tracers keyed by function, one load/compare/branch each |
 //! | [`esr`] | decoding of ESR_ELx for crash reports |
 //! | [`ksyms`] | the kernel symbol table blob the host tool embeds into the image |
 //! | [`pagetable`] | stage-1 4 KiB-granule descriptors and a table walker |
+//! | [`psci`] | PSCI function IDs and return codes (typed errors for CPU bring-up) |
 //! | [`layout`] | the physical memory map: kernel, heap, trampoline pools, poke window |
 //! | [`shadow`] | the bookkeeping of a return-hook shadow stack (push, pop, overflows, translation) |
 //! | [`siteplan`] | the tracer's site planner: the call and literal a site needs for its owners and mode |
@@ -26,6 +28,7 @@ extern crate alloc;
 
 pub mod batch;
 pub mod cache;
+pub mod dispatch;
 pub mod esr;
 pub mod hash;
 pub mod insn;
@@ -34,6 +37,7 @@ pub mod layout;
 #[cfg(test)]
 mod llvm_mc;
 pub mod pagetable;
+pub mod psci;
 pub mod ring;
 pub mod shadow;
 pub mod siteplan;

@@ -34,14 +34,25 @@ pub trait HookedCall: Copy {
 }
 
 /// A stack of at most `N` hooked calls, innermost on top, with its counters. Plain aligned
-/// words in a fixed layout (`repr(C)`), so the kernel's return path reads it cheaply.
+/// words in a fixed layout (`repr(C)`), so the kernel's return trampoline reads and pops it in
+/// assembly: `depth` at [`DEPTH_OFFSET`](Self::DEPTH_OFFSET), entry `i` at
+/// [`ENTRIES_OFFSET`](Self::ENTRIES_OFFSET) + `i * size_of::<E>()`.
+///
+/// Returns are not counted separately: `returned = hooked - depth` holds by construction, so a
+/// pop is one store (the depth) and the assembly pop needs no second counter.
 #[repr(C)]
 pub struct ShadowStack<E, const N: usize> {
     depth: usize,
     hooked: u64,
-    returned: u64,
     overflows: u64,
     entries: [E; N],
+}
+
+impl<E, const N: usize> ShadowStack<E, N> {
+    /// Byte offset of the depth (a `usize`: hooked calls in flight).
+    pub const DEPTH_OFFSET: usize = core::mem::offset_of!(Self, depth);
+    /// Byte offset of entry 0.
+    pub const ENTRIES_OFFSET: usize = core::mem::offset_of!(Self, entries);
 }
 
 impl<E: HookedCall, const N: usize> ShadowStack<E, N> {
@@ -50,7 +61,6 @@ impl<E: HookedCall, const N: usize> ShadowStack<E, N> {
         ShadowStack {
             depth: 0,
             hooked: 0,
-            returned: 0,
             overflows: 0,
             entries: [empty; N],
         }
@@ -60,7 +70,7 @@ impl<E: HookedCall, const N: usize> ShadowStack<E, N> {
     /// overflow, if the stack is full (the call is then simply not hooked).
     #[inline(always)]
     pub fn push_with(&mut self, fill: impl FnOnce(&mut E)) -> bool {
-        if self.depth == N {
+        if self.depth >= N {
             self.overflows += 1;
             return false;
         }
@@ -84,7 +94,6 @@ impl<E: HookedCall, const N: usize> ShadowStack<E, N> {
     #[inline(always)]
     pub fn pop(&mut self) {
         self.depth -= 1;
-        self.returned += 1;
     }
 
     /// The real return address behind the `n`-th return-trampoline address met while unwinding
@@ -106,7 +115,7 @@ impl<E: HookedCall, const N: usize> ShadowStack<E, N> {
 
     /// Hooked calls that returned so far.
     pub fn returned(&self) -> u64 {
-        self.returned
+        self.hooked - self.depth as u64
     }
 
     /// Calls not hooked because the stack was full.
@@ -185,6 +194,30 @@ mod tests {
             }
             assert_eq!(s.hooked() - s.returned(), s.depth() as u64);
         }
+    }
+
+    #[test]
+    fn offsets_match_the_layout_the_assembly_assumes() {
+        // Header words first, then the entries, each entry `size_of::<E>()` apart.
+        type S = ShadowStack<Call, 4>;
+        assert_eq!(S::DEPTH_OFFSET, 0);
+        assert_eq!(S::ENTRIES_OFFSET, 24);
+        let mut s = S::new(EMPTY);
+        push(&mut s, 0x42);
+        let base = &s as *const S as usize;
+        // SAFETY: `DEPTH_OFFSET` is the offset of the `usize` depth field inside `s`.
+        let depth = unsafe { *((base + S::DEPTH_OFFSET) as *const usize) };
+        assert_eq!(depth, 1);
+        let top = base + S::ENTRIES_OFFSET + (depth - 1) * core::mem::size_of::<Call>();
+        // SAFETY: entry `depth - 1` of `s`, at the offset the layout promises.
+        let top = unsafe { *(top as *const Call) };
+        assert_eq!(
+            top,
+            Call {
+                ret: 0x42,
+                sp: 0x43
+            }
+        );
     }
 
     #[test]

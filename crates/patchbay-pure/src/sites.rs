@@ -12,17 +12,172 @@
 //!   func + 0           : nop         (-> mov x9, x30)
 //!   func + 4           : nop         (<-> bl target)
 //! ```
+//!
+//! # Which registers a site's arguments live in
+//!
+//! Every record carries the site's [`ArgRegs`], computed by `#[patchable]` from the signature:
+//! the general registers the function may receive arguments in, whether x8 (the indirect result
+//! location) is live at entry, and how many argument words its callers pass on the stack. A
+//! trampoline that runs a handler before the body saves exactly those registers; an fexit
+//! trampoline copies exactly those stack words. The kernel is built for general registers only
+//! (`aarch64-unknown-none-softfloat`, FP/SIMD traps at EL1), so no argument is ever in v0–v7:
+//! `f32`/`f64` travel in x registers like integers, and no trampoline saves an FP/SIMD register.
 
 use alloc::vec::Vec;
 
 /// Bytes from the compiler's entry (first prefix NOP) to the function symbol.
 pub const PREFIX_BYTES: u64 = 8;
 
+/// How one parameter is passed, as `#[patchable]` proves it from the type's spelling (and the
+/// compiler then checks with a size assertion the macro emits next to the function).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArgClass {
+    /// One register: integers up to 64 bits, `bool`, `char`, `f32`/`f64` (general registers on
+    /// this target), thin pointers and references, `Option<&T>`, `NonNull<T>`, `Box<T>`.
+    Word,
+    /// Two registers, passed as two independent scalars (rustc's "scalar pair"): `&[T]`, `&str`,
+    /// `&mut [T]`, `*const [T]`, `&dyn Trait`, `Box<dyn Trait>`. The pair may be split between
+    /// x7 and the stack.
+    Pair,
+    /// A 128-bit integer: an even-aligned register pair (x0/x1, x2/x3, …), or 16 aligned bytes
+    /// on the stack once the registers run out (AAPCS64 C.9, as LLVM implements it for `i128`).
+    Int128,
+    /// Anything the macro cannot prove: aggregates by value, tuples, arrays, unknown paths.
+    Unknown,
+}
+
+/// Where a stack argument count stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StackWords {
+    /// Callers pass at most this many 8-byte words on the stack (an upper bound: copying a word
+    /// too many reads the caller's own frame, which is harmless).
+    Known(u8),
+    /// A parameter of unknown class may land on the stack: its size there cannot be proved.
+    Unknown,
+}
+
+/// The general registers a patchable function may receive its arguments in, and its stack
+/// arguments (see the module docs). An over-estimate is always safe; an under-estimate would
+/// let a handler clobber a live argument.
+///
+/// Stored in the registry's `nargs` word ([`ArgRegs::bits`]); the encoding is chosen so that a
+/// plain count `n <= 8` means "x0..x(n-1), x8 dead, nothing on the stack", which is what a
+/// function of `n` word-sized arguments returning in registers is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ArgRegs {
+    /// x0..x(regs-1) may hold arguments (`0..=8`).
+    pub regs: u8,
+    /// x8 may hold the address of the caller's result buffer (a value returned through memory:
+    /// an aggregate larger than 16 bytes, or a return type the macro cannot prove).
+    pub x8: bool,
+    pub stack: StackWords,
+}
+
+/// Argument registers of AAPCS64 (x0..x7).
+pub const ARG_REGS: u8 = 8;
+
+impl ArgRegs {
+    /// What a trampoline must assume of a signature it knows nothing about: x0..x8, stack unknown.
+    pub const ALL: ArgRegs = ArgRegs {
+        regs: ARG_REGS,
+        x8: true,
+        stack: StackWords::Unknown,
+    };
+
+    const REGS_MASK: u32 = 0xf;
+    const X8_BIT: u32 = 1 << 4;
+    const STACK_SHIFT: u32 = 8;
+    const STACK_UNKNOWN_BIT: u32 = 1 << 16;
+
+    /// Lay out `params` (in order) the way AAPCS64 and rustc do, taking the upper bound wherever
+    /// the lowering is not certain; `ret_in_memory` says the return value may come back through
+    /// memory, which makes x8 live.
+    pub fn classify(params: &[ArgClass], ret_in_memory: bool) -> ArgRegs {
+        // NGRN and NSAA of AAPCS64 §6.8.2, NSAA counted in words.
+        let (mut ngrn, mut nsaa) = (0u32, 0u32);
+        let (mut unknown, mut stack_unknown) = (false, false);
+        let regs = u32::from(ARG_REGS);
+        for &p in params {
+            match p {
+                ArgClass::Word if ngrn < regs => ngrn += 1,
+                ArgClass::Word => nsaa += 1,
+                // Split (x7 + one word) or not (two words): two words bound both.
+                ArgClass::Pair if ngrn + 2 <= regs => ngrn += 2,
+                ArgClass::Pair => {
+                    ngrn = regs;
+                    nsaa += 2;
+                }
+                ArgClass::Int128 | ArgClass::Unknown => {
+                    // Bound an unknown parameter by the widest register use it can have (an
+                    // even-aligned pair); by value it is at most 16 bytes, larger aggregates go by
+                    // reference.
+                    unknown |= p == ArgClass::Unknown;
+                    let at = ngrn.next_multiple_of(2);
+                    if at + 2 <= regs {
+                        ngrn = at + 2;
+                    } else {
+                        ngrn = regs;
+                        nsaa = nsaa.next_multiple_of(2) + 2;
+                        stack_unknown |= p == ArgClass::Unknown;
+                    }
+                }
+            }
+        }
+        if unknown {
+            ngrn = regs;
+        }
+        ArgRegs {
+            regs: ngrn as u8,
+            x8: ret_in_memory || unknown,
+            stack: match u8::try_from(nsaa) {
+                Ok(w) if !stack_unknown => StackWords::Known(w),
+                _ => StackWords::Unknown,
+            },
+        }
+    }
+
+    /// Registers a trampoline that runs a handler before the body saves (x0..x(regs-1), x8).
+    pub const fn saved(self) -> u32 {
+        self.regs as u32 + self.x8 as u32
+    }
+
+    /// The registry encoding: bits 0–3 `regs`, bit 4 `x8`, bits 8–15 known stack words, bit 16
+    /// stack words unknown.
+    pub const fn bits(self) -> u32 {
+        let stack = match self.stack {
+            StackWords::Known(w) => (w as u32) << Self::STACK_SHIFT,
+            StackWords::Unknown => Self::STACK_UNKNOWN_BIT,
+        };
+        self.regs as u32 | if self.x8 { Self::X8_BIT } else { 0 } | stack
+    }
+
+    /// Decode [`bits`](Self::bits). A register count beyond 8 (never encoded) reads as
+    /// [`ArgRegs::ALL`]'s registers: the safe side.
+    pub const fn from_bits(bits: u32) -> ArgRegs {
+        let regs = bits & Self::REGS_MASK;
+        let (regs, x8) = if regs > ARG_REGS as u32 {
+            (ARG_REGS, true)
+        } else {
+            (regs as u8, bits & Self::X8_BIT != 0)
+        };
+        ArgRegs {
+            regs,
+            x8,
+            stack: if bits & Self::STACK_UNKNOWN_BIT != 0 {
+                StackWords::Unknown
+            } else {
+                StackWords::Known((bits >> Self::STACK_SHIFT) as u8)
+            },
+        }
+    }
+}
+
 /// One registry record, as `#[patchable]` emits it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Desc<'a> {
     pub func: u64,
     pub name: &'a str,
+    /// The site's [`ArgRegs::bits`].
     pub nargs: u32,
 }
 
@@ -33,10 +188,15 @@ pub struct Site<'a> {
     pub func: u64,
     /// Full path, e.g. `patchbay::subjects::leaf`.
     pub name: &'a str,
+    /// The site's [`ArgRegs::bits`] (read it with [`Site::arg_regs`]).
     pub nargs: u32,
 }
 
 impl Site<'_> {
+    /// The registers and stack words the function's arguments occupy.
+    pub fn arg_regs(&self) -> ArgRegs {
+        ArgRegs::from_bits(self.nargs)
+    }
     /// The 8-byte literal slot before the function (CALL_OPS ops pointer).
     pub fn literal(&self) -> u64 {
         self.func - PREFIX_BYTES
@@ -281,6 +441,108 @@ mod tests {
         assert!(matches(&s, "leaf"));
         assert!(matches(&s, "patchbay::subjects::*"));
         assert!(!matches(&s, "subjects::leaf"));
+    }
+
+    use ArgClass::{Int128, Pair, Unknown, Word};
+
+    fn regs(regs: u8, x8: bool, stack: u8) -> ArgRegs {
+        ArgRegs {
+            regs,
+            x8,
+            stack: StackWords::Known(stack),
+        }
+    }
+
+    #[test]
+    fn word_arguments_take_one_register_each_then_the_stack() {
+        for n in 0..=8 {
+            assert_eq!(
+                ArgRegs::classify(&vec![Word; n], false),
+                regs(n as u8, false, 0)
+            );
+        }
+        assert_eq!(ArgRegs::classify(&[Word; 9], false), regs(8, false, 1));
+        assert_eq!(ArgRegs::classify(&[Word; 12], false), regs(8, false, 4));
+        assert_eq!(ArgRegs::classify(&[Word; 13], true), regs(8, true, 5));
+    }
+
+    #[test]
+    fn fat_pointers_take_two_registers_and_may_split() {
+        assert_eq!(ArgRegs::classify(&[Pair], false), regs(2, false, 0));
+        assert_eq!(
+            ArgRegs::classify(&[Word, Pair, Word], false),
+            regs(4, false, 0)
+        );
+        // x7 free: split or not, at most two words on the stack.
+        assert_eq!(ArgRegs::classify(&[Word; 7], false), regs(7, false, 0));
+        let mut p = vec![Word; 7];
+        p.push(Pair);
+        assert_eq!(ArgRegs::classify(&p, false), regs(8, false, 2));
+    }
+
+    #[test]
+    fn int128_is_an_even_aligned_pair() {
+        // u64, u128: x0, then x2/x3 (x1 skipped).
+        assert_eq!(ArgRegs::classify(&[Word, Int128], false), regs(4, false, 0));
+        assert_eq!(
+            ArgRegs::classify(&[Word, Word, Word, Int128, Word], false),
+            regs(7, false, 0)
+        );
+        // Seven words then u128: x7 is skipped, 16 aligned bytes on the stack.
+        let mut p = vec![Word; 7];
+        p.push(Int128);
+        assert_eq!(ArgRegs::classify(&p, false), regs(8, false, 2));
+        // A word on the stack first: the u128 is aligned up to the next 16 bytes.
+        let mut p = vec![Word; 9];
+        p.push(Int128);
+        assert_eq!(ArgRegs::classify(&p, false), regs(8, false, 4));
+    }
+
+    #[test]
+    fn unknown_means_x0_to_x8_and_an_unprovable_stack() {
+        let all_in_regs = regs(8, true, 0);
+        assert_eq!(ArgRegs::classify(&[Unknown], false), all_in_regs);
+        assert_eq!(
+            ArgRegs::classify(&[Word, Unknown, Word], false),
+            all_in_regs
+        );
+        assert_eq!(ArgRegs::classify(&[Unknown; 4], false), all_in_regs);
+        // Past the registers, its stack size cannot be proved.
+        assert_eq!(ArgRegs::classify(&[Unknown; 5], false), ArgRegs::ALL);
+        let mut p = vec![Word; 8];
+        p.push(Unknown);
+        assert_eq!(ArgRegs::classify(&p, false).stack, StackWords::Unknown);
+    }
+
+    #[test]
+    fn a_return_through_memory_makes_x8_live() {
+        assert_eq!(ArgRegs::classify(&[], true), regs(0, true, 0));
+        assert_eq!(ArgRegs::classify(&[Pair], true).saved(), 3);
+        assert_eq!(ArgRegs::ALL.saved(), 9);
+    }
+
+    #[test]
+    fn the_registry_encoding_round_trips_and_plain_counts_mean_words() {
+        for n in 0..=8u32 {
+            assert_eq!(ArgRegs::from_bits(n), regs(n as u8, false, 0));
+        }
+        for r in [
+            regs(3, true, 0),
+            regs(8, false, 4),
+            regs(8, true, 255),
+            ArgRegs::ALL,
+            ArgRegs::classify(&[Unknown; 5], false),
+        ] {
+            assert_eq!(ArgRegs::from_bits(r.bits()), r);
+        }
+        // Never encoded, read on the safe side.
+        assert_eq!(ArgRegs::from_bits(0xf), regs(8, true, 0));
+        let s = Site {
+            func: 0x1000,
+            name: "x",
+            nargs: regs(2, true, 0).bits(),
+        };
+        assert_eq!(s.arg_regs().saved(), 3);
     }
 
     #[test]

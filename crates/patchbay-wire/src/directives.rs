@@ -20,9 +20,11 @@ pub const REPEAT: &str = "repeat";
 pub const SAME_LINES: &str = "same_lines";
 pub const BOOTARGS: &str = "bootargs";
 pub const BOOT: &str = "boot";
+pub const GIC: &str = "gic";
+pub const TCG: &str = "tcg";
 
 /// Every run-directive key (the board facts' keys come on top).
-pub const KEYS: [&str; 13] = [
+pub const KEYS: [&str; 15] = [
     MACHINE,
     CPU,
     SMP,
@@ -36,6 +38,8 @@ pub const KEYS: [&str; 13] = [
     SAME_LINES,
     BOOTARGS,
     BOOT,
+    GIC,
+    TCG,
 ];
 
 /// Does `line` (`key=value`, as written in `qemu_directives!`) start with a known key? A

@@ -65,10 +65,36 @@ pub fn ic_ivau(addr: u64) {
     unsafe { core::arch::asm!("ic ivau, {}", in(reg) addr, options(nostack, preserves_flags)) };
 }
 
+/// `IC IALLUIS`: invalidate every instruction cache in the Inner Shareable domain to the point
+/// of unification (broadcast).
+#[inline(always)]
+pub fn ic_ialluis() {
+    // SAFETY: invalidating I-cache lines only forces refetches.
+    unsafe { core::arch::asm!("ic ialluis", options(nostack, preserves_flags)) };
+}
+
 /// `IC IALLU`: invalidate this PE's whole instruction cache (boot only).
 pub fn ic_iallu() {
     // SAFETY: as above.
     unsafe { core::arch::asm!("ic iallu", options(nostack, preserves_flags)) };
+}
+
+/// `DC CVAC` over `[start, end)`: clean data-cache lines to the point of coherency, so that an
+/// observer that does not look in the caches (a CPU with its MMU and caches still off) reads
+/// what was written through them. Completes with a DSB SY: the cleaned data must be in memory
+/// before anything that follows, including an `SEV` that wakes such an observer.
+pub fn clean_dcache_range_poc(start: u64, end: u64) {
+    let line = ctr().dcache_line();
+    let mut a = start & !(line - 1);
+    while a < end {
+        // SAFETY: cleaning a line writes back dirty data and loses nothing.
+        unsafe { core::arch::asm!("dc cvac, {}", in(reg) a, options(nostack, preserves_flags)) };
+        a += line;
+    }
+    // The cleans must complete (reach memory) before any later access or event (ARM ARM: DC
+    // completion is only guaranteed by a DSB); full system, since the reader is not coherent.
+    // SAFETY: a barrier has no effects visible to Rust.
+    unsafe { core::arch::asm!("dsb sy", options(nostack, preserves_flags)) };
 }
 
 /// `DSB ISH` of the text-modification sequence: the cleans (first) or the invalidations

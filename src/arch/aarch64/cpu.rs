@@ -86,11 +86,33 @@ pub fn mask_all() -> u64 {
     daif
 }
 
+/// Unmask IRQs on this PE (FIQ stays masked: patchbay routes nothing to FIQ, and one would be
+/// reported as fatal anyway).
+#[inline(always)]
+pub fn irq_enable() {
+    // SAFETY: unmasking IRQs at EL1 affects only this PE; the vectors are installed.
+    unsafe { core::arch::asm!("msr daifclr, #2", options(nomem, nostack, preserves_flags)) };
+}
+
 /// Restore DAIF saved by [`mask_all`].
 #[inline(always)]
 pub fn restore_daif(daif: u64) {
     // SAFETY: restores a value read from DAIF on this PE.
     unsafe { write_sysreg!(daif, daif) };
+}
+
+/// `SEV`: send an event to every PE, waking those waiting in `WFE` (a spin-table's pollers).
+#[inline(always)]
+pub fn sev() {
+    // SAFETY: SEV only sets the event register of every PE.
+    unsafe { core::arch::asm!("sev", options(nomem, nostack, preserves_flags)) };
+}
+
+/// `WFI`: wait (low power) until an interrupt is pending; with IRQs unmasked it is then taken.
+#[inline(always)]
+pub fn wfi() {
+    // SAFETY: WFI only waits.
+    unsafe { core::arch::asm!("wfi", options(nomem, nostack, preserves_flags)) };
 }
 
 /// Park this PE forever (low power).

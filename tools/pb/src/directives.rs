@@ -19,6 +19,8 @@
 //! | `repeat` | boot this many times (≥ 1) | 1 |
 //! | `same_lines` | line prefix: those lines must be present in, and identical across, all boots | |
 //! | `bootargs` | extra kernel arguments (repeatable; appended in order) | |
+//! | `gic` | `2` or `3`: the interrupt controller of QEMU `virt` (`-M virt,gic-version=N`); `virt` only | QEMU's (2) |
+//! | `tcg` | `multi`: one host thread per vCPU (real parallel races; not with `icount`); `single`: all vCPUs round-robin in one thread (what `icount` implies) | QEMU's (multi without icount, single with) |
 //! | `boot` | `kernel`: QEMU's `-kernel` (a DTB in x0, entered at EL2 or EL1); `el3`: loaded raw at the board's load address and entered at EL3 with no DTB, as with a Raspberry Pi without the firmware's armstub (raspi machines) | `kernel` |
 //!
 //! The kernel's BSP adds its board's facts (`board=rpi3`, `board_*` keys; see [`board::Facts`]):
@@ -42,6 +44,30 @@ pub enum BootMode {
     El3,
 }
 
+/// How TCG runs the vCPUs (`-accel tcg,thread=…`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tcg {
+    /// One host thread per vCPU: CPUs really run at the same time (races show up).
+    Multi,
+    /// All vCPUs round-robin in one host thread (deterministic with `-icount`, which needs it).
+    Single,
+}
+
+impl Tcg {
+    pub fn name(self) -> &'static str {
+        match self {
+            Tcg::Multi => "multi",
+            Tcg::Single => "single",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Tcg> {
+        [Tcg::Multi, Tcg::Single]
+            .into_iter()
+            .find(|t| t.name() == name)
+    }
+}
+
 /// Parsed directives; `None` / empty means "not given" (the defaults live in `cmd::run`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Directives {
@@ -58,6 +84,8 @@ pub struct Directives {
     pub same_lines: Option<String>,
     pub bootargs: Vec<String>,
     pub boot: BootMode,
+    pub gic: Option<u8>,
+    pub tcg: Option<Tcg>,
     /// The board the kernel was built for (written by its BSP).
     pub board: board::Facts,
 }
@@ -125,6 +153,19 @@ fn parse_line(d: &mut Directives, line: &str) -> Result<()> {
                 _ => bail!("`boot` must be `kernel` or `el3`, not `{value}`"),
             }
         }
+        keys::GIC => {
+            d.gic = Some(match value {
+                "2" => 2,
+                "3" => 3,
+                _ => bail!("`gic` must be 2 or 3, not `{value}`"),
+            })
+        }
+        keys::TCG => {
+            d.tcg = Some(
+                Tcg::from_name(value)
+                    .with_context(|| format!("`tcg` must be `multi` or `single`, not `{value}`"))?,
+            )
+        }
         _ if d.board.set(key, value)? => {}
         _ => bail!(
             "unknown key `{key}` (known keys: {}, board, board_*)",
@@ -182,6 +223,8 @@ same_lines=@det
 bootargs=a=1 b
 bootargs=c
 boot=el3
+gic=3
+tcg=single
 board=rpi3
 board_kernel_load=0x80000
 ";
@@ -202,6 +245,8 @@ board_kernel_load=0x80000
                 same_lines: Some("@det".into()),
                 bootargs: vec!["a=1 b".into(), "c".into()],
                 boot: BootMode::El3,
+                gic: Some(3),
+                tcg: Some(Tcg::Single),
                 board: crate::board::Facts {
                     name: Some("rpi3".into()),
                     kernel_load: Some(0x80000),
@@ -255,6 +300,8 @@ board_kernel_load=0x80000
             ("same_lines=  ", "`same_lines` needs a value"),
             ("machine", "expected `key=value`"),
             ("boot=el2", "`boot` must be `kernel` or `el3`"),
+            ("gic=4", "`gic` must be 2 or 3"),
+            ("tcg=mttcg", "`tcg` must be `multi` or `single`"),
             ("board_uart_base=x", "`x` is not a number"),
         ] {
             let msg = format!("{:#}", parse(text.as_bytes()).unwrap_err());

@@ -17,7 +17,7 @@ use patchbay_board::ClockMode;
 use patchbay_wire::bootargs;
 
 use crate::board;
-use crate::directives::BootMode;
+use crate::directives::{BootMode, Tcg};
 
 /// The QEMU binary looked up on `PATH` when `--qemu` is not given.
 pub const DEFAULT_QEMU: &str = "qemu-system-aarch64";
@@ -31,6 +31,10 @@ pub struct QemuConfig {
     pub smp: Option<u32>,
     pub memory: Option<String>,
     pub icount: bool,
+    /// `virt`'s GIC version (appended to the machine as `gic-version=N`).
+    pub gic: Option<u8>,
+    /// `-accel tcg,thread=…`; `None`: QEMU's choice.
+    pub tcg: Option<Tcg>,
     /// Wait for a debugger on TCP port 1234 (`-s -S`).
     pub gdb: bool,
     /// The raw image to boot.
@@ -79,7 +83,13 @@ impl QemuConfig {
     /// The full argv, program first.
     pub fn argv(&self) -> Vec<OsString> {
         let mut argv: Vec<OsString> = vec![self.qemu.clone().into(), "-M".into()];
-        argv.push(self.machine.clone().into());
+        match self.gic {
+            Some(v) => argv.push(format!("{},gic-version={v}", self.machine).into()),
+            None => argv.push(self.machine.clone().into()),
+        }
+        if let Some(tcg) = self.tcg {
+            argv.extend(["-accel".into(), format!("tcg,thread={}", tcg.name()).into()]);
+        }
         if let Some(cpu) = &self.cpu {
             argv.extend(["-cpu".into(), cpu.into()]);
         }
@@ -353,6 +363,8 @@ mod tests {
             smp: Some(1),
             memory: Some("1G".into()),
             icount: false,
+            gic: None,
+            tcg: None,
             gdb: false,
             kernel: "target/kernel.elf.bin".into(),
             emulator: None,
@@ -438,6 +450,33 @@ mod tests {
                 "patchbay.clock=qemu-icount bench=all --exact tests::a",
             ]
         );
+    }
+
+    #[test]
+    fn argv_gic_and_tcg() {
+        let cfg = QemuConfig {
+            gic: Some(3),
+            tcg: Some(Tcg::Multi),
+            smp: Some(4),
+            ..virt()
+        };
+        let argv = strings(&cfg.argv());
+        assert_eq!(
+            argv[..9],
+            [
+                "qemu-system-aarch64",
+                "-M",
+                "virt,gic-version=3",
+                "-accel",
+                "tcg,thread=multi",
+                "-cpu",
+                "cortex-a72",
+                "-smp",
+                "4"
+            ]
+        );
+        assert_eq!(Tcg::from_name("single"), Some(Tcg::Single));
+        assert_eq!(Tcg::from_name("mttcg"), None);
     }
 
     #[test]

@@ -109,6 +109,8 @@ pub fn main(args: Args) -> Result<ExitCode> {
         machine: None,
         cpu: None,
         smp: None,
+        gic: None,
+        tcg: None,
         memory: None,
         icount: true,
         no_icount: false,

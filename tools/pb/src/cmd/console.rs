@@ -339,6 +339,8 @@ fn qemu_argv(kernel: &Path, icount: bool) -> Result<(Vec<std::ffi::OsString>, Pa
         table: false,
         records: None,
         icache: None,
+        gic: None,
+        tcg: None,
         kernel: kernel.to_path_buf(),
         bootargs: Vec::new(),
     };

@@ -54,6 +54,13 @@ pub struct Args {
     /// Number of CPUs [directive `smp`; default: 1 on virt]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub smp: Option<u32>,
+    /// GIC version of QEMU virt: 2 or 3 [directive `gic`; default: QEMU's, 2]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(2..=3))]
+    pub gic: Option<u8>,
+    /// TCG threading: multi (one host thread per vCPU, not with icount) or single [directive
+    /// `tcg`; default: QEMU's]
+    #[arg(long, value_name = "MODE", value_parser = ["multi", "single"])]
+    pub tcg: Option<String>,
     /// Guest memory, e.g. 1G [directive `memory`; default: 1G on virt]
     #[arg(long, value_name = "SIZE")]
     pub memory: Option<String>,
@@ -215,6 +222,12 @@ pub fn plan(args: &Args, d: &Directives) -> Plan {
                 .or_else(|| default("1G")),
             machine,
             icount,
+            gic: args.gic.or(d.gic),
+            tcg: args
+                .tcg
+                .as_deref()
+                .and_then(directives::Tcg::from_name)
+                .or(d.tcg),
             gdb: args.gdb,
             kernel: PathBuf::new(),
             emulator: None,
@@ -230,6 +243,24 @@ pub fn plan(args: &Args, d: &Directives) -> Plan {
         expect,
         icache: args.icache,
     }
+}
+
+/// Refuse QEMU options that cannot go together: a GIC version on a machine other than `virt`,
+/// multi-threaded TCG with icount.
+fn check_accelerator(q: &QemuConfig) -> Result<()> {
+    if q.gic.is_some() && q.machine.split(',').next() != Some("virt") {
+        bail!(
+            "`gic` chooses the interrupt controller of QEMU virt; {} has its own",
+            q.machine
+        );
+    }
+    if q.icount && q.tcg == Some(directives::Tcg::Multi) {
+        bail!(
+            "`tcg=multi` cannot run with icount: QEMU counts instructions only with all vCPUs \
+             in one thread (`tcg=single`)"
+        );
+    }
+    Ok(())
 }
 
 /// `<elf>.bin`, next to the ELF.
@@ -348,6 +379,7 @@ pub fn run(args: &Args, sinks: &mut dyn FnMut() -> (Sink, Sink)) -> Result<Outco
             args.kernel.display()
         );
     }
+    check_accelerator(&plan.qemu)?;
     plan.qemu.qemu = qemu::locate(args.qemu.as_deref())?;
     plan.qemu.emulator = qemu::version(&plan.qemu.qemu);
     if plan.icache.is_none()
@@ -619,6 +651,29 @@ mod tests {
 
         let p = plan(&args(&["--icount", "k.elf"]), &Directives::default());
         assert!(p.qemu.icount);
+    }
+
+    #[test]
+    fn gic_and_tcg_from_directives_and_options() {
+        let d = directives::parse(b"smp=4\ngic=3\ntcg=multi\n").unwrap();
+        let p = plan(&args(&["k.elf"]), &d);
+        assert_eq!(
+            (p.qemu.gic, p.qemu.tcg),
+            (Some(3), Some(directives::Tcg::Multi))
+        );
+        assert!(check_accelerator(&p.qemu).is_ok());
+        let p = plan(&args(&["--gic", "2", "--tcg", "single", "k.elf"]), &d);
+        assert_eq!(
+            (p.qemu.gic, p.qemu.tcg),
+            (Some(2), Some(directives::Tcg::Single))
+        );
+        let p = plan(&args(&["--icount", "k.elf"]), &d);
+        let msg = format!("{:#}", check_accelerator(&p.qemu).unwrap_err());
+        assert!(msg.contains("`tcg=multi` cannot run with icount"), "{msg}");
+        let p = plan(&args(&["--machine", "raspi3b", "k.elf"]), &d);
+        let msg = format!("{:#}", check_accelerator(&p.qemu).unwrap_err());
+        assert!(msg.contains("raspi3b has its own"), "{msg}");
+        assert!(Cli::try_parse_from(["pb", "run", "--gic", "4", "k.elf"]).is_err());
     }
 
     #[test]
