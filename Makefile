@@ -1,7 +1,8 @@
 # patchbay -- the user's surface. `make help` lists the targets.
 #
 # Two commands work on a fresh machine with nothing installed by hand:
-#   make qemu   build, boot on QEMU virt, print the system summary, exit with the kernel's code
+#   make qemu   build, boot on QEMU virt, print the system summary, the suite's progress, the
+#               tables and the verdict (records in target/qemu/latest.jsonl), exit with the code
 #   make test   host unit tests + every QEMU-booted kernel test
 # Both first run `deps` (tools/deps.sh), which installs what is missing: QEMU >= 10.0 from
 # Debian's bookworm-backports, LLVM from Debian's packages, the Rust target and components named
@@ -14,6 +15,9 @@ TARGET     := aarch64-unknown-none-softfloat
 # cargo's output (shared by every board's build) is copied there as soon as it is built.
 KERNEL_ELF := target/$(BSP)/kernel
 CARGO_KERNEL := target/$(TARGET)/release/kernel
+# The serial-console kernel (`make console`): the self-check, then a shell on the UART.
+CONSOLE_ELF := target/$(BSP)/console
+CARGO_CONSOLE := target/$(TARGET)/release/console
 PB         := target/release/pb
 QEMU       := qemu-system-aarch64
 CARGO      := cargo
@@ -58,12 +62,15 @@ BASE       ?= bench/baseline.jsonl
 
 .PHONY: help deps build pb icache-plugin test-icache qemu test test-host test-kernel bench bench-compare bench-baseline \
         clippy fmt fmt-check layers gdb objdump nm clean image flash unflash chainloader \
-        flash-chainloader chainboot capture test-rpi3 test-rpi4 test-pi test-boards pi-board linux-compare
+        flash-chainloader chainboot capture test-rpi3 test-rpi4 test-pi test-boards pi-board linux-compare \
+        console console-build test-console test-report report
 
 help:
 	@echo "patchbay make targets (BSP=$(BSP)):"
 	@echo "  make qemu [SMP=n] [GIC=2|3]  build, boot on QEMU virt (icount), run the suite, print the tables, exit"
+	@echo "  make console    boot the serial console under QEMU (BSP=rpi3/rpi4: chainload it, SERIAL=...)"
 	@echo "  make test       host unit tests + QEMU-booted kernel tests (what CI runs)"
+	@echo "  make report     target/bench/report.html again from target/bench/latest.jsonl"
 	@echo "  make test-icache  the stale-I-cache model must catch each dropped maintenance step"
 	@echo "  make qemu ICACHE=1  the main job under the stale-I-cache model (strict)"
 	@echo "  make bench      run the benchmark suite: target/bench/latest.{jsonl,csv,svg,log}"
@@ -111,7 +118,22 @@ icache-plugin:
 # Under icount PMCCNTR counts retired instructions exactly, so the table is reproducible.
 # BSP=rpi3 runs under QEMU raspi3b, BSP=rpi4 under raspi4b (QEMU >= 9.0; make deps installs 10.0).
 qemu: deps build pb $(if $(ICACHE),icache-plugin)
-	$(PB) run --icount --table $(if $(ICACHE),--icache) $(QEMU_ARGS) $(RUN_ARGS) $(KERNEL_ELF)
+	$(PB) run --icount --table --records target/qemu $(if $(ICACHE),--icache) $(QEMU_ARGS) $(RUN_ARGS) $(KERNEL_ELF)
+
+# --- the serial console -------------------------------------------------------------------------
+console-build:
+	$(CARGO) build $(KFLAGS) --bin console
+	@mkdir -p $(dir $(CONSOLE_ELF)) && cp $(CARGO_CONSOLE) $(CONSOLE_ELF)
+
+# QEMU virt: pb boots the console kernel with its serial on the terminal. A Raspberry Pi: push
+# the console kernel to the chainloader (flashed once, docs/boards.md), then talk to its UART.
+console: deps console-build pb
+	@if [ "$(BSP)" = qemu_virt ]; then \
+	    $(PB) console $(CONSOLE_ELF); \
+	else \
+	    $(PB) chainload --serial $(SERIAL) --timeout 3 $(CHAINBOOT_ARGS) $(CONSOLE_ELF) && \
+	    $(PB) console --serial $(SERIAL); \
+	fi
 
 # --- benchmarks ---------------------------------------------------------------------------------
 bench: deps build pb
@@ -122,6 +144,12 @@ bench-compare: bench
 	$(PB) compare $(BASE) target/bench/latest.jsonl
 
 # Deliberately adopt the latest run as the baseline (commit it with the change that explains it).
+# The HTML report (and charts, CSV, SVG) again from the last `make bench`.
+report: pb
+	@test -f target/bench/latest.jsonl || { echo "run 'make bench' first"; exit 1; }
+	$(PB) parse target/bench/latest.jsonl --out target/bench
+	@echo "open target/bench/report.html"
+
 bench-baseline:
 	@test -f target/bench/latest.jsonl || { echo "run 'make bench' first"; exit 1; }
 	cp target/bench/latest.jsonl bench/baseline.jsonl
@@ -176,7 +204,8 @@ capture: pb
 	@echo "now: $(PB) parse $(LOG)"
 
 # --- tests --------------------------------------------------------------------------------------
-test: deps test-host layers test-kernel test-icache test-rpi3 test-rpi4 test-boards
+test: deps test-host layers test-kernel test-icache test-rpi3 test-rpi4 test-boards test-console \
+      test-report
 
 # The import graph: no circle in any crate's modules; the kernel's imports follow the layer
 # order in docs/architecture.md (which is the rule, not a description of it).
@@ -245,6 +274,20 @@ test-pi:
 # The images (rpi4 kernel, rpi3 kernel, chainloader), then the host tests that need them: the
 # rpi4 image's load address, entry and BSP constants, flash, the chainloader end to end in QEMU
 # raspi3b (TCP and pty), capture + parse. Each board's kernel is in target/<board>/kernel.
+# pb console against the console kernel under QEMU: a scripted session with checks, a script
+# that must fail, and a person typing in tmux (installed if missing).
+test-console: console-build pb
+	@command -v tmux >/dev/null || { $(APT) update -qq && \
+	    $(APT) install -y -qq --no-install-recommends tmux >/dev/null; }
+	PB_CONSOLE_ELF=$(abspath $(CONSOLE_ELF)) $(CARGO) test -p patchbay-tool --test console -- --ignored
+
+# The HTML report in headless Chromium (Debian's chromium, installed if missing): every section,
+# no broken image, a screenshot that is not blank.
+test-report: pb
+	@command -v chromium >/dev/null || { $(APT) update -qq && \
+	    $(APT) install -y -qq --no-install-recommends chromium >/dev/null; }
+	$(CARGO) test -p patchbay-tool --test report -- --ignored
+
 test-boards: pb
 	$(MAKE) --no-print-directory BSP=rpi4 build
 	$(PB) image target/rpi4/kernel --out target/rpi4/boot

@@ -33,6 +33,11 @@ pub fn _print(args: fmt::Arguments) {
     let _ = Writer.write_fmt(args);
 }
 
+/// The next byte the UART received, if any (the serial console's input; polled).
+pub fn try_read_byte() -> Option<u8> {
+    UART.try_read_byte()
+}
+
 /// A writer that bypasses the console lock. Only for the crash path.
 pub fn emergency() -> impl Write {
     Writer

@@ -49,6 +49,7 @@ pub mod memory;
 mod panic;
 pub mod patch;
 pub mod percpu;
+pub mod shell;
 pub mod smp;
 pub mod stop;
 pub mod subjects;

@@ -3,12 +3,13 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
+use super::clock;
 use crate::{
     exception::ExceptionFrame,
     patch::sites::Site,
     trace::{
         self, DirectCtx, DirectKind, Filter, FtraceRegs, Mode, Ops, OpsId, Reach, TraceError,
-        fprobe, kprobe, rethook::RetRegs,
+        fprobe, kprobe, recorder, rethook::RetRegs,
     },
 };
 
@@ -42,6 +43,21 @@ pub fn attach_list(site: &Site<'static>) -> Result<(), TraceError> {
 
 pub fn attach_call_ops(site: &Site<'static>) -> Result<(), TraceError> {
     attach_mode(site, Mode::CallOps)
+}
+
+/// call-ops with the recording handler: one event per call into the per-CPU ring, tagged
+/// call-ops, stamped by the clock the suite measures with.
+pub fn attach_call_ops_record(site: &Site<'static>) -> Result<(), TraceError> {
+    recorder::set_cycle_clock(clock::source() == clock::Source::Pmccntr);
+    let tag = u64::from(patchbay_shell::Mechanism::CallOps.code());
+    let id = trace::attach(
+        Filter::Addrs([site.func].into()),
+        recorder::record,
+        tag,
+        Mode::CallOps,
+    )?;
+    ATTACHED.store(id.0, Ordering::Relaxed);
+    Ok(())
 }
 
 pub fn detach_ops(_: &Site<'static>) -> Result<(), TraceError> {

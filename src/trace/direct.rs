@@ -101,6 +101,20 @@ pub struct DirectCtx {
 }
 
 impl DirectCtx {
+    /// Where an entry trampoline keeps its call-site frame record { caller's x29, return address
+    /// into the caller }, and the caller's stack pointer, given the `args` it passed its handler
+    /// (tramp.rs layouts of `entry` and `entry_lean`).
+    pub fn callsite(&self, args: *mut u64) -> (u64, u64) {
+        let area = tramp::entry_callsite_offset(self.regs) as u64;
+        if self.lean {
+            let record = (args as u64).wrapping_add_signed(tramp::LEAN_CALLSITE_OFFSET.into());
+            (record, record + 16 + area)
+        } else {
+            let record = args as u64 + area;
+            (record, record + 16)
+        }
+    }
+
     /// Hook this call's return from an entry handler: the caller's return address is in the
     /// trampoline's call-site frame record, which the trampoline restores into x30.
     ///
@@ -113,14 +127,7 @@ impl DirectCtx {
         ctx: u64,
         data: u64,
     ) -> bool {
-        let area = tramp::entry_callsite_offset(self.regs) as u64;
-        let (record, caller_sp) = if self.lean {
-            let record = (args as u64).wrapping_add_signed(tramp::LEAN_CALLSITE_OFFSET.into());
-            (record, record + 16 + area)
-        } else {
-            let record = args as u64 + area;
-            (record, record + 16)
-        };
+        let (record, caller_sp) = self.callsite(args);
         // SAFETY: the entry trampoline's call-site record { caller's x29, return address } lies
         // at a fixed offset from the save area it passed as `args` (tramp.rs layouts of `entry`
         // and `entry_lean`), on its frame, live while the handler runs.

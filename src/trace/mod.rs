@@ -33,7 +33,8 @@
 //! - [`pool`]: the executable trampoline pools (near and far);
 //! - clients: [`direct`]: direct calls — per-callsite trampolines (entry and fexit), near and far;
 //!   [`rethook`]: return hooks with per-CPU shadow stacks; [`fprobe`]: entry + exit handlers
-//!   over a set of functions; [`kprobe`]: BRK probes and kretprobe-style return probes.
+//!   over a set of functions; [`kprobe`]: BRK probes and kretprobe-style return probes;
+//!   [`recorder`]: the recording function tracer (one event per call into per-CPU rings).
 
 pub mod attach;
 pub mod direct;
@@ -41,6 +42,7 @@ pub mod fprobe;
 pub mod kprobe;
 pub mod ops;
 pub mod pool;
+pub mod recorder;
 pub mod recursion;
 pub mod regs;
 pub mod rethook;

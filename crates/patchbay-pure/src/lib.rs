@@ -18,6 +18,7 @@
 //! | [`siteplan`] | the tracer's site planner: the call and literal a site needs for its owners and mode |
 //! | [`sites`] | the patch-site table: compiler entries cross-checked with the registry, globs |
 //! | [`hash`] | FNV-1a fingerprints of text (byte-identical checks) |
+//! | [`ring`] | the recording tracer's lock-free, overwriting per-CPU event ring |
 //! | [`stats`] | min / median / mean / p99 / max of benchmark samples |
 //! | [`tramp`] | code generation for per-callsite (direct) trampolines and veneers |
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
@@ -37,6 +38,7 @@ pub mod layout;
 mod llvm_mc;
 pub mod pagetable;
 pub mod psci;
+pub mod ring;
 pub mod shadow;
 pub mod siteplan;
 pub mod sites;

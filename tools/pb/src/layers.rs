@@ -326,10 +326,12 @@ fn collect(root: &Path, dir: &Path, out: &mut Vec<(String, String)>) -> Result<(
 }
 
 /// The module a file is: `lib.rs`/`main.rs` -> `""`, `a/mod.rs` -> `a`, `a/b.rs` -> `a::b`.
+/// Cargo's extra binaries, `bin/<name>.rs`, are crate roots too (`""`).
 pub fn module_of(rel: &str) -> ModPath {
     let stem = rel.strip_suffix(".rs").unwrap_or(rel);
     let stem = stem.strip_suffix("/mod").unwrap_or(stem);
-    if stem == "lib" || stem == "main" {
+    let extra_bin = stem.strip_prefix("bin/").is_some_and(|b| !b.contains('/'));
+    if stem == "lib" || stem == "main" || extra_bin {
         return String::new();
     }
     stem.replace('/', "::")
@@ -682,6 +684,7 @@ mod tests {
     fn module_names_follow_files() {
         assert_eq!(module_of("lib.rs"), "");
         assert_eq!(module_of("main.rs"), "");
+        assert_eq!(module_of("bin/console.rs"), "");
         assert_eq!(module_of("trace/mod.rs"), "trace");
         assert_eq!(module_of("trace/attach.rs"), "trace::attach");
         assert_eq!(module_of("bsp.rs"), "bsp");

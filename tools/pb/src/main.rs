@@ -33,9 +33,12 @@ mod link;
 mod linux;
 mod outputs;
 mod plot;
+mod progress;
 mod qemu;
 mod records;
+mod report;
 mod table;
+mod targets;
 #[cfg(test)]
 mod testelf;
 mod verdict;

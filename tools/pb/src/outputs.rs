@@ -1,5 +1,6 @@
-//! What `pb bench` and `pb parse` make of a [`Run`]: the problems and tables on the terminal,
-//! and `latest.jsonl`, `latest.csv`, `latest.svg` in the output directory.
+//! What `pb bench` and `pb parse` make of a [`Run`]: the problems, tables and verdict on the
+//! terminal, and `latest.jsonl`, `latest.csv`, `latest.svg` and the HTML report (`report.html`,
+//! `charts/`) in the output directory.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -9,7 +10,9 @@ use anyhow::{Context, Result};
 
 use crate::plot;
 use crate::records::{Run, num};
+use crate::report;
 use crate::table;
+use crate::targets;
 
 /// The files written for a good run, in the output directory.
 pub const JSONL: &str = "latest.jsonl";
@@ -80,19 +83,28 @@ pub fn print_problems(run: &Run, source: &str) {
     }
 }
 
-fn paths(dir: &Path) -> [PathBuf; 3] {
-    [JSONL, CSV, SVG].map(|name| dir.join(name))
+fn paths(dir: &Path) -> [PathBuf; 4] {
+    [JSONL, CSV, SVG, report::REPORT].map(|name| dir.join(name))
 }
 
 /// Writes the three files into `dir` (created if needed).
 pub fn write(run: &Run, dir: &Path) -> Result<()> {
     fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let [jsonl_path, csv_path, svg_path] = paths(dir);
+    let [jsonl_path, csv_path, svg_path, _] = paths(dir);
     fs::write(&jsonl_path, jsonl(run))
         .with_context(|| format!("cannot write {}", jsonl_path.display()))?;
     fs::write(&csv_path, csv(run))
         .with_context(|| format!("cannot write {}", csv_path.display()))?;
     plot::write_svg(run, &svg_path)?;
+    let files = [
+        (
+            JSONL,
+            "every record, one JSON object per line, as the kernel wrote it",
+        ),
+        (CSV, "the results as CSV"),
+        (SVG, "every chart in one SVG"),
+    ];
+    report::write(run, &jsonl_path.display().to_string(), &files, dir)?;
     Ok(())
 }
 
@@ -115,14 +127,16 @@ pub fn finish(run: &Run, source: &str, dir: &Path) -> Result<ExitCode> {
     print_problems(run, source);
     if !run.results.is_empty() {
         print!("{}", table::render(run));
+        print!("{}", targets::section(run).text());
     }
     let failures = run.failures();
     if failures.is_empty() {
         write(run, dir)?;
         eprintln!(
-            "pb: {} result records; wrote {}/{{{JSONL},{CSV},{SVG}}}",
+            "pb: {} result records; wrote {}/{{{JSONL},{CSV},{SVG},{}}}",
             run.results.len(),
-            dir.display()
+            dir.display(),
+            report::REPORT
         );
         Ok(ExitCode::SUCCESS)
     } else {
@@ -130,7 +144,10 @@ pub fn finish(run: &Run, source: &str, dir: &Path) -> Result<ExitCode> {
             eprintln!("pb: {source}: {failure}");
         }
         remove_stale(dir)?;
-        eprintln!("pb: not writing {JSONL}, {CSV} or {SVG}: the run is unusable");
+        eprintln!(
+            "pb: not writing {JSONL}, {CSV}, {SVG} or {}: the run is unusable",
+            report::REPORT
+        );
         Ok(ExitCode::FAILURE)
     }
 }
@@ -183,14 +200,14 @@ ops-scaling,list,leaf,call,instructions,1000,40,40,40,40,40,,,1,8,
         let out = dir.path().join("bench");
         let code = finish(&parse_log(&small_log()), "test", &out).unwrap();
         assert_eq!(code, ExitCode::SUCCESS);
-        for name in [JSONL, CSV, SVG] {
+        for name in [JSONL, CSV, SVG, report::REPORT] {
             assert!(fs::metadata(out.join(name)).unwrap().len() > 0, "{name}");
         }
         let log = small_log();
         let truncated = &log[..log.find("@bench {\"type\":\"end\"").unwrap()];
         let code = finish(&parse_log(truncated), "test", &out).unwrap();
         assert_eq!(code, ExitCode::FAILURE);
-        for name in [JSONL, CSV, SVG] {
+        for name in [JSONL, CSV, SVG, report::REPORT] {
             assert!(!out.join(name).exists(), "stale {name} left behind");
         }
     }

@@ -70,6 +70,34 @@ impl Grid {
     }
 }
 
+/// One table with its heading and the lines between heading and grid: what the text output
+/// prints and what the HTML report (`report.rs`) renders as a `<table>`.
+#[derive(Clone, Debug)]
+pub struct Section {
+    /// `[mechanisms] metric call`.
+    pub heading: String,
+    /// The unit line and notes.
+    pub notes: Vec<String>,
+    pub grid: Grid,
+}
+
+impl Section {
+    /// Heading, notes, the grid and a blank line.
+    pub fn text(&self) -> String {
+        let mut out = format!("{}\n", self.heading);
+        for n in &self.notes {
+            out += n;
+            out += "\n";
+        }
+        out + &self.grid.render() + "\n"
+    }
+}
+
+/// Sections as text, one after the other.
+fn text(sections: &[Section]) -> String {
+    sections.iter().map(Section::text).collect()
+}
+
 /// `unit: instructions (qemu-icount, pmccntr)`: the unit(s) of `results`, mode and clock.
 fn unit_line(run: &Run, results: &[&BenchResult]) -> String {
     let units = distinct(results.iter().copied(), |r| r.unit.clone());
@@ -125,8 +153,13 @@ fn overhead_cells(results: &[Option<&BenchResult>]) -> Vec<String> {
 }
 
 /// The `mechanisms` table(s).
+#[cfg(test)]
 pub fn mechanisms(run: &Run) -> String {
-    let mut out = String::new();
+    text(&mechanisms_sections(run))
+}
+
+fn mechanisms_sections(run: &Run) -> Vec<Section> {
+    let mut out = Vec::new();
     for (label, results) in groups(run, "mechanisms") {
         let mechanisms = distinct(results.iter().copied(), |r| r.mechanism.clone());
         let subjects = distinct(results.iter().copied(), |r| r.subject.clone());
@@ -154,8 +187,10 @@ pub fn mechanisms(run: &Run) -> String {
             [only] => format!("over baseline {only}"),
             _ => "over baseline".to_string(),
         };
-        out += &format!("[mechanisms] {label}\n");
-        out += &format!("{} — medians; (+n) = {over}\n", unit_line(run, &results));
+        let mut notes = vec![format!(
+            "{} — medians; (+n) = {over}",
+            unit_line(run, &results)
+        )];
         if baselines.len() > 1 {
             let per: Vec<String> = mechanisms
                 .iter()
@@ -166,10 +201,13 @@ pub fn mechanisms(run: &Run) -> String {
                     Some(format!("{m} vs {}", b.baseline.as_deref().unwrap_or("")))
                 })
                 .collect();
-            out += &format!("baselines: {}\n", per.join(", "));
+            notes.push(format!("baselines: {}", per.join(", ")));
         }
-        out += &grid.render();
-        out += "\n";
+        out.push(Section {
+            heading: format!("[mechanisms] {label}"),
+            notes,
+            grid,
+        });
     }
     out
 }
@@ -179,8 +217,13 @@ fn opt(v: Option<u64>) -> String {
 }
 
 /// The `ops-scaling` table(s).
+#[cfg(test)]
 pub fn ops_scaling(run: &Run) -> String {
-    let mut out = String::new();
+    text(&ops_scaling_sections(run))
+}
+
+fn ops_scaling_sections(run: &Run) -> Vec<Section> {
+    let mut out = Vec::new();
     for (label, results) in groups(run, "ops-scaling") {
         let mechanisms = distinct(results.iter().copied(), |r| r.mechanism.clone());
         let mut points = distinct(results.iter().copied(), |r| (r.relevant, r.irrelevant));
@@ -200,17 +243,23 @@ pub fn ops_scaling(run: &Run) -> String {
             }));
             grid.rows.push(row);
         }
-        out += &format!("[ops-scaling] {label}\n");
-        out += &format!("{} — medians\n", unit_line(run, &results));
-        out += &grid.render();
-        out += "\n";
+        out.push(Section {
+            heading: format!("[ops-scaling] {label}"),
+            notes: vec![format!("{} — medians", unit_line(run, &results))],
+            grid,
+        });
     }
     out
 }
 
 /// The `patch-latency` table: one row per (mechanism, subject, metric, batch), per-site
 /// statistics; the batches of one (mechanism, subject, metric) together.
+#[cfg(test)]
 pub fn patch_latency(run: &Run) -> String {
+    patch_latency_section(run).text()
+}
+
+fn patch_latency_section(run: &Run) -> Section {
     let mut results: Vec<&BenchResult> = run
         .results
         .iter()
@@ -245,15 +294,15 @@ pub fn patch_latency(run: &Run) -> String {
             num(r.max),
         ]);
     }
-    format!(
-        "[patch-latency]\n{} — per site\n{}\n",
-        unit_line(run, &results),
-        grid.render()
-    )
+    Section {
+        heading: "[patch-latency]".into(),
+        notes: vec![format!("{} — per site", unit_line(run, &results))],
+        grid,
+    }
 }
 
 /// A suite `pb` has no layout for: one row per result.
-pub fn generic(run: &Run, suite: &str) -> String {
+fn generic_section(run: &Run, suite: &str) -> Section {
     let results: Vec<&BenchResult> = run.results.iter().filter(|r| r.suite == suite).collect();
     let mut grid = Grid::new(&[
         ("mechanism", Align::Left),
@@ -275,11 +324,11 @@ pub fn generic(run: &Run, suite: &str) -> String {
             r.overhead.map_or("-".to_string(), num),
         ]);
     }
-    format!(
-        "[{suite}]\n{} — medians\n{}\n",
-        unit_line(run, &results),
-        grid.render()
-    )
+    Section {
+        heading: format!("[{suite}]"),
+        notes: vec![format!("{} — medians", unit_line(run, &results))],
+        grid,
+    }
 }
 
 /// One line about the run from the header, e.g.
@@ -308,18 +357,23 @@ pub fn summary(run: &Run) -> String {
     format!("run: {}\n", parts.join(", "))
 }
 
-/// Every table of the run, suites in order of first appearance, after the summary line.
-pub fn render(run: &Run) -> String {
-    let mut out = summary(run) + "\n";
+/// Every table of the run, suites in order of first appearance.
+pub fn sections(run: &Run) -> Vec<Section> {
+    let mut out = Vec::new();
     for suite in distinct(&run.results, |r| r.suite.clone()) {
-        out += &match suite.as_str() {
-            "mechanisms" => mechanisms(run),
-            "ops-scaling" => ops_scaling(run),
-            "patch-latency" => patch_latency(run),
-            other => generic(run, other),
-        };
+        match suite.as_str() {
+            "mechanisms" => out.extend(mechanisms_sections(run)),
+            "ops-scaling" => out.extend(ops_scaling_sections(run)),
+            "patch-latency" => out.push(patch_latency_section(run)),
+            other => out.push(generic_section(run, other)),
+        }
     }
     out
+}
+
+/// Every table of the run, suites in order of first appearance, after the summary line.
+pub fn render(run: &Run) -> String {
+    summary(run) + "\n" + &text(&sections(run))
 }
 
 #[cfg(test)]

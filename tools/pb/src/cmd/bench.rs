@@ -119,6 +119,7 @@ pub fn main(args: Args) -> Result<ExitCode> {
         print_cmd: false,
         qemu: args.qemu.clone(),
         table: false,
+        records: None,
         icache: None,
         kernel: args.kernel.clone(),
         bootargs: Vec::new(),

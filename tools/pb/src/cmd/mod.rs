@@ -10,6 +10,7 @@ pub mod bench;
 pub mod capture;
 pub mod chainload;
 pub mod compare;
+pub mod console;
 pub mod dtb;
 pub mod flash;
 pub mod image;
@@ -18,6 +19,7 @@ pub mod linux;
 pub mod objcopy;
 pub mod parse;
 pub mod run;
+pub mod trace;
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -31,6 +33,8 @@ pub enum Command {
     Parse(parse::Args),
     /// Compare the medians of two runs; exit 1 on a regression or a missing record.
     Compare(compare::Args),
+    /// Talk to the kernel's serial console (QEMU or a board), or run a script of commands.
+    Console(console::Args),
     /// Write kernel8.img and config.txt for a Raspberry Pi from a kernel (or chainloader) ELF.
     Image(image::Args),
     /// Copy kernel8.img and config.txt onto a mounted Raspberry Pi boot partition.
@@ -41,6 +45,8 @@ pub enum Command {
     Capture(capture::Args),
     /// Write the DTB `pb run` gives QEMU raspi3b or raspi4b.
     Dtb(dtb::Args),
+    /// The recording tracer's events from a console log: text, folded stacks, a timeline.
+    Trace(trace::Args),
     /// Check a crate's module imports: no circle, and (with --layers) every import downward.
     Layers(layers::Args),
     /// Measure Linux's own ftrace, kprobes and return hooks on the same QEMU machine and print
@@ -59,12 +65,14 @@ impl Command {
             Command::Bench(args) => bench::main(args),
             Command::Parse(args) => parse::main(args),
             Command::Compare(args) => compare::main(args),
+            Command::Console(args) => console::main(args),
             Command::Image(args) => image::main(args),
             Command::Flash(args) => flash::main(args),
             Command::Chainload(args) => chainload::main(args),
             Command::Capture(args) => capture::main(args),
             Command::Dtb(args) => dtb::main(args),
             Command::Layers(args) => layers::main(args),
+            Command::Trace(args) => trace::main(args),
             Command::LinuxCompare(args) => linux::compare_main(args),
             Command::LinuxTable(args) => linux::table_main(args),
         }

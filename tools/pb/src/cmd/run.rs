@@ -25,9 +25,11 @@ use crate::directives::{self, BootMode, Directives};
 use crate::fdt;
 use crate::image;
 use crate::outputs;
+use crate::progress::Progress;
 use crate::qemu::{self, Ending, QemuConfig};
 use crate::records;
 use crate::table;
+use crate::targets;
 use crate::verdict::{self, Expectations};
 
 /// Exit code of a run that timed out (as `timeout(1)`).
@@ -80,9 +82,14 @@ pub struct Args {
     /// The QEMU binary [default: qemu-system-aarch64 from PATH]
     #[arg(long, value_name = "PATH")]
     pub qemu: Option<PathBuf>,
-    /// After a successful run, print the tables of the console's @bench records
+    /// After a successful run, print the tables of the console's @bench records and the verdict
+    /// against the targets
     #[arg(long)]
     pub table: bool,
+    /// Show benchmark progress suite by suite instead of the @bench lines, and keep every record
+    /// in DIR/latest.jsonl (the console in DIR/latest.log)
+    #[arg(long, value_name = "DIR")]
+    pub records: Option<PathBuf>,
     /// Run under the stale-I-cache model (tools/icache-plugin): strict fails the run on any
     /// violation [default with no MODE; env PB_ICACHE]
     #[arg(
@@ -301,11 +308,40 @@ impl Outcome {
 }
 
 pub fn main(args: Args) -> Result<ExitCode> {
-    let outcome = run(&args, &mut terminal)?;
+    let outcome = match &args.records {
+        Some(_) => run(&args, &mut || {
+            let out: Sink = Box::new(Progress::new(io::stdout()));
+            (out, Box::new(io::stderr()))
+        })?,
+        None => run(&args, &mut terminal)?,
+    };
     if args.table && outcome.succeeded() {
         print_tables(&outcome.console());
     }
+    if let Some(dir) = &args.records {
+        keep_records(&outcome.console(), dir)?;
+    }
     Ok(ExitCode::from(outcome.code))
+}
+
+/// `--records DIR`: every record in `DIR/latest.jsonl` (header first, as the kernel wrote
+/// them) and the console in `DIR/latest.log`; says where.
+fn keep_records(console: &str, dir: &Path) -> Result<()> {
+    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let log = dir.join("latest.log");
+    fs::write(&log, format!("{console}\n"))
+        .with_context(|| format!("cannot write {}", log.display()))?;
+    let run = records::parse_log(console);
+    let jsonl = dir.join(outputs::JSONL);
+    fs::write(&jsonl, outputs::jsonl(&run))
+        .with_context(|| format!("cannot write {}", jsonl.display()))?;
+    eprintln!(
+        "pb: all {} result records are in {} (the console in {})",
+        run.results.len(),
+        jsonl.display(),
+        log.display()
+    );
+    Ok(())
 }
 
 /// `--table`: the tables of the `@bench` records on the console.
@@ -317,6 +353,7 @@ fn print_tables(console: &str) {
         return;
     }
     print!("{}", table::render(&run));
+    print!("{}", targets::section(&run).text());
     for failure in run.failures() {
         eprintln!("pb: warning: {failure}");
     }
