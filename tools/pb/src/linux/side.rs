@@ -141,24 +141,27 @@ const PAIRS: [Pair; 11] = [
         without_call_ops: None,
     },
     Pair {
-        patchbay: Patchbay::NotYet,
+        patchbay: Patchbay::Mechanism("call-ops+record"),
         linux: "function",
-        like: Like::Alone,
-        why: "one ring-buffer event per call; patchbay has no recording tracer yet",
+        like: Like::Near,
+        why: "one event per call into a per-CPU ring buffer through the call site's ops (Linux: \
+              the function tracer recording ip and parent with a timestamp; patchbay: call-ops \
+              with the recording handler writing CPU, timestamp, function, caller and \
+              mechanism); Linux also takes a recursion lock and disables preemption",
         without_call_ops: None,
     },
     Pair {
         patchbay: Patchbay::NotYet,
         linux: "kprobe",
         like: Like::Alone,
-        why: "one ring-buffer event per call; patchbay has no recording tracer yet",
+        why: "one ring-buffer event per call; patchbay records only through call-ops so far",
         without_call_ops: None,
     },
     Pair {
         patchbay: Patchbay::NotYet,
         linux: "kretprobe",
         like: Like::Alone,
-        why: "one ring-buffer event per call; patchbay has no recording tracer yet",
+        why: "one ring-buffer event per call; patchbay records only through call-ops so far",
         without_call_ops: None,
     },
 ];
@@ -458,6 +461,7 @@ mod tests {
             mech("rethook", 180, "off", 168),
             mech("kretprobe", 299, "off", 287),
             mech("brk", 208, "off", 196),
+            mech("call-ops+record", 81, "off", 69),
             result(
                 "ops-scaling",
                 "list",
@@ -495,30 +499,31 @@ fprobe                   218 (+206)  fprobe events entry+exit, recording  unavai
 rethook                  180 (+168)  kretprobe event, tracing_on=0        1621.4 (+1182)       7.0×  no (6)
 kretprobe                299 (+287)  kretprobe event, tracing_on=0        1621.4 (+1182)       4.1×  near (7)
 brk                      208 (+196)  kprobe event, tracing_on=0           1173.4 (+734)        3.7×  near (8)
-n/a (patchbay: not yet)  -           function tracer, recording           1057.6 (+618.2)         -  - (9)
-n/a (patchbay: not yet)  -           kprobe event, recording              1658.9 (+1219.5)        -  - (9)
-n/a (patchbay: not yet)  -           kretprobe event, recording           2113.8 (+1674.4)        -  - (9)
+call-ops+record          81 (+69)    function tracer, recording           1057.6 (+618.2)      9.0×  near (9)
+n/a (patchbay: not yet)  -           kprobe event, recording              1658.9 (+1219.5)        -  - (10)
+n/a (patchbay: not yet)  -           kretprobe event, recording           2113.8 (+1674.4)        -  - (10)
 ";
         assert!(table.starts_with(expected), "{table}");
         let notes: Vec<&str> = table[expected.len()..].lines().collect();
-        assert_eq!(notes.len(), 11, "{notes:?}");
+        assert_eq!(notes.len(), 12, "{notes:?}");
         assert!(notes[1].starts_with("(2) both reach the one ops through the call site's literal"));
         assert!(notes[4].ends_with(
             "unavailable on this kernel: tracefs README has no fprobe event syntax (kernel built \
              without CONFIG_FPROBE_EVENTS)"
         ));
-        assert_eq!(
-            notes[8],
-            "(9) one ring-buffer event per call; patchbay has no recording tracer yet"
-        );
+        assert!(notes[8].starts_with("(9) one event per call into a per-CPU ring buffer"));
         assert_eq!(
             notes[9],
+            "(10) one ring-buffer event per call; patchbay records only through call-ops so far"
+        );
+        assert_eq!(
+            notes[10],
             "cross-check: the PMU's instruction counter (perf_event_open \
              PERF_COUNT_HW_INSTRUCTIONS) puts every median within 0.008 instructions per call of \
              the clock's"
         );
         assert_eq!(
-            notes[10],
+            notes[11],
             "repeat: 3 runs, medians at most 2.48 (clock) and 2.464 (PMU) instructions per call \
              apart, widest kretprobe/call"
         );
