@@ -241,14 +241,14 @@ test-icache: pb icache-plugin
 	@bin=$$(sed -n 's/.*Executable tests\/patching.rs (\(.*\))$$/\1/p' target/icache/build.log); \
 	test -n "$$bin" || { echo "test-icache: no patching test binary"; exit 1; }; \
 	$(PB) run --icache $$bin > target/icache/none.log 2>&1 \
-	    && grep -q '^icache: summary: .*, 0 violations$$' target/icache/none.log \
+	    && grep -q 'icache: summary: .*, 0 violations$$' target/icache/none.log \
 	    || { echo "test-icache: the correct build is not clean (target/icache/none.log)"; exit 1; }; \
 	$(PB) run --icache=off $$bin icache.break=ic-ivau > target/icache/unmodelled.log 2>&1 \
 	    || { echo "test-icache: without the model a dropped IC IVAU should pass"; exit 1; }; \
 	for t in $(ICACHE_TEETH); do step=$${t%%:*}; want="missing: $${t#*:}"; \
 	    if $(PB) run --icache $$bin icache.break=$$step > target/icache/$$step.log 2>&1; then \
 	        echo "test-icache: icache.break=$$step was not caught"; exit 1; fi; \
-	    grep -q "^icache: VIOLATION .*$$want" target/icache/$$step.log \
+	    grep -q "icache: VIOLATION .*$$want" target/icache/$$step.log \
 	        || { echo "test-icache: icache.break=$$step: no violation naming '$$want'"; exit 1; }; \
 	    echo "icache.break=$$step: caught, $$(grep -o 'missing: [^[]*' target/icache/$$step.log | head -1)"; \
 	done; echo "icache: teeth OK (6 broken builds caught, the correct one clean)"
