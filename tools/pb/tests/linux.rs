@@ -36,11 +36,20 @@ fn redraws_the_committed_comparison() {
             "call-ops ",
             "list, 2 ops ",
             "brk ",
-            "n/a (patchbay: not yet)  -           function tracer, recording",
+            "call-ops+record          ",
+            "n/a (patchbay: not yet)  -           kprobe event, recording",
         ] {
             assert!(text.lines().any(|l| l.starts_with(row)), "{row}: {text}");
         }
         assert!(text.contains("fprobe events entry+exit, recording  unavailable"));
+        let recording = text
+            .lines()
+            .find(|l| l.starts_with("call-ops+record "))
+            .unwrap();
+        assert!(
+            recording.contains("function tracer, recording"),
+            "{recording}"
+        );
         assert!(text.contains("\ncross-check: the PMU's instruction counter"));
     }
 }
