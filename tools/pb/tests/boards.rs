@@ -15,11 +15,11 @@ use std::time::{Duration, Instant};
 use std::{env, fs};
 
 mod common;
-use common::{LDRB_W3_X1_POST1, STRB_W3_X2, emit, image_header, pb_command, word};
+use common::{emit, image_header, patch_adr_x1, pb_command, print_loop, word};
 
 use object::{Object, ObjectSegment, ObjectSymbol};
 use patchbay_board::{ClockMode, ExitMethod, RPI3, RPI4};
-use patchbay_pure::insn::{self, X1, X2, X3};
+use patchbay_pure::insn::{self, X2};
 use patchbay_wire::{directives, facts::Fact, halt};
 
 const WHY: &str = "needs the board images: run `make test-boards`";
@@ -181,22 +181,14 @@ fn tiny_kernel(uart: u64, msg: &str) -> Vec<u8> {
     let at = |t: &Vec<u8>| t.len() as u64;
     emit(&mut t, |_| insn::movz(X2, (uart >> 16) as u16, 16).unwrap()); // movz x2, #hi, lsl #16
     emit(&mut t, |_| insn::movk(X2, uart as u16, 0).unwrap()); // movk x2, #lo
-    let adr_msg = at(&t);
-    word(&mut t, 0); // adr x1, msg (patched below)
-    let lp = at(&t);
-    let done = lp + 16;
-    word(&mut t, LDRB_W3_X1_POST1); // loop: ldrb w3, [x1], #1
-    emit(&mut t, |pc| insn::cbz(X3, pc, done).unwrap()); //       cbz x3, done
-    word(&mut t, STRB_W3_X2); //       strb w3, [x2]
-    emit(&mut t, |pc| insn::b(pc, lp).unwrap()); //       b loop
-    assert_eq!(at(&t), done);
+    let adr_msg = print_loop(&mut t);
+    let done = at(&t);
     word(&mut t, WFE); // done: wfe
     emit(&mut t, |pc| insn::b(pc, done).unwrap()); //       b done
     let msg_at = at(&t);
     t.extend_from_slice(msg.as_bytes());
     t.extend_from_slice(format!("\r\n{}\r\n\0", halt::Halted(0)).as_bytes());
-    let adr = insn::adr(X1, adr_msg, msg_at).unwrap();
-    t[adr_msg as usize..adr_msg as usize + 4].copy_from_slice(&adr.to_le_bytes());
+    patch_adr_x1(&mut t, adr_msg, msg_at);
     t
 }
 

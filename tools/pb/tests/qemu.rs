@@ -13,12 +13,11 @@ use std::process::{Command, Output};
 
 mod common;
 use common::{
-    LDRB_W3_X1_POST1, STRB_W3_X2, emit, image_header, output_logged, pb_command, stderr, stdout,
-    word,
+    emit, image_header, output_logged, patch_adr_x1, pb_command, print_loop, stderr, stdout, word,
 };
 
 use patchbay_pure::{
-    insn::{self, X0, X1, X2, X3},
+    insn::{self, X0, X2},
     ksyms::Ksyms,
 };
 use testelf::{ElfSpec, Placement, SectionSpec, SegmentSpec, SymbolSpec};
@@ -49,15 +48,7 @@ fn hello_and_exit(msg: &str, code: u64) -> Vec<u8> {
     let mut t = image_header();
     let at = |t: &Vec<u8>| t.len() as u64;
     emit(&mut t, |_| insn::movz(X2, 0x0900, 16).unwrap()); // movz x2, #0x0900, lsl #16
-    let adr_msg = at(&t);
-    word(&mut t, 0); // adr x1, msg (patched below)
-    let lp = at(&t);
-    let done = lp + 16;
-    word(&mut t, LDRB_W3_X1_POST1); // loop: ldrb w3, [x1], #1
-    emit(&mut t, |pc| insn::cbz(X3, pc, done).unwrap()); //       cbz x3, done
-    word(&mut t, STRB_W3_X2); //       strb w3, [x2]
-    emit(&mut t, |pc| insn::b(pc, lp).unwrap()); //       b loop
-    assert_eq!(at(&t), done);
+    let adr_msg = print_loop(&mut t);
     emit(&mut t, |_| insn::movz(X0, 0x18, 0).unwrap()); // done: movz x0, #0x18 (SYS_EXIT)
     let adr_block = at(&t);
     word(&mut t, 0); // adr x1, block (patched below)
@@ -70,11 +61,8 @@ fn hello_and_exit(msg: &str, code: u64) -> Vec<u8> {
     let msg_at = at(&t);
     t.extend_from_slice(msg.as_bytes());
     t.push(0);
-    let patch = |t: &mut Vec<u8>, at: u64, w: u32| {
-        t[at as usize..at as usize + 4].copy_from_slice(&w.to_le_bytes());
-    };
-    patch(&mut t, adr_msg, insn::adr(X1, adr_msg, msg_at).unwrap()); // adr x1, msg
-    patch(&mut t, adr_block, insn::adr(X1, adr_block, block).unwrap()); // adr x1, block
+    patch_adr_x1(&mut t, adr_msg, msg_at); // adr x1, msg
+    patch_adr_x1(&mut t, adr_block, block); // adr x1, block
     t
 }
 

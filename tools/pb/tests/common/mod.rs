@@ -64,3 +64,26 @@ pub fn image_header() -> Vec<u8> {
     assert_eq!(h.len(), 0x40);
     h
 }
+
+/// Appends `adr x1, msg` (a placeholder: fill it in with [`patch_adr_x1`] once the message's
+/// offset is known) and a loop that stores each byte of the NUL-terminated string at x1 into the
+/// UART data register at x2, falling through at the NUL. Returns the placeholder's offset.
+pub fn print_loop(t: &mut Vec<u8>) -> u64 {
+    use insn::{X3, cbz};
+    let adr_msg = t.len() as u64;
+    word(t, 0); // adr x1, msg (patched by patch_adr_x1)
+    let lp = t.len() as u64;
+    let done = lp + 16;
+    word(t, LDRB_W3_X1_POST1); // loop: ldrb w3, [x1], #1
+    emit(t, |pc| cbz(X3, pc, done).unwrap()); //       cbz x3, done
+    word(t, STRB_W3_X2); //       strb w3, [x2]
+    emit(t, |pc| insn::b(pc, lp).unwrap()); //       b loop
+    assert_eq!(t.len() as u64, done);
+    adr_msg
+}
+
+/// Writes `adr x1, target` at offset `at` (a placeholder left by [`print_loop`] or by hand).
+pub fn patch_adr_x1(t: &mut [u8], at: u64, target: u64) {
+    let w = insn::adr(insn::X1, at, target).unwrap();
+    t[at as usize..at as usize + 4].copy_from_slice(&w.to_le_bytes());
+}
