@@ -63,7 +63,7 @@ BASE       ?= bench/baseline.jsonl
 .PHONY: help deps build pb icache-plugin test-icache qemu test test-host test-kernel bench bench-compare bench-baseline \
         clippy fmt fmt-check layers gdb objdump nm clean image flash unflash chainloader \
         flash-chainloader chainboot capture test-rpi3 test-rpi4 test-pi test-boards pi-board linux-compare \
-        console console-build test-console test-report report
+        console console-build test-console test-report report test-guard-teeth
 
 help:
 	@echo "patchbay make targets (BSP=$(BSP)):"
@@ -72,6 +72,7 @@ help:
 	@echo "  make test       host unit tests + QEMU-booted kernel tests (what CI runs)"
 	@echo "  make report     target/bench/report.html again from target/bench/latest.jsonl"
 	@echo "  make test-icache  the stale-I-cache model must catch each dropped maintenance step"
+	@echo "  make test-guard-teeth  the interrupt-context tracing test must catch one guard for both contexts"
 	@echo "  make qemu ICACHE=1  the main job under the stale-I-cache model (strict)"
 	@echo "  make bench      run the benchmark suite: target/bench/latest.{jsonl,csv,svg,log}"
 	@echo "  make bench-compare [BASE=file]  bench, then compare with the baseline (CI gate)"
@@ -204,7 +205,7 @@ capture: pb
 	@echo "now: $(PB) parse $(LOG)"
 
 # --- tests --------------------------------------------------------------------------------------
-test: deps test-host layers test-kernel test-icache test-rpi3 test-rpi4 test-boards test-console \
+test: deps test-host layers test-kernel test-icache test-guard-teeth test-rpi3 test-rpi4 test-boards test-console \
       test-report
 
 # The import graph: no circle in any crate's modules; the kernel's imports follow the layer
@@ -252,6 +253,21 @@ test-icache: pb icache-plugin
 	        || { echo "test-icache: icache.break=$$step: no violation naming '$$want'"; exit 1; }; \
 	    echo "icache.break=$$step: caught, $$(grep -o 'missing: [^[]*' target/icache/$$step.log | head -1)"; \
 	done; echo "icache: teeth OK (6 broken builds caught, the correct one clean)"
+
+# The interrupt-context test's teeth: tests/smp_trace built with the test-only feature
+# guard-teeth (interrupt entry keeps the interrupted context's recursion guard: one guard for both
+# contexts, as before issue 14) must fail, naming interrupt-context calls that were not traced.
+test-guard-teeth: pb
+	@mkdir -p target/guard-teeth
+	set -o pipefail; $(CARGO) test $(KFLAGS),guard-teeth --test smp_trace --no-run 2>&1 \
+	    | tee target/guard-teeth/build.log
+	@bin=$$(sed -n 's/.*Executable tests\/smp_trace.rs (\(.*\))$$/\1/p' target/guard-teeth/build.log); \
+	test -n "$$bin" || { echo "test-guard-teeth: no smp_trace test binary"; exit 1; }; \
+	if $(PB) run $$bin > target/guard-teeth/run.log 2>&1; then \
+	    echo "test-guard-teeth: one guard for both contexts was not caught"; exit 1; fi; \
+	grep -q 'interrupt context: traced calls' target/guard-teeth/run.log \
+	    || { echo "test-guard-teeth: failed, but not on interrupt-context calls (target/guard-teeth/run.log)"; exit 1; }; \
+	echo "guard: teeth OK ($$(grep -o '[a-z -]*: CPU [0-9]* interrupt context: traced calls' target/guard-teeth/run.log | head -1) refused)"
 
 # The Raspberry Pi paths under QEMU raspi3b / raspi4b (raw kernel8.img at 0x80000, entered at
 # EL2, DTB from pb): the library's unit tests, boot, patching, the null page and the board tests,
@@ -306,6 +322,7 @@ clippy:
 	$(CARGO) clippy --workspace --exclude patchbay --all-targets -- -D warnings
 	$(CARGO) clippy $(KFLAGS) --lib --bins --tests -- -D warnings
 	$(CARGO) clippy $(KFLAGS),icache-teeth --lib -- -D warnings
+	$(CARGO) clippy $(KFLAGS),guard-teeth --lib -- -D warnings
 	$(CARGO) clippy $(RPI3_FLAGS) --lib --bins --tests -- -D warnings
 	$(CARGO) clippy $(RPI4_FLAGS) --lib --bins -- -D warnings
 	$(CARGO) clippy -p patchbay-chainloader --target $(TARGET) --release --bins -- -D warnings

@@ -18,7 +18,11 @@
 //!
 //! The run then ends with [`ExitCode::Failure`](crate::exit::ExitCode::Failure).
 
-use core::{fmt::Write, mem::offset_of, sync::atomic::Ordering};
+use core::{
+    fmt::Write,
+    mem::offset_of,
+    sync::atomic::{AtomicU8, AtomicUsize, Ordering},
+};
 
 use patchbay_pure::esr::{self, Decoded};
 
@@ -81,24 +85,60 @@ impl Kind {
 pub type SyncHandler = fn(&mut ExceptionFrame) -> bool;
 
 const MAX_HANDLERS: usize = 4;
-static HANDLERS: spin::Mutex<[(u8, Option<SyncHandler>); MAX_HANDLERS]> =
-    spin::Mutex::new([(0, None); MAX_HANDLERS]);
+
+/// One handler slot: its exception class and the handler (`fn` address, 0 when free). Read
+/// without a lock by every CPU's exception path: a lock there made a BRK probe hit on one CPU,
+/// while another CPU looked up its own hit, find the table "taken" and report a fatal BRK (and a
+/// fault while the lock was held could not be dispatched at all).
+struct Slot {
+    ec: AtomicU8,
+    handler: AtomicUsize,
+}
+
+static HANDLERS: [Slot; MAX_HANDLERS] = [const {
+    Slot {
+        ec: AtomicU8::new(0),
+        handler: AtomicUsize::new(0),
+    }
+}; MAX_HANDLERS];
 
 /// A registered handler, for [`unregister_sync_handler`].
 #[derive(Debug, PartialEq, Eq)]
 pub struct HandlerId(usize);
 
+/// A free slot is claimed with a handler address no `fn` has (an unaligned one) while its class
+/// is written, so no CPU can match the slot with a stale class.
+const CLAIMING: usize = 1;
+
 /// Register `h` for exception class `ec` (e.g. 0x3c, BRK); `None` if all slots are used.
 pub fn register_sync_handler(ec: u8, h: SyncHandler) -> Option<HandlerId> {
-    let mut hs = HANDLERS.lock();
-    let i = hs.iter().position(|s| s.1.is_none())?;
-    hs[i] = (ec, Some(h));
+    let i = HANDLERS.iter().position(|s| {
+        s.handler
+            .compare_exchange(0, CLAIMING, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+    })?;
+    HANDLERS[i].ec.store(ec, Ordering::Relaxed);
+    // Release: a CPU that sees the handler sees its class.
+    HANDLERS[i].handler.store(h as usize, Ordering::Release);
     Some(HandlerId(i))
 }
 
 /// Remove a handler registered with [`register_sync_handler`].
 pub fn unregister_sync_handler(id: HandlerId) {
-    HANDLERS.lock()[id.0] = (0, None);
+    HANDLERS[id.0].handler.store(0, Ordering::Release);
+}
+
+/// The handler registered for class `ec`, if any.
+fn sync_handler(ec: u8) -> Option<SyncHandler> {
+    HANDLERS.iter().find_map(|s| {
+        let h = s.handler.load(Ordering::Acquire);
+        if h == 0 || h == CLAIMING || s.ec.load(Ordering::Relaxed) != ec {
+            return None;
+        }
+        // SAFETY: only `register_sync_handler` stores an address other than 0 and CLAIMING
+        // here, and it stores a `SyncHandler`.
+        Some(unsafe { core::mem::transmute::<usize, SyncHandler>(h) })
+    })
 }
 
 /// Install the vector table.
@@ -127,12 +167,7 @@ extern "C" fn __patchbay_exception(kind: u64, frame: &mut ExceptionFrame) {
             arch::psci::system_off();
             arch::cpu::halt();
         }
-        let handler = HANDLERS.try_lock().and_then(|hs| {
-            hs.iter()
-                .find(|s| s.0 == ec && s.1.is_some())
-                .and_then(|s| s.1)
-        });
-        if let Some(h) = handler
+        if let Some(h) = sync_handler(ec)
             && h(frame)
         {
             return;

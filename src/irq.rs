@@ -19,6 +19,12 @@
 //!   calls) is taken on the exception stack and dispatched like any other (`exception`); its
 //!   handler may not fault again (a nested fatal exception prints a one-line report and stops).
 //! * An IRQ arriving on the exception stack (kind 5) would mean a handler unmasked IRQs: fatal.
+//! * Tracing works in interrupt context: [`handle`] enters it with
+//!   [`PerCpu::enter_interrupt`](crate::percpu::PerCpu::enter_interrupt), which gives it its own
+//!   recursion guard (the interrupted context's is saved and given back at exit), so a traced
+//!   function the timer interrupt calls is traced even when the interrupt landed inside a
+//!   handler; a synchronous exception inside an IRQ handler stays in interrupt context. Why that
+//!   is Linux's per-context recursion bits: `trace::recursion`.
 
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
@@ -307,7 +313,8 @@ fn arm_tick() {
 pub fn handle(elr: u64) {
     let cpu = percpu::this();
     cpu.irq_elr.store(elr, Ordering::Relaxed);
-    cpu.irq_depth.fetch_add(1, Ordering::Relaxed);
+    // Interrupt context from here: its own recursion guard (nothing before this can be traced).
+    let interrupted = cpu.enter_interrupt();
     loop {
         let intid = {
             // IRQs are masked here (exception entry), so the lock is taken directly.
@@ -358,7 +365,7 @@ pub fn handle(elr: u64) {
             Controller::Bcm2836(_) | Controller::None => {}
         }
     }
-    cpu.irq_depth.fetch_sub(1, Ordering::Relaxed);
+    cpu.exit_interrupt(interrupted);
 }
 
 fn tick() {

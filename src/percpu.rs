@@ -20,8 +20,10 @@ pub struct PerCpu {
     pub fatal_depth: AtomicU32,
     /// Exceptions taken on this CPU (all kinds).
     pub exceptions: AtomicU64,
-    /// Nonzero while a tracing handler runs on this CPU (the recursion guard, `trace::recursion`;
-    /// 64-bit so the trampolines can mark it with the pointer they hold).
+    /// Nonzero while a tracing handler runs in this CPU's current context (the recursion guard,
+    /// `trace::recursion`; 64-bit so the trampolines can mark it with the pointer they hold).
+    /// Interrupt context has its own: [`PerCpu::enter_interrupt`] saves and clears it,
+    /// [`PerCpu::exit_interrupt`] puts the interrupted context's back.
     pub trace_depth: AtomicU64,
     /// Traced calls made from inside a handler, refused by the guard.
     pub trace_recursions: AtomicU64,
@@ -29,7 +31,8 @@ pub struct PerCpu {
     pub mpidr: AtomicU64,
     /// Set (release) by the CPU itself once it runs kernel code with its MMU, vectors and stacks.
     pub online: AtomicBool,
-    /// Nonzero while this CPU runs an interrupt handler (maintained by `irq::handle`).
+    /// Nonzero while this CPU runs an interrupt handler ([`PerCpu::enter_interrupt`], from
+    /// `irq::handle`).
     pub irq_depth: AtomicU32,
     /// Interrupts taken on this CPU.
     pub irqs: AtomicU64,
@@ -55,6 +58,47 @@ impl PerCpu {
             irq_elr: AtomicU64::new(0),
             ticks: AtomicU64::new(0),
         }
+    }
+}
+
+/// What an interrupt's entry took from the context it interrupted, given back at its exit.
+#[must_use = "the interrupted context's recursion guard must be restored by exit_interrupt"]
+pub struct Interrupted {
+    trace_depth: u64,
+}
+
+impl PerCpu {
+    /// Enter interrupt context on this CPU (the IRQ path, IRQs masked, before anything that can
+    /// be traced): count the nesting and give interrupt context a recursion guard of its own —
+    /// the interrupted context's is saved and this CPU's cleared. `trace::recursion` explains why
+    /// this is Linux's per-context recursion bits.
+    ///
+    /// Plain loads and stores, not read-modify-write atomics: only this CPU touches these fields,
+    /// and nothing can interrupt it here.
+    #[inline(always)]
+    pub fn enter_interrupt(&self) -> Interrupted {
+        self.irq_depth.store(
+            self.irq_depth.load(Ordering::Relaxed) + 1,
+            Ordering::Relaxed,
+        );
+        let trace_depth = self.trace_depth.load(Ordering::Relaxed);
+        // The test-only `guard-teeth` feature leaves the interrupted context's guard in place
+        // (one guard for both contexts, the design this replaced), so that `make test-guard-teeth`
+        // can check the interrupt-context test catches it.
+        #[cfg(not(feature = "guard-teeth"))]
+        self.trace_depth.store(0, Ordering::Relaxed);
+        Interrupted { trace_depth }
+    }
+
+    /// Leave interrupt context: the interrupted context finds its guard as it left it.
+    #[inline(always)]
+    pub fn exit_interrupt(&self, saved: Interrupted) {
+        self.trace_depth
+            .store(saved.trace_depth, Ordering::Relaxed);
+        self.irq_depth.store(
+            self.irq_depth.load(Ordering::Relaxed) - 1,
+            Ordering::Relaxed,
+        );
     }
 }
 

@@ -52,7 +52,19 @@ struct Probe {
     data: u64,
 }
 
+/// The registered probes. Outside the BRK handler it is only locked through [`with_probes`], with
+/// IRQs masked: a probe hit in an interrupt handler (a traced function the timer tick calls)
+/// then never finds this CPU holding the lock, so the handler can wait for it — the holder is
+/// another CPU, which releases it.
 static PROBES: spin::Mutex<Vec<Probe>> = spin::Mutex::new(Vec::new());
+
+/// Run `f` on the probe list, IRQs masked on this CPU while it is locked (see [`PROBES`]).
+fn with_probes<R>(f: impl FnOnce(&mut Vec<Probe>) -> R) -> R {
+    let daif = crate::arch::cpu::mask_all();
+    let r = f(&mut PROBES.lock());
+    crate::arch::cpu::restore_daif(daif);
+    r
+}
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 static HITS: AtomicU64 = AtomicU64::new(0);
 static HANDLER: spin::Mutex<Option<exception::HandlerId>> = spin::Mutex::new(None);
@@ -73,16 +85,18 @@ fn register(
     install_handler();
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
     // Listed before the BRK is written, so the first hit finds it.
-    PROBES.lock().push(Probe {
-        id,
-        addr: site.func,
-        name: site.name,
-        entry,
-        exit,
-        data,
+    with_probes(|ps| {
+        ps.push(Probe {
+            id,
+            addr: site.func,
+            name: site.name,
+            entry,
+            exit,
+            data,
+        })
     });
     if let Err(e) = poke::poke(site.entry(), insn::NOP, insn::brk(KPROBE_BRK)) {
-        PROBES.lock().retain(|p| p.id != id);
+        with_probes(|ps| ps.retain(|p| p.id != id));
         return Err(e.into());
     }
     Ok(ProbeId(id))
@@ -109,10 +123,10 @@ pub fn register_kretprobe(
 
 /// Remove a probe: the original NOP goes back, then the probe is forgotten.
 pub fn unregister(id: ProbeId) -> Result<(), TraceError> {
-    let p = PROBES.lock().iter().find(|p| p.id == id.0).copied();
+    let p = with_probes(|ps| ps.iter().find(|p| p.id == id.0).copied());
     let p = p.ok_or(TraceError::UnknownOps(OpsId(id.0)))?;
     poke::poke(p.addr, insn::brk(KPROBE_BRK), insn::NOP).map_err(TraceError::from)?;
-    PROBES.lock().retain(|q| q.id != id.0);
+    with_probes(|ps| ps.retain(|q| q.id != id.0));
     Ok(())
 }
 
@@ -123,7 +137,7 @@ pub fn hits() -> u64 {
 
 /// Registered probes (name, address).
 pub fn probes() -> Vec<(&'static str, u64)> {
-    PROBES.lock().iter().map(|p| (p.name, p.addr)).collect()
+    with_probes(|ps| ps.iter().map(|p| (p.name, p.addr)).collect())
 }
 
 unsafe extern "C" {
@@ -151,11 +165,10 @@ fn on_brk(frame: &mut ExceptionFrame) -> bool {
     if esr::Decoded::new(frame.esr).brk_immediate() != Some(KPROBE_BRK) {
         return false;
     }
-    let probe = match PROBES.try_lock() {
-        Some(ps) => ps.iter().find(|p| p.addr == frame.elr).copied(),
-        // Registering or removing right now (on this CPU, from a handler): resume untraced.
-        None => None,
-    };
+    // Never held by this CPU here (IRQs were masked wherever it took the lock, and nothing that
+    // holds it calls a probed function): if locked, another CPU holds it briefly. (`try_lock`
+    // here made a hit on one CPU while another looked its own hit up a fatal "no probe".)
+    let probe = PROBES.lock().iter().find(|p| p.addr == frame.elr).copied();
     let Some(p) = probe else {
         // A BRK with our immediate but no probe: a stale hit after unregister cannot happen on
         // one CPU (the NOP is back before the probe is forgotten), so this is a real fault.

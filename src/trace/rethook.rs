@@ -115,8 +115,10 @@ type ShadowStack = shadow::ShadowStack<Entry, CAPACITY>;
 
 #[repr(C)]
 struct PerCpuStacks([UnsafeCell<ShadowStack>; MAX_CPUS]);
-// SAFETY: each CPU only touches its own stack (indexed by its CPU id), and tracing never runs in
-// interrupt context, so there is no concurrent access to one stack.
+// SAFETY: each CPU only touches its own stack (indexed by its CPU id). An interrupt's traced
+// calls use it too, but nested strictly inside the interrupted code: they push above its entries
+// and pop them all before it resumes (`patchbay_pure::shadow` reserves before filling; see
+// `trace::recursion`), so no two accesses to one stack ever overlap.
 unsafe impl Sync for PerCpuStacks {}
 
 static STACKS: PerCpuStacks =

@@ -27,6 +27,8 @@
 //! assert_eq!((s.depth(), s.hooked(), s.returned(), s.overflows()), (1, 2, 1, 1));
 //! ```
 
+use core::sync::atomic::{Ordering, compiler_fence};
+
 /// What the shadow stack needs to know of an entry.
 pub trait HookedCall: Copy {
     /// The return address the hook replaced (where the call really returns to).
@@ -68,14 +70,26 @@ impl<E: HookedCall, const N: usize> ShadowStack<E, N> {
 
     /// Hook one more call: `fill` writes its entry in place. Returns false, and counts an
     /// overflow, if the stack is full (the call is then simply not hooked).
+    ///
+    /// The slot is reserved (the depth raised) before it is filled. The kernel's stacks are per
+    /// CPU, and an interrupt landing inside this push may hook returns of its own traced calls on
+    /// the same stack: it then pushes above the reserved slot and pops back to it before the
+    /// interrupted push goes on, so the entry being filled is never overwritten. (Filled first,
+    /// the interrupt would push into the slot being filled.) The counters are plain words: an
+    /// interrupt's own pushes landing between the load and the store of `hooked` are lost from
+    /// that statistic — never from the pairing, which is the depth's.
     #[inline(always)]
     pub fn push_with(&mut self, fill: impl FnOnce(&mut E)) -> bool {
-        if self.depth >= N {
+        let d = self.depth;
+        if d >= N {
             self.overflows += 1;
             return false;
         }
-        fill(&mut self.entries[self.depth]);
-        self.depth += 1;
+        self.depth = d + 1;
+        // A signal fence: the compiler must not move the fill above the reservation (the CPU
+        // sees its own stores in program order, and an interrupt runs on the same CPU).
+        compiler_fence(Ordering::SeqCst);
+        fill(&mut self.entries[d]);
         self.hooked += 1;
         true
     }
