@@ -55,8 +55,8 @@ RPI3_FLAGS := -p patchbay --target $(TARGET) --release --no-default-features --f
 RPI4_FLAGS := -p patchbay --target $(TARGET) --release --no-default-features --features bsp_rpi4
 # Which kernel tests also run on the Raspberry Pis under QEMU raspi3b / raspi4b.
 PI_TESTS   := --lib --test boot --test patching --test fault_null
-RPI3_TESTS := $(PI_TESTS) --test board_rpi3 --test board_rpi3_el3 --test clock_probe --test smp --test irq --test ipi --test stop
-RPI4_TESTS := $(PI_TESTS) --test board_rpi4
+RPI3_TESTS := $(PI_TESTS) --test board_rpi3 --test board_rpi3_el3 --test clock_probe --test smp --test irq --test ipi --test stop --test smp_trace
+RPI4_TESTS := $(PI_TESTS) --test board_rpi4 --test smp_trace
 
 BASE       ?= bench/baseline.jsonl
 
@@ -267,7 +267,7 @@ test-guard-teeth: pb
 	    echo "test-guard-teeth: one guard for both contexts was not caught"; exit 1; fi; \
 	grep -q 'interrupt context: traced calls' target/guard-teeth/run.log \
 	    || { echo "test-guard-teeth: failed, but not on interrupt-context calls (target/guard-teeth/run.log)"; exit 1; }; \
-	echo "guard: teeth OK ($$(grep -o '[a-z -]*: CPU [0-9]* interrupt context: traced calls' target/guard-teeth/run.log | head -1) refused)"
+	echo "guard: teeth OK ($$(grep -o '[a-z][a-z -]*: CPU [0-9]* interrupt context: traced calls' target/guard-teeth/run.log | head -1) refused)"
 
 # The Raspberry Pi paths under QEMU raspi3b / raspi4b (raw kernel8.img at 0x80000, entered at
 # EL2, DTB from pb): the library's unit tests, boot, patching, the null page and the board tests,

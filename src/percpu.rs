@@ -93,8 +93,7 @@ impl PerCpu {
     /// Leave interrupt context: the interrupted context finds its guard as it left it.
     #[inline(always)]
     pub fn exit_interrupt(&self, saved: Interrupted) {
-        self.trace_depth
-            .store(saved.trace_depth, Ordering::Relaxed);
+        self.trace_depth.store(saved.trace_depth, Ordering::Relaxed);
         self.irq_depth.store(
             self.irq_depth.load(Ordering::Relaxed) - 1,
             Ordering::Relaxed,

@@ -24,11 +24,7 @@ use patchbay::{
     trace::{self, Filter, FtraceRegs, Mode, Ops, TraceError},
 };
 
-patchbay::qemu_directives!(
-    "smp=2",
-    "timeout=90",
-    "bootargs=patchbay.tick_hz=1000",
-);
+patchbay::qemu_directives!("smp=2", "timeout=90", "bootargs=patchbay.tick_hz=1000",);
 
 static BOOT_HASH: AtomicU64 = AtomicU64::new(0);
 
@@ -61,11 +57,11 @@ core::arch::global_asm!(
     "    nop",
     "1:  msr  daifclr, #2",
     "spin_site_literal:",
-    "    nop", // literal, low word
-    "    nop", // literal, high word
+    "    nop",    // literal, low word
+    "    nop",    // literal, high word
     "spin_site:", // the site's function address
-    "    nop", // entry word 0: `mov x9, x30` when armed
-    "    nop", // entry word 1: `bl <trampoline>` when armed
+    "    nop",    // entry word 0: `mov x9, x30` when armed
+    "    nop",    // entry word 1: `bl <trampoline>` when armed
     "    msr  daifset, #2",
     "    ldr  x0, [x2]",
     "    add  x0, x0, #1",

@@ -1,5 +1,5 @@
 //! Tracing on every CPU, in normal and interrupt context (issue 14), body: tests/smp_trace_body.rs.
-//! QEMU `virt` with 4 CPUs, GICv2, single-threaded TCG (round-robin); built with `bsp_rpi3` or
+//! QEMU `virt` with 4 CPUs, GICv2, under icount (deterministic round-robin); built with `bsp_rpi3` or
 //! `bsp_rpi4`, QEMU `raspi3b` (BCM2836 local controller) or `raspi4b` (GIC-400), 4 CPUs each.
 #![no_std]
 #![no_main]
@@ -13,7 +13,7 @@ extern crate alloc;
 patchbay::qemu_directives!(
     "smp=4",
     "gic=2",
-    "tcg=single",
+    "icount=1",
     "timeout=300",
     "bootargs=patchbay.tick_hz=4000",
 );

@@ -22,11 +22,14 @@ use patchbay::{
     exception::ExceptionFrame,
     ipi::{self, CpuSet, Wait},
     irq, kernel_test,
-    patch::{sites, text::text_hash},
+    patch::{PatchError, sites, text::text_hash},
     percpu::{self, MAX_CPUS},
-    smp, subjects,
+    smp,
+    stop::StopError,
+    subjects,
     trace::{
-        self, DirectCtx, DirectKind, Filter, FtraceRegs, Mode, Ops, OpsId, Reach, fprobe, kprobe,
+        self, DirectCtx, DirectKind, Filter, FtraceRegs, Mode, Ops, OpsId, Reach, TraceError,
+        fprobe, kprobe,
         rethook::{self, RetRegs},
     },
 };
@@ -167,18 +170,31 @@ fn site() -> &'static sites::Site<'static> {
     sites::by_addr(subjects::fib as *const () as u64).unwrap()
 }
 
+/// Attach or detach, again if the stop-the-world a first arm or a restore needs timed out: the
+/// runs without icount give the other CPUs 1 s of host time to arrive, which an overloaded host
+/// may not schedule them in (a timed-out stop writes nothing; tests/stop.rs tests the timeout).
+fn patching<T>(what: impl Fn() -> Result<T, TraceError>) -> T {
+    let mut attempts = 0;
+    loop {
+        match what() {
+            Err(TraceError::Patch(PatchError::Stop(StopError::Timeout { .. }))) if attempts < 4 => {
+                attempts += 1
+            }
+            r => return r.unwrap(),
+        }
+    }
+}
+
 fn ops(mode: Mode, handler: trace::Handler) -> u64 {
-    trace::attach(Filter::Addrs([site().func].into()), handler, 0, mode)
-        .unwrap()
-        .0
+    patching(|| trace::attach(Filter::Addrs([site().func].into()), handler, 0, mode)).0
 }
 
 fn direct(kind: DirectKind, reach: Reach) -> u64 {
-    trace::attach_direct(site(), kind, 0, reach).unwrap().0
+    patching(|| trace::attach_direct(site(), kind, 0, reach)).0
 }
 
 fn detach_ops(id: u64) {
-    trace::detach(OpsId(id)).unwrap()
+    patching(|| trace::detach(OpsId(id)))
 }
 
 fn detach_probe(id: u64) {
@@ -245,16 +261,17 @@ static MECHANISMS: &[Mechanism] = &[
     Mechanism {
         name: "fprobe",
         attach: || {
-            fprobe::register(
-                Filter::Addrs([site().func].into()),
-                Some(fprobe_entry),
-                Some(fprobe_exit),
-                Mode::CallOps,
-            )
-            .unwrap()
+            patching(|| {
+                fprobe::register(
+                    Filter::Addrs([site().func].into()),
+                    Some(fprobe_entry),
+                    Some(fprobe_exit),
+                    Mode::CallOps,
+                )
+            })
             .0
         },
-        detach: |id| fprobe::unregister(OpsId(id)).unwrap(),
+        detach: |id| patching(|| fprobe::unregister(OpsId(id))),
         exits: true,
         interruptible: true,
         guarded: true,

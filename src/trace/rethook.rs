@@ -160,22 +160,29 @@ pub fn push(
     ctx: u64,
     data: u64,
 ) -> bool {
+    let stack = hook_stack();
     // SAFETY: this CPU's own stack (see `PerCpuStacks`); no other reference to it is live.
-    let s = unsafe { &mut *hook_stack() };
+    let Some(i) = (unsafe { &mut *stack }).reserve() else {
+        return false;
+    };
+    // A compiler barrier naming the stack: the raised depth is in memory before the entry is
+    // filled, so an interrupt landing in between pushes above it (`ShadowStack::reserve`). Same
+    // CPU, so no hardware barrier: a CPU sees its own stores in program order.
+    // SAFETY: an empty assembly block: it only makes the compiler assume that memory reachable
+    // from `stack` may be read or written here.
+    unsafe { core::arch::asm!("/* {0} */", in(reg) stack, options(nostack, preserves_flags)) };
+    // SAFETY: as above.
+    let e = unsafe { &mut *stack }.entry_mut(i);
     // Field by field: a whole-struct store becomes a memcpy call under strict alignment.
-    let hooked = s.push_with(|e| {
-        e.ret = *ret_slot;
-        e.sp = sp;
-        e.fp = fp;
-        e.ip = ip;
-        e.exit = exit;
-        e.ctx = ctx;
-        e.data = data;
-    });
-    if hooked {
-        *ret_slot = trampoline();
-    }
-    hooked
+    e.ret = *ret_slot;
+    e.sp = sp;
+    e.fp = fp;
+    e.ip = ip;
+    e.exit = exit;
+    e.ctx = ctx;
+    e.data = data;
+    *ret_slot = trampoline();
+    true
 }
 
 fn sum(f: impl Fn(&ShadowStack) -> u64) -> u64 {

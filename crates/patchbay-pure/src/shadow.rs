@@ -19,15 +19,15 @@
 //! struct Call { ret: u64 }
 //! impl HookedCall for Call { fn return_address(&self) -> u64 { self.ret } }
 //! let mut s = ShadowStack::<Call, 2>::new(Call { ret: 0 });
-//! assert!(s.push_with(|e| e.ret = 0x1000));
-//! assert!(s.push_with(|e| e.ret = 0x2000));
-//! assert!(!s.push_with(|e| e.ret = 0x3000)); // full: not hooked, counted
+//! for ret in [0x1000, 0x2000] {
+//!     let i = s.reserve().expect("room");
+//!     s.entry_mut(i).ret = ret;
+//! }
+//! assert_eq!(s.reserve(), None); // full: not hooked, counted
 //! assert_eq!((s.return_address(0), s.return_address(1)), (Some(0x2000), Some(0x1000)));
 //! s.pop();
 //! assert_eq!((s.depth(), s.hooked(), s.returned(), s.overflows()), (1, 2, 1, 1));
 //! ```
-
-use core::sync::atomic::{Ordering, compiler_fence};
 
 /// What the shadow stack needs to know of an entry.
 pub trait HookedCall: Copy {
@@ -68,30 +68,39 @@ impl<E: HookedCall, const N: usize> ShadowStack<E, N> {
         }
     }
 
-    /// Hook one more call: `fill` writes its entry in place. Returns false, and counts an
-    /// overflow, if the stack is full (the call is then simply not hooked).
+    /// Reserve the slot of one more hooked call and count it: the depth is raised first, the
+    /// caller then fills [`entry_mut`](Self::entry_mut)`(i)`. `None`, and an overflow counted, if
+    /// the stack is full (the call is then simply not hooked).
     ///
-    /// The slot is reserved (the depth raised) before it is filled. The kernel's stacks are per
-    /// CPU, and an interrupt landing inside this push may hook returns of its own traced calls on
-    /// the same stack: it then pushes above the reserved slot and pops back to it before the
-    /// interrupted push goes on, so the entry being filled is never overwritten. (Filled first,
-    /// the interrupt would push into the slot being filled.) The counters are plain words: an
-    /// interrupt's own pushes landing between the load and the store of `hooked` are lost from
-    /// that statistic — never from the pairing, which is the depth's.
+    /// Reserve, then fill — never the other way round. The kernel's stacks are per CPU, and an
+    /// interrupt landing inside a push may hook returns of its own traced calls on the same
+    /// stack: it pushes above the reserved slot and pops back to it before the interrupted push
+    /// goes on, so the entry being filled is never touched. (Filled first, the interrupt would
+    /// push into the slot being filled, and the entry would end up half one call's, half the
+    /// other's.) The raised depth must be *in memory* before the first fill store; a compiler
+    /// fence does not guarantee that for a `&mut` (the compiler knows nothing else may look at
+    /// it, and did sink the depth store below the fill), so the kernel puts a compiler barrier
+    /// that names the stack between the two (`trace::rethook::push`).
+    ///
+    /// The counters are plain words: an interrupt's own pushes landing between the load and the
+    /// store of `hooked` are lost from that statistic — never from the pairing, which is the
+    /// depth's.
     #[inline(always)]
-    pub fn push_with(&mut self, fill: impl FnOnce(&mut E)) -> bool {
+    pub fn reserve(&mut self) -> Option<usize> {
         let d = self.depth;
         if d >= N {
             self.overflows += 1;
-            return false;
+            return None;
         }
         self.depth = d + 1;
-        // A signal fence: the compiler must not move the fill above the reservation (the CPU
-        // sees its own stores in program order, and an interrupt runs on the same CPU).
-        compiler_fence(Ordering::SeqCst);
-        fill(&mut self.entries[d]);
         self.hooked += 1;
-        true
+        Some(d)
+    }
+
+    /// Entry `i` of the stack, to fill a slot [`reserve`](Self::reserve) returned.
+    #[inline(always)]
+    pub fn entry_mut(&mut self, i: usize) -> &mut E {
+        &mut self.entries[i]
     }
 
     /// The innermost hooked call, if any.
@@ -157,10 +166,11 @@ mod tests {
     const EMPTY: Call = Call { ret: 0, sp: 0 };
 
     fn push(s: &mut ShadowStack<Call, 4>, ret: u64) -> bool {
-        s.push_with(|e| {
-            e.ret = ret;
-            e.sp = ret + 1;
-        })
+        let Some(i) = s.reserve() else {
+            return false;
+        };
+        *s.entry_mut(i) = Call { ret, sp: ret + 1 };
+        true
     }
 
     #[test]
