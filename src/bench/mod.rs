@@ -4,7 +4,8 @@
 //! - [`harness`]: warm-up + individually timed iterations with IRQs masked → statistics.
 //! - [`record`]: the `@bench {json}` console records the host tool parses.
 //! - [`suite`]: the mechanism registry and the full suite; [`mechanisms`]: how each mechanism is
-//!   attached; [`ops_scaling`]: Rutland's CALL_OPS table; [`patch_latency`]: poke and batches.
+//!   attached; [`ops_scaling`]: Rutland's CALL_OPS table; [`patch_latency`]: poke and batches;
+//!   [`smp`]: stop-the-world, IPI round trip, every mechanism measured on a secondary CPU.
 
 pub mod clock;
 pub mod harness;
@@ -12,4 +13,5 @@ pub mod mechanisms;
 pub mod ops_scaling;
 pub mod patch_latency;
 pub mod record;
+pub mod smp;
 pub mod suite;

@@ -12,8 +12,9 @@ use super::{
     mechanisms::{self as m, nothing},
     ops_scaling, patch_latency,
     record::{self, BenchResult},
+    smp,
 };
-use crate::{patch::sites, subjects, trace::TraceError};
+use crate::{patch::sites, percpu, println, subjects, trace::TraceError};
 
 /// A function shape under test.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -251,19 +252,29 @@ pub fn run_mechanisms_where(iters: Iters, keep: impl Fn(&Mechanism) -> bool) {
 }
 
 /// Result records the whole suite emits: every mechanism on every subject, the ops-scaling
-/// table in both modes, one single poke and three metrics per batch size.
+/// table in both modes, one single poke and three metrics per batch size, then the SMP suite's
+/// (which depend on the CPUs online).
 pub fn expected_records() -> usize {
     MECHANISMS.len() * Subject::ALL.len()
         + 2 * ops_scaling::SHAPES.len()
         + 1
         + 3 * patch_latency::BATCHES.len()
+        + smp::expected_records(percpu::online() as usize)
 }
 
-/// The whole suite, framed by the header and end records.
+/// The whole suite, framed by the header and end records. The SMP suite comes last, so that the
+/// records before it are the same with one CPU or more (apart from batches that write
+/// `mov x9, x30`, which stop the other CPUs when there are any).
 pub fn run_all() {
     record::header();
     run_mechanisms(Iters::DEFAULT);
     ops_scaling::run(Iters::DEFAULT);
     patch_latency::run();
+    for m in smp::run(Iters::DEFAULT) {
+        println!(
+            "bench: {} on {}: CPU 1 measured {} where CPU 0 measured {}",
+            m.mechanism, m.subject, m.secondary, m.cpu0
+        );
+    }
     record::end();
 }

@@ -108,6 +108,17 @@ pub fn sev() {
     unsafe { core::arch::asm!("sev", options(nomem, nostack, preserves_flags)) };
 }
 
+/// `YIELD`: the body of a loop that waits for another CPU (Linux's `cpu_relax`). A hint on
+/// hardware; under QEMU's single-threaded TCG (every icount run) it hands the host thread to the
+/// next vCPU at once, where `core::hint::spin_loop` (`isb`) would spin until QEMU's round-robin
+/// kick (100 ms of virtual time): cross-CPU waits stay short and their instruction counts mean
+/// something.
+#[inline(always)]
+pub fn relax() {
+    // SAFETY: YIELD is a hint with no architectural effect.
+    unsafe { core::arch::asm!("yield", options(nomem, nostack, preserves_flags)) };
+}
+
 /// `WFI`: wait (low power) until an interrupt is pending; with IRQs unmasked it is then taken.
 #[inline(always)]
 pub fn wfi() {

@@ -48,6 +48,10 @@ pub struct Args {
     /// The QEMU binary [default: qemu-system-aarch64 from PATH]
     #[arg(long, value_name = "PATH")]
     pub qemu: Option<PathBuf>,
+    /// Number of CPUs (the SMP suite's IPI and secondary-CPU rows need 2 or more)
+    /// [default: the ELF's `smp` directive, else 1 on virt]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub smp: Option<u32>,
 }
 
 /// Forwards a console stream to `inner` without tearing the progress bar, and (if `count`)
@@ -108,7 +112,7 @@ pub fn main(args: Args) -> Result<ExitCode> {
     let run_args = run::Args {
         machine: None,
         cpu: None,
-        smp: None,
+        smp: args.smp,
         gic: None,
         tcg: None,
         memory: None,
