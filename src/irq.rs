@@ -285,10 +285,13 @@ pub fn init_cpu() {
     }
 }
 
-/// Arm the next tick on this CPU (or leave the timer off at 0 Hz).
+/// Arm the next tick on this CPU. At 0 Hz the interrupt was a [`one_shot`]: the timer is
+/// turned off (its condition would otherwise stay asserted and interrupt again at once).
 fn arm_tick() {
     let hz = tick_hz();
     if hz == 0 {
+        // SAFETY: turning this CPU's own virtual timer off.
+        unsafe { crate::write_sysreg!(cntv_ctl_el0, 0) };
         return;
     }
     let me = 1u64 << percpu::this().id;
@@ -306,6 +309,23 @@ fn arm_tick() {
         crate::write_sysreg!(cntv_tval_el0, interval);
         crate::write_sysreg!(cntv_ctl_el0, 1);
     }
+}
+
+/// Interrupt this CPU once, `ticks` generic-counter ticks from now (benchmarks: a timer
+/// interrupt landing inside a measured call). Only when no periodic tick runs (`tick_hz` 0): the
+/// interrupt's handler then turns the timer off again. False if there is no tick-less timer to
+/// use (a periodic tick runs, or no interrupt controller).
+pub fn one_shot(ticks: u64) -> bool {
+    if tick_hz() != 0 || controller(|c| matches!(c, Controller::None)) {
+        return false;
+    }
+    // SAFETY: the EL1 virtual timer belongs to this kernel; TVAL counts down from now, CTL
+    // ENABLE=1, IMASK=0.
+    unsafe {
+        crate::write_sysreg!(cntv_tval_el0, ticks);
+        crate::write_sysreg!(cntv_ctl_el0, 1);
+    }
+    true
 }
 
 /// The IRQ path, from `exception` (vectors.s saved the interrupted state, which resumes at

@@ -5,10 +5,12 @@
 //! - [`record`]: the `@bench {json}` console records the host tool parses.
 //! - [`suite`]: the mechanism registry and the full suite; [`mechanisms`]: how each mechanism is
 //!   attached; [`ops_scaling`]: Rutland's CALL_OPS table; [`patch_latency`]: poke and batches;
-//!   [`smp`]: stop-the-world, IPI round trip, every mechanism measured on a secondary CPU.
+//!   [`smp`]: stop-the-world, IPI round trip, every mechanism measured on a secondary CPU;
+//!   [`interrupted`]: every mechanism's call with a timer interrupt landing inside it.
 
 pub mod clock;
 pub mod harness;
+pub mod interrupted;
 pub mod mechanisms;
 pub mod ops_scaling;
 pub mod patch_latency;

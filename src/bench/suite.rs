@@ -9,6 +9,7 @@ use alloc::vec::Vec;
 
 use super::{
     harness::{self, Iters},
+    interrupted,
     mechanisms::{self as m, nothing},
     ops_scaling, patch_latency,
     record::{self, BenchResult},
@@ -253,18 +254,19 @@ pub fn run_mechanisms_where(iters: Iters, keep: impl Fn(&Mechanism) -> bool) {
 
 /// Result records the whole suite emits: every mechanism on every subject, the ops-scaling
 /// table in both modes, one single poke and three metrics per batch size, then the SMP suite's
-/// (which depend on the CPUs online).
+/// (which depend on the CPUs online) and the interrupted calls (tick-less runs).
 pub fn expected_records() -> usize {
     MECHANISMS.len() * Subject::ALL.len()
         + 2 * ops_scaling::SHAPES.len()
         + 1
         + 3 * patch_latency::BATCHES.len()
         + smp::expected_records(percpu::online() as usize)
+        + interrupted::expected_records()
 }
 
-/// The whole suite, framed by the header and end records. The SMP suite comes last, so that the
-/// records before it are the same with one CPU or more (apart from batches that write
-/// `mov x9, x30`, which stop the other CPUs when there are any).
+/// The whole suite, framed by the header and end records. The SMP and interrupted-call suites
+/// come last, so that the records before them are the same with one CPU or more (apart from
+/// batches that write `mov x9, x30`, which stop the other CPUs when there are any).
 pub fn run_all() {
     record::header();
     run_mechanisms(Iters::DEFAULT);
@@ -276,5 +278,6 @@ pub fn run_all() {
             m.mechanism, m.subject, m.secondary, m.cpu0
         );
     }
+    interrupted::run(Iters::DEFAULT);
     record::end();
 }
