@@ -60,7 +60,7 @@ RPI4_TESTS := $(PI_TESTS) --test board_rpi4 --test smp_trace
 
 BASE       ?= bench/baseline.jsonl
 
-.PHONY: help deps build pb icache-plugin test-icache qemu test test-host test-kernel bench bench-compare bench-baseline \
+.PHONY: help deps build pb icache-plugin test-icache qemu test test-host test-kernel bench bench-compare bench-baseline bench-smp \
         clippy fmt fmt-check layers gdb objdump nm clean image flash unflash chainloader \
         flash-chainloader chainboot capture test-rpi3 test-rpi4 test-pi test-boards pi-board linux-compare \
         console console-build test-console test-report report test-guard-teeth
@@ -76,6 +76,7 @@ help:
 	@echo "  make qemu ICACHE=1  the main job under the stale-I-cache model (strict)"
 	@echo "  make bench      run the benchmark suite: target/bench/latest.{jsonl,csv,svg,log}"
 	@echo "  make bench-compare [BASE=file]  bench, then compare with the baseline (CI gate)"
+	@echo "  make bench-smp  the suite with 2 and 4 CPUs: target/bench-smp{2,4}/ (IPI, CPU 1, stop-the-world)"
 	@echo "  make bench-baseline  adopt target/bench/latest.jsonl as bench/baseline.jsonl"
 	@echo "  make linux-compare [KERNEL=6.1] [PATCHBAY=file] [REPEAT=n]  Linux's own hooks on the same QEMU, beside patchbay's"
 	@echo "  make build      build the kernel ELF ($(KERNEL_ELF))"
@@ -139,6 +140,13 @@ console: deps console-build pb
 # --- benchmarks ---------------------------------------------------------------------------------
 bench: deps build pb
 	$(PB) bench --kernel $(KERNEL_ELF) --out target/bench
+
+# The SMP suite's multi-CPU rows (IPI round trip, every mechanism on CPU 1, stop-the-world with 2
+# and 4 CPUs): the whole suite booted with 2 and with 4 CPUs, into target/bench-smp2 and -smp4.
+# Not compared with the baseline (one CPU); tests/bench_smp.rs checks CPU 1 equals CPU 0.
+bench-smp: deps build pb
+	$(PB) bench --smp 2 --kernel $(KERNEL_ELF) --out target/bench-smp2
+	$(PB) bench --smp 4 --kernel $(KERNEL_ELF) --out target/bench-smp4
 
 # Instruction counts are exact under icount: any increase over the baseline is a regression.
 bench-compare: bench
