@@ -302,12 +302,11 @@ fn clear_all() {
     for c in [&ENTRIES, &EXITS, &CALLS, &WRONG, &DELIBERATE] {
         c.clear();
     }
-    for cpu in 0..MAX_CPUS {
-        NESTED_IN_HANDLER[cpu].store(0, Ordering::Relaxed);
-        NESTED_IN_CALL[cpu].store(0, Ordering::Relaxed);
-        IN_CALL[cpu].store(0, Ordering::Relaxed);
-        RECURSE[cpu][0].store(false, Ordering::Relaxed);
-        RECURSE[cpu][1].store(false, Ordering::Relaxed);
+    for c in NESTED_IN_HANDLER.iter().chain(&NESTED_IN_CALL).chain(&IN_CALL) {
+        c.store(0, Ordering::Relaxed);
+    }
+    for r in RECURSE.iter().flatten() {
+        r.store(false, Ordering::Relaxed);
     }
 }
 
@@ -417,13 +416,13 @@ fn check(m: &Mechanism, refused_before: &[u64], storm: bool) {
                 ["normal context", "interrupt context"][ctx]
             )
         };
-        for ctx in 0..2 {
+        for (ctx, per_call) in per_call.into_iter().enumerate() {
             let calls = CALLS.get(cpu, ctx);
             assert_eq!(WRONG.get(cpu, ctx), 0, "{}: wrong results", who(ctx));
             // The deliberate recursion's call is refused: it is not traced.
             assert_eq!(
                 ENTRIES.get(cpu, ctx),
-                calls * per_call[ctx],
+                calls * per_call,
                 "{}: traced calls ({calls} subject calls, {} deliberate recursions)",
                 who(ctx),
                 DELIBERATE.get(cpu, ctx)
@@ -461,8 +460,8 @@ fn check(m: &Mechanism, refused_before: &[u64], storm: bool) {
     // Every hooked call returned through its exit: no shadow stack holds an entry.
     let (hooked, returned) = rethook::counts();
     assert_eq!(hooked, returned, "{}: hooked calls still in flight", m.name);
-    for cpu in 0..percpu::online() as usize {
-        assert_eq!(IN_CALL[cpu].load(Ordering::Relaxed), 0, "{}: CPU {cpu}", m.name);
+    for (cpu, in_call) in IN_CALL[..percpu::online() as usize].iter().enumerate() {
+        assert_eq!(in_call.load(Ordering::Relaxed), 0, "{}: CPU {cpu}", m.name);
     }
     assert_eq!(rethook::depth(), 0, "{}: CPU 0's shadow stack", m.name);
 }
