@@ -82,7 +82,7 @@ pub fn run(iters: Iters) {
     if !available() {
         return;
     }
-    let mut medians: Vec<(&str, u64)> = Vec::new();
+    let mut medians: Vec<(&'static str, u64)> = Vec::new();
     let mut twin: Vec<u64> = Vec::new();
     let site = SUBJECT.site();
     for m in MECHANISMS {
@@ -98,9 +98,7 @@ pub fn run(iters: Iters) {
         }
         let sum = summary(s);
         let mut r = BenchResult::new("irq", m.name, SUBJECT.name(), "call-ticked", sum);
-        r.baseline = m
-            .baseline
-            .and_then(|b| medians.iter().find(|(n, _)| *n == b).map(|&(n, v)| (n, v)));
+        r.baseline = m.baseline_in(&medians);
         record::emit(&r);
         medians.push((m.name, sum.median));
     }

@@ -165,7 +165,7 @@ fn measure_on(cpu: Option<usize>, iters: Iters, m: usize, subject: usize) -> Sum
 fn mechanisms_on_secondary(iters: Iters) -> Vec<Mismatch> {
     let mut mismatches = Vec::new();
     for (s, subject) in Subject::ALL.into_iter().enumerate() {
-        let mut medians: Vec<(&str, u64)> = Vec::new();
+        let mut medians: Vec<(&'static str, u64)> = Vec::new();
         for (i, m) in MECHANISMS.iter().enumerate() {
             let site = subject.site();
             (m.attach)(site).unwrap_or_else(|e| panic!("bench: attaching {}: {e}", m.name));
@@ -181,9 +181,7 @@ fn mechanisms_on_secondary(iters: Iters) -> Vec<Mismatch> {
                 });
             }
             let mut r = BenchResult::new("smp", m.name, subject.name(), "call-cpu1", there);
-            r.baseline = m
-                .baseline
-                .and_then(|b| medians.iter().find(|(n, _)| *n == b).map(|&(n, v)| (n, v)));
+            r.baseline = m.baseline_in(&medians);
             record::emit(&r);
             medians.push((m.name, there.median));
         }

@@ -113,6 +113,14 @@ pub struct Mechanism {
     pub detach: fn(&sites::Site<'static>) -> Result<(), TraceError>,
 }
 
+impl Mechanism {
+    /// This mechanism's baseline and its median, from the medians measured so far in a table.
+    pub fn baseline_in(&self, medians: &[(&'static str, u64)]) -> Option<(&'static str, u64)> {
+        let b = self.baseline?;
+        medians.iter().find(|(n, _)| *n == b).copied()
+    }
+}
+
 /// Every mechanism the suite measures, in table order. Tracing mechanisms use the empty
 /// counting handler ([`m::count`]).
 pub static MECHANISMS: &[Mechanism] = &[
@@ -229,7 +237,7 @@ pub fn run_mechanisms(iters: Iters) {
 /// Measure the mechanisms `keep` selects (include their baselines to get overheads).
 pub fn run_mechanisms_where(iters: Iters, keep: impl Fn(&Mechanism) -> bool) {
     for subject in Subject::ALL {
-        let mut medians: Vec<(&str, u64)> = Vec::new();
+        let mut medians: Vec<(&'static str, u64)> = Vec::new();
         for m in MECHANISMS.iter().filter(|m| keep(m)) {
             let site = subject.site();
             if let Err(e) = (m.attach)(site) {
@@ -243,9 +251,7 @@ pub fn run_mechanisms_where(iters: Iters, keep: impl Fn(&Mechanism) -> bool) {
             };
             (m.detach)(site).unwrap_or_else(|e| panic!("detaching {}: {e}", m.name));
             let mut r = BenchResult::new("mechanisms", m.name, subject.name(), "call", summary);
-            r.baseline = m
-                .baseline
-                .and_then(|b| medians.iter().find(|(n, _)| *n == b).map(|&(n, v)| (n, v)));
+            r.baseline = m.baseline_in(&medians);
             record::emit(&r);
             medians.push((m.name, summary.median));
         }
