@@ -5,12 +5,12 @@
 //!
 //! # The stale-I-cache model's hooks (`tools/icache-plugin`, README "Stale-I-cache model")
 //!
-//! * [`isb_published`] marks the point where a change is *published*: every later execution of
+//! * [`mark_published`] marks the point where a change is *published*: every later execution of
 //!   the changed lines, on any CPU, must follow that CPU's own context synchronization after the
-//!   invalidation. The mark costs no instruction: the address of the instruction after the
-//!   final ISB goes into the non-loaded ELF section `.patchbay.icache_published`, which the
-//!   plugin reads. When other CPUs run (the SMP issue), the kick of the other CPUs goes between
-//!   the ISB and the mark.
+//!   invalidation. The mark costs no instruction: the address of the instruction after it goes
+//!   into the non-loaded ELF section `.patchbay.icache_published`, which the plugin reads. The
+//!   patch path places it after the final ISB *and* after the kick of the other CPUs
+//!   (`patch::poke::kick`), or after a stop-the-world released them.
 //! * Test builds with the cargo feature `icache-teeth` drop one step of the sequence, chosen by
 //!   the boot argument `icache.break=` (see [`teeth`]), so `make test-icache` can check that the
 //!   model catches each. Without the feature the primitives are the plain instructions.
@@ -69,6 +69,10 @@ pub fn ic_ivau(addr: u64) {
 /// of unification (broadcast).
 #[inline(always)]
 pub fn ic_ialluis() {
+    #[cfg(feature = "icache-teeth")]
+    if teeth::skip_ialluis() {
+        return;
+    }
     // SAFETY: invalidating I-cache lines only forces refetches.
     unsafe { core::arch::asm!("ic ialluis", options(nostack, preserves_flags)) };
 }
@@ -108,20 +112,26 @@ pub fn dsb_ish_maintenance() {
     super::cpu::dsb_ish();
 }
 
-/// The sequence's final `ISB` (this PE refetches everything after it), then the publication
-/// mark for the stale-I-cache model (see the module documentation): the address of the next
-/// instruction is recorded in the non-loaded section `.patchbay.icache_published`.
+/// The sequence's final `ISB`: this PE refetches everything after it.
 #[inline(always)]
-pub fn isb_published() {
+pub fn isb_sequence() {
     #[cfg(feature = "icache-teeth")]
     if teeth::skip_isb() {
         return;
     }
-    // SAFETY: a barrier has no memory or register effects visible to Rust; the section entry
-    // is data in a section that is not loaded, so it changes nothing at run time.
+    // SAFETY: a barrier has no memory or register effects visible to Rust.
+    unsafe { core::arch::asm!("isb", options(nostack, preserves_flags)) };
+}
+
+/// The publication mark for the stale-I-cache model (see the module documentation): the
+/// address of the next instruction is recorded in the non-loaded section
+/// `.patchbay.icache_published`. No instruction is emitted.
+#[inline(always)]
+pub fn mark_published() {
+    // SAFETY: the section entry is data in a section that is not loaded, so it changes nothing
+    // at run time; the asm emits no instruction.
     unsafe {
         core::arch::asm!(
-            "isb",
             ".pushsection .patchbay.icache_published, \"\", %progbits",
             ".balign 8",
             ".quad 2f",
@@ -144,9 +154,8 @@ pub fn isb_published() {
 /// | `dsb2` | no `DSB ISH` after the invalidations |
 /// | `isb` | no final `ISB` |
 /// | `off-by-one` | clean and invalidate the line *after* each one written |
-///
-/// `kick` (no IPI to the other CPUs before the publication mark) is reserved for the SMP issue,
-/// which adds the kick.
+/// | `ialluis` | no `IC IALLUIS` (the pass over very many lines) |
+/// | `kick` | no kick of the other CPUs before the publication mark (`patch::poke::kick`) |
 #[cfg(feature = "icache-teeth")]
 pub mod teeth {
     use core::sync::atomic::{AtomicU8, Ordering};
@@ -161,6 +170,8 @@ pub mod teeth {
         Dsb2,
         Isb,
         OffByOne,
+        IcIalluis,
+        Kick,
     }
 
     /// The step to drop, parsed once by [`select`] (0: not yet).
@@ -169,7 +180,7 @@ pub mod teeth {
     /// invalidations; the final ISB resets it.
     static DSBS: AtomicU8 = AtomicU8::new(0);
 
-    const STEPS: [Step; 7] = [
+    const STEPS: [Step; 9] = [
         Step::None,
         Step::DcCvau,
         Step::Dsb1,
@@ -177,6 +188,8 @@ pub mod teeth {
         Step::Dsb2,
         Step::Isb,
         Step::OffByOne,
+        Step::IcIalluis,
+        Step::Kick,
     ];
 
     fn step() -> Step {
@@ -201,6 +214,8 @@ pub mod teeth {
             Some("dsb2") => Step::Dsb2,
             Some("isb") => Step::Isb,
             Some("off-by-one") => Step::OffByOne,
+            Some("ialluis") => Step::IcIalluis,
+            Some("kick") => Step::Kick,
             Some(other) => panic!("icache.break={other}: unknown step"),
             None => Step::None,
         };
@@ -227,5 +242,13 @@ pub mod teeth {
     pub fn skip_isb() -> bool {
         DSBS.store(0, Ordering::Relaxed);
         step() == Step::Isb
+    }
+
+    pub fn skip_ialluis() -> bool {
+        step() == Step::IcIalluis
+    }
+
+    pub fn skip_kick() -> bool {
+        step() == Step::Kick
     }
 }
