@@ -36,9 +36,10 @@
 //!   after) a word being written ([`PatchError::SiteInUse`] after [`STOP_ATTEMPTS`]); each
 //!   executes an ISB before it leaves the park.
 //!
-//! Either way the change is then *published*: [`arch::cache::mark_published`] tells the
-//! stale-I-cache model (tools/icache-plugin) that from here on every CPU must have synchronized.
-//! With one CPU online both protocols are the plain write: no IPI, no stop (one load decides).
+//! Either way the change is then *published*: `arch::cache::patchbay_icache_published` tells
+//! the stale-I-cache model (tools/icache-plugin) that from here on every CPU must have
+//! synchronized. With one CPU online both protocols are the plain write: no IPI, no stop, no
+//! mark (one load decides).
 //!
 //! # Serialization
 //!
@@ -244,13 +245,14 @@ pub fn kick() -> bool {
     }
     // Test-only (`icache-teeth`, `icache.break=kick`): the stale-I-cache model must catch this.
     #[cfg(feature = "icache-teeth")]
-    if arch::cache::teeth::skip_kick() {
-        return false;
-    }
-    if let Err(e) = ipi::call(CpuSet::others(), |_| {}, 0, Wait::Done) {
+    let send = !arch::cache::teeth::skip_kick();
+    #[cfg(not(feature = "icache-teeth"))]
+    let send = true;
+    if send && let Err(e) = ipi::call(CpuSet::others(), |_| {}, 0, Wait::Done) {
         panic!("patched text is written but another CPU was not synchronized: {e}");
     }
-    true
+    arch::cache::patchbay_icache_published();
+    send
 }
 
 /// Write one validated phase with IRQs masked (the alias slot is this CPU's), publish its
@@ -263,7 +265,6 @@ fn write_live(p: &[Write], stats: &mut PokeStats) {
     if p.iter().any(|w| w.width == Width::Insn) && kick() {
         stats.kicks += 1;
     }
-    arch::cache::mark_published();
 }
 
 /// Write the validated `phases` with every other CPU stopped, none of them interrupted inside
@@ -294,7 +295,7 @@ fn write_stopped(phases: &[&mut [Write]], stats: &mut PokeStats) -> Result<(), P
         match outcome {
             // Every parked CPU executed an ISB before it left: published.
             None => {
-                arch::cache::mark_published();
+                arch::cache::patchbay_icache_published();
                 return Ok(());
             }
             Some(site) => in_use = Some(site),
@@ -398,7 +399,6 @@ pub fn write_pool_block(addr: u64, words: &[u32]) -> Result<PokeStats, PatchErro
     if kick() {
         stats.kicks += 1;
     }
-    arch::cache::mark_published();
     Ok(stats)
 }
 

@@ -5,12 +5,13 @@
 //!
 //! # The stale-I-cache model's hooks (`tools/icache-plugin`, README "Stale-I-cache model")
 //!
-//! * [`mark_published`] marks the point where a change is *published*: every later execution of
-//!   the changed lines, on any CPU, must follow that CPU's own context synchronization after the
-//!   invalidation. The mark costs no instruction: the address of the instruction after it goes
-//!   into the non-loaded ELF section `.patchbay.icache_published`, which the plugin reads. The
-//!   patch path places it after the final ISB *and* after the kick of the other CPUs
-//!   (`patch::poke::kick`), or after a stop-the-world released them.
+//! * [`patchbay_icache_published`] marks the point where a change is *published*: every later
+//!   execution of the changed lines, on any CPU, must follow that CPU's own context
+//!   synchronization after the invalidation. The plugin watches that symbol's entry. The patch
+//!   path calls it after the final ISB *and* after the kick of the other CPUs
+//!   (`patch::poke::kick`), or after a stop-the-world released them; with one CPU online
+//!   publication means nothing (the writing CPU's own ISB is always required) and it is not
+//!   called.
 //! * Test builds with the cargo feature `icache-teeth` drop one step of the sequence, chosen by
 //!   the boot argument `icache.break=` (see [`teeth`]), so `make test-icache` can check that the
 //!   model catches each. Without the feature the primitives are the plain instructions.
@@ -123,23 +124,16 @@ pub fn isb_sequence() {
     unsafe { core::arch::asm!("isb", options(nostack, preserves_flags)) };
 }
 
-/// The publication mark for the stale-I-cache model (see the module documentation): the
-/// address of the next instruction is recorded in the non-loaded section
-/// `.patchbay.icache_published`. No instruction is emitted.
-#[inline(always)]
-pub fn mark_published() {
-    // SAFETY: the section entry is data in a section that is not loaded, so it changes nothing
-    // at run time; the asm emits no instruction.
-    unsafe {
-        core::arch::asm!(
-            ".pushsection .patchbay.icache_published, \"\", %progbits",
-            ".balign 8",
-            ".quad 2f",
-            ".popsection",
-            "2:",
-            options(nostack, preserves_flags)
-        )
-    };
+/// The publication mark for the stale-I-cache model (see the module documentation): the plugin
+/// watches the entry of this function, by its symbol `patchbay_icache_published`. Only a patch
+/// made while other CPUs are online calls it (the patch path's kick or stop-the-world), so a
+/// single CPU pays nothing; with more, a call and a return.
+#[inline(never)]
+#[unsafe(no_mangle)]
+pub extern "C" fn patchbay_icache_published() {
+    // SAFETY: an empty asm statement emits nothing and touches nothing; it only keeps the call
+    // (a function without effects could be dropped by the optimizer).
+    unsafe { core::arch::asm!("", options(nostack, preserves_flags)) };
 }
 
 /// Test-only breakage of the text-modification sequence, for the stale-I-cache model's own

@@ -4,9 +4,9 @@
 
 use object::{Object, ObjectSection, ObjectSymbol, SectionKind, SymbolKind};
 
-/// The section holding one 64-bit address per publication marker (see `src/arch/aarch64/cache.rs`):
-/// the instruction right after the point where a change is published to every CPU.
-pub const MARKERS: &str = ".patchbay.icache_published";
+/// The function the kernel calls once a change is published to every CPU (see
+/// `src/arch/aarch64/cache.rs`): executing its entry is the publication mark.
+pub const MARKER: &str = "patchbay_icache_published";
 
 /// Function symbols sorted by address.
 pub struct Symbols(Vec<(u64, u64, String)>);
@@ -46,7 +46,7 @@ pub struct Kernel {
     pub text: Text,
 }
 
-/// Symbols, marker addresses and text of the ELF at `path`.
+/// Symbols, the marker's address (none in a kernel without one) and text of the ELF at `path`.
 pub fn load(path: &str) -> Result<Kernel, String> {
     let data = std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}"))?;
     let file = object::File::parse(&*data).map_err(|e| format!("{path}: {e}"))?;
@@ -63,15 +63,11 @@ pub fn load(path: &str) -> Result<Kernel, String> {
         })
         .collect();
     syms.sort_unstable_by_key(|s| s.0);
-    let markers = match file.section_by_name(MARKERS) {
-        Some(sec) => sec
-            .data()
-            .map_err(|e| format!("{path}: {MARKERS}: {e}"))?
-            .chunks_exact(8)
-            .map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default()))
-            .collect(),
-        None => Vec::new(),
-    };
+    let markers = file
+        .symbols()
+        .filter(|s| s.name() == Ok(MARKER))
+        .map(|s| s.address())
+        .collect();
     let mut text: Vec<(u64, Vec<u8>)> = file
         .sections()
         .filter(|s| s.kind() == SectionKind::Text)

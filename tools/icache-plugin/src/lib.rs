@@ -11,7 +11,7 @@
 //!   and translated through the guest's tables, so exactly that line is maintained; `IC
 //!   IALLU[IS]`, maintenance-completing `DSB`s, `ISB`, `ERET` and the first instruction of each
 //!   VBAR_EL1 vector (exception entry);
-//! * execution of the kernel's publication markers (section `.patchbay.icache_published`);
+//! * execution of the kernel's publication mark (the entry of `patchbay_icache_published`);
 //! * every translation block executed while the model tracks stale lines (a conditional
 //!   callback: when nothing is stale it costs one inline compare per block).
 //!
