@@ -135,7 +135,7 @@ fn wait_done(cpu: usize, target: u64, start: u64) -> Result<(), IpiError> {
         if arch::pmu::cntvct().wrapping_sub(start) > limit {
             return Err(IpiError::Timeout { cpu });
         }
-        core::hint::spin_loop();
+        arch::cpu::relax();
     }
     Ok(())
 }

@@ -63,7 +63,7 @@ fn park(generation: u64) {
     let me = 1u64 << percpu::this().id;
     ARRIVED.fetch_or(me, Ordering::AcqRel);
     while RELEASE.load(Ordering::Acquire) < generation {
-        core::hint::spin_loop();
+        arch::cpu::relax();
     }
     // Whatever the stopped function changed (text), this CPU fetches anew from here on.
     arch::cpu::isb();
@@ -82,7 +82,7 @@ fn wait_all(word: &AtomicU64, mask: u64, start: u64) -> Result<(), usize> {
         if arch::pmu::cntvct().wrapping_sub(start) > limit {
             return Err((mask & !got).trailing_zeros() as usize);
         }
-        core::hint::spin_loop();
+        arch::cpu::relax();
     }
 }
 
@@ -126,7 +126,7 @@ fn run_stopped<R>(f: impl FnOnce() -> R) -> Result<R, StopError> {
     // Every parked CPU has synchronized before the next stop can reuse the words. No timeout:
     // a CPU that arrived only spins on RELEASE, so it leaves.
     while LEFT.load(Ordering::Acquire) & others.0 != others.0 {
-        core::hint::spin_loop();
+        arch::cpu::relax();
     }
     arch::cpu::isb();
     arch::cpu::restore_daif(daif);

@@ -155,7 +155,7 @@ fn patch_rounds(cpu: u64) {
         for s in &mine {
             b.arm(s, counter::target());
         }
-        assert_eq!(b.commit().unwrap().poke.writes, mine.len());
+        assert_eq!(b.commit().unwrap().poke.writes as usize, mine.len());
         let mut b = Batch::with_capacity(mine.len());
         for s in &mine {
             b.disarm(s);
@@ -208,7 +208,7 @@ static ATTACHED: AtomicU64 = AtomicU64::new(0);
 fn attach_rounds(cpu: u64) {
     let globs = ["gen_00*", "gen_0*", "gen_000*"];
     for r in 0..ROUNDS as usize {
-        let mode = if (r + cpu as usize) % 2 == 0 {
+        let mode = if (r + cpu as usize).is_multiple_of(2) {
             Mode::CallOps
         } else {
             Mode::List

@@ -4,12 +4,14 @@
 //! - [`harness`]: warm-up + individually timed iterations with IRQs masked → statistics.
 //! - [`record`]: the `@bench {json}` console records the host tool parses.
 //! - [`suite`]: the mechanism registry and the full suite; [`mechanisms`]: how each mechanism is
-//!   attached; [`ops_scaling`]: Rutland's CALL_OPS table; [`patch_latency`]: poke and batches.
+//!   attached; [`ops_scaling`]: Rutland's CALL_OPS table; [`patch_latency`]: poke and batches;
+//!   [`protocols`]: mode switches live vs stop-the-world.
 
 pub mod clock;
 pub mod harness;
 pub mod mechanisms;
 pub mod ops_scaling;
 pub mod patch_latency;
+pub mod protocols;
 pub mod record;
 pub mod suite;

@@ -1,4 +1,5 @@
-//! The benchmark suite: every mechanism × every subject, then patch latency.
+//! The benchmark suite: every mechanism × every subject, then patch latency, then the patch
+//! protocols.
 //!
 //! Mechanisms come from one registry, [`MECHANISMS`]: a new mechanism adds one entry (its name,
 //! its baseline, how to attach it to a site and detach it) and the suite, the records and the
@@ -10,10 +11,12 @@ use alloc::vec::Vec;
 use super::{
     harness::{self, Iters},
     mechanisms::{self as m, nothing},
-    ops_scaling, patch_latency,
+    ops_scaling, patch_latency, protocols,
     record::{self, BenchResult},
 };
-use crate::{patch::sites, subjects, trace::TraceError};
+use patchbay_wire::bootargs;
+
+use crate::{boot_info, patch::sites, subjects, trace::TraceError};
 
 /// A function shape under test.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -257,13 +260,21 @@ pub fn expected_records() -> usize {
         + 2 * ops_scaling::SHAPES.len()
         + 1
         + 3 * patch_latency::BATCHES.len()
+        + protocols::RECORDS
 }
 
 /// The whole suite, framed by the header and end records.
 pub fn run_all() {
     record::header();
+    // `pb bench` boots the kernel again with more CPUs for the protocol records alone.
+    if boot_info::get().bootarg(bootargs::BENCH_ONLY) == Some(bootargs::PROTOCOLS) {
+        protocols::run();
+        record::end();
+        return;
+    }
     run_mechanisms(Iters::DEFAULT);
     ops_scaling::run(Iters::DEFAULT);
     patch_latency::run();
+    protocols::run();
     record::end();
 }

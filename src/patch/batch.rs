@@ -130,12 +130,21 @@ pub struct BatchStats {
 }
 
 /// A set of site changes committed together.
-#[derive(Default)]
 pub struct Batch {
     changes: Vec<Change>,
     error: Option<PatchError>,
-    /// The caller asked for stop-the-world whatever the words need.
-    stop: bool,
+    /// The least protocol the caller asks for ([`Batch::stop_machine`]).
+    protocol: Protocol,
+}
+
+impl Default for Batch {
+    fn default() -> Self {
+        Batch {
+            changes: Vec::new(),
+            error: None,
+            protocol: Protocol::Live,
+        }
+    }
 }
 
 impl Batch {
@@ -146,8 +155,7 @@ impl Batch {
     pub fn with_capacity(n: usize) -> Self {
         Batch {
             changes: Vec::with_capacity(n),
-            error: None,
-            stop: false,
+            ..Self::default()
         }
     }
 
@@ -196,7 +204,7 @@ impl Batch {
 
     /// Write this batch with the other CPUs stopped even if every word is CMODX-safe.
     pub fn stop_machine(&mut self) -> &mut Self {
-        self.stop = true;
+        self.protocol = Protocol::StopMachine;
         self
     }
 
@@ -229,7 +237,7 @@ impl Batch {
         let [mut phase1, mut phase2] = core::mem::take(&mut engine.phases);
         let result = plan_and_write(
             &self.changes,
-            self.stop,
+            self.protocol,
             &mut engine.states,
             &mut next,
             [&mut phase1, &mut phase2],
@@ -248,7 +256,7 @@ impl Batch {
 /// then record the sites' new states in `states`.
 fn plan_and_write(
     changes: &[Change],
-    stop: bool,
+    asked: Protocol,
     states: &mut [SiteState],
     next: &mut Vec<(usize, SiteState)>,
     [phase1, phase2]: [&mut Vec<Write>; 2],
@@ -267,20 +275,13 @@ fn plan_and_write(
     }
     let phase_writes = [phase1.len(), phase2.len()];
     // Entry words are not CMODX-safe (module documentation, "Protocol").
-    let protocol = if entry_writes || stop {
+    let protocol = if entry_writes || asked == Protocol::StopMachine {
         Protocol::StopMachine
     } else {
         Protocol::Live
     };
     // Every phase is validated before any is written.
-    let poke = match protocol {
-        Protocol::Live => poke::apply_phases(&mut [&mut phase1[..], &mut phase2[..]], protocol)?,
-        // Nobody runs the sites: no order between the words, one pass.
-        Protocol::StopMachine => {
-            phase1.append(phase2);
-            poke::apply_phases(&mut [&mut phase1[..]], protocol)?
-        }
-    };
+    let poke = poke::apply_phases(&mut [&mut phase1[..], &mut phase2[..]], protocol)?;
     for &(i, s) in next.iter() {
         states[i] = s;
     }

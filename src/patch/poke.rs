@@ -62,7 +62,9 @@ use crate::{
     memory, percpu, stop,
 };
 
-/// How a change reaches text while other CPUs may run it (module documentation).
+/// How a change reaches text while other CPUs may run it (module documentation). Word-sized, so
+/// the structs that carry it are copied as whole words under strict alignment.
+#[repr(u64)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Protocol {
     /// CMODX-safe words and literals, written while the other CPUs run, then the kick.
@@ -83,16 +85,17 @@ impl Protocol {
 /// How often a stopped write is retried while another CPU sits inside a word being written.
 pub const STOP_ATTEMPTS: usize = 100;
 
-/// What a poke did, for benchmarks and the console.
+/// What a poke did, for benchmarks and the console. 32-bit counts: returned with every patch,
+/// the whole result stays small enough to be copied inline rather than by a `memcpy` call.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PokeStats {
-    pub writes: usize,
+    pub writes: u32,
     /// Alias mappings made (one per page touched).
-    pub pages: usize,
+    pub pages: u32,
     /// Instruction words that got cache maintenance.
-    pub insn_writes: usize,
+    pub insn_writes: u32,
     /// Kicks sent (one per phase with instruction writes, when other CPUs are online).
-    pub kicks: usize,
+    pub kicks: u32,
 }
 
 /// The text lock (module documentation, "Serialization"): never taken with IRQs masked.
@@ -195,9 +198,10 @@ fn unmap_alias(slot: *mut u64, va: u64) {
 
 /// Write one phase (validated) through the alias, page by page, then publish its instruction
 /// lines with one maintenance pass.
+#[inline(always)]
 fn write_phase(writes: &[Write], stats: &mut PokeStats) {
     let (va, slot) = memory::poke_slot(percpu::this().id as usize);
-    stats.writes += writes.len();
+    stats.writes += writes.len() as u32;
     let mut i = 0;
     while i < writes.len() {
         let page = writes[i].addr & !(POKE_SLOT_SIZE - 1);
@@ -256,13 +260,13 @@ pub fn kick() -> bool {
 }
 
 /// Write one validated phase with IRQs masked (the alias slot is this CPU's), publish its
-/// instruction lines to this CPU, then, under [`Protocol::Live`], kick the others.
-fn write_live(p: &[Write], stats: &mut PokeStats) {
+/// instruction lines to this CPU, then, with `others` online, kick them.
+fn write_live(p: &[Write], others: bool, stats: &mut PokeStats) {
     {
         let _irqs = IrqsOff::new();
         write_phase(p, stats);
     }
-    if p.iter().any(|w| w.width == Width::Insn) && kick() {
+    if others && p.iter().any(|w| w.width == Width::Insn) && kick() {
         stats.kicks += 1;
     }
 }
@@ -270,6 +274,8 @@ fn write_live(p: &[Write], stats: &mut PokeStats) {
 /// Write the validated `phases` with every other CPU stopped, none of them interrupted inside
 /// (or right after) a word being written: its next instruction could pair an old word with a
 /// new one (`nop` executed, then a new `bl` without its `mov`). Retried [`STOP_ATTEMPTS`] times.
+/// Out of line: the live path, which every patch takes, stays small.
+#[inline(never)]
 fn write_stopped(phases: &[&mut [Write]], stats: &mut PokeStats) -> Result<(), PatchError> {
     let me = percpu::this().id;
     let mut in_use = None;
@@ -338,7 +344,7 @@ pub fn apply_phases(
         Protocol::StopMachine if others => write_stopped(phases, &mut stats)?,
         _ => {
             for p in phases.iter().filter(|p| !p.is_empty()) {
-                write_live(p, &mut stats);
+                write_live(p, others, &mut stats);
             }
         }
     }
@@ -390,8 +396,8 @@ pub fn write_pool_block(addr: u64, words: &[u32]) -> Result<PokeStats, PatchErro
         }
         unmap_alias(slot, va);
     }
-    stats.writes = words.len();
-    stats.insn_writes = words.len();
+    stats.writes = words.len() as u32;
+    stats.insn_writes = words.len() as u32;
     maintenance::sync_icache(core::iter::once((addr, end)));
     drop(irqs);
     // A reused block may still be in another CPU's pipeline: it synchronizes too (as Linux's

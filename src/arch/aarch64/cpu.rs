@@ -108,6 +108,16 @@ pub fn sev() {
     unsafe { core::arch::asm!("sev", options(nomem, nostack, preserves_flags)) };
 }
 
+/// `YIELD`: the body of a loop waiting for another CPU. A hint on hardware; QEMU running the
+/// vCPUs round-robin in one thread (icount) switches to the next vCPU, so the one waited for
+/// runs now instead of when this one's time slice ends (`core::hint::spin_loop` emits `ISB` on
+/// AArch64, which QEMU does not treat as a yield).
+#[inline(always)]
+pub fn relax() {
+    // SAFETY: YIELD only hints.
+    unsafe { core::arch::asm!("yield", options(nomem, nostack, preserves_flags)) };
+}
+
 /// `WFI`: wait (low power) until an interrupt is pending; with IRQs unmasked it is then taken.
 #[inline(always)]
 pub fn wfi() {
