@@ -34,7 +34,8 @@ ICACHE     ?=
 # What test-icache breaks (boot argument icache.break=) and the missing step the model must name.
 # (A '.' stands for a space: the pairs are split on spaces.)
 ICACHE_TEETH := dc-cvau:DC.CVAU dsb1:DSB.between.DC.CVAU.and.IC.IVAU ic-ivau:IC.IVAU.of \
-                dsb2:DSB.after.IC.IVAU isb:ISB.on.the.writing.CPU off-by-one:DC.CVAU
+                dsb2:DSB.after.IC.IVAU isb:ISB.on.the.writing.CPU off-by-one:DC.CVAU \
+                ialluis:IC.IVAU.of
 # CPUs and (QEMU virt) GIC version for `make qemu`: make qemu SMP=4 GIC=3. Empty: the kernel's
 # directives, else pb's defaults (1 CPU, QEMU's GICv2).
 SMP        ?=
@@ -242,13 +243,20 @@ test-kernel: pb icache-plugin
 # The model's teeth: the patching tests built with the test-only feature icache-teeth, booted once
 # per dropped step (boot argument icache.break=); each run must fail naming that step. The same
 # build with nothing dropped must pass with zero violations, and with IC IVAU dropped but no model
-# it passes too: that is what QEMU hides.
+# it passes too: that is what QEMU hides. The multi-CPU teeth use tests/live.rs (4 CPUs), built
+# with icache-teeth and smp-teeth: without the kick another CPU runs a published line
+# unsynchronized (the model names the kick); with stop-the-world skipped for an entry-word change
+# (smp.break=stop-machine, one TCG thread so the pause between the words lets CPU 1 run) CPU 1
+# runs a half-written site and the test reports it.
 test-icache: pb icache-plugin
 	@mkdir -p target/icache
 	set -o pipefail; $(CARGO) test $(KFLAGS),icache-teeth --test patching --no-run 2>&1 \
 	    | tee target/icache/build.log
+	set -o pipefail; $(CARGO) test $(KFLAGS),icache-teeth,smp-teeth --test live --no-run 2>&1 \
+	    | tee -a target/icache/build.log
 	@bin=$$(sed -n 's/.*Executable tests\/patching.rs (\(.*\))$$/\1/p' target/icache/build.log); \
-	test -n "$$bin" || { echo "test-icache: no patching test binary"; exit 1; }; \
+	live=$$(sed -n 's/.*Executable tests\/live.rs (\(.*\))$$/\1/p' target/icache/build.log); \
+	test -n "$$bin" && test -n "$$live" || { echo "test-icache: no patching or live test binary"; exit 1; }; \
 	$(PB) run --icache $$bin > target/icache/none.log 2>&1 \
 	    && grep -q 'icache: summary: .*, 0 violations$$' target/icache/none.log \
 	    || { echo "test-icache: the correct build is not clean (target/icache/none.log)"; exit 1; }; \
@@ -260,7 +268,18 @@ test-icache: pb icache-plugin
 	    grep -q "icache: VIOLATION .*$$want" target/icache/$$step.log \
 	        || { echo "test-icache: icache.break=$$step: no violation naming '$$want'"; exit 1; }; \
 	    echo "icache.break=$$step: caught, $$(grep -o 'missing: [^[]*' target/icache/$$step.log | head -1)"; \
-	done; echo "icache: teeth OK (6 broken builds caught, the correct one clean)"
+	done; \
+	if $(PB) run --icache $$live icache.break=kick > target/icache/kick.log 2>&1; then \
+	    echo "test-icache: icache.break=kick was not caught"; exit 1; fi; \
+	grep -q "icache: VIOLATION .*missing: kick" target/icache/kick.log \
+	    || { echo "test-icache: icache.break=kick: no violation naming the kick"; exit 1; }; \
+	echo "icache.break=kick: caught, $$(grep -o 'missing: [^[]*' target/icache/kick.log | head -1)"; \
+	if $(PB) run --icache=off --tcg single $$live smp.break=stop-machine > target/icache/torn.log 2>&1; then \
+	    echo "test-icache: smp.break=stop-machine was not caught"; exit 1; fi; \
+	grep -q "torn site: CPU [0-9] ran .nop; bl." target/icache/torn.log \
+	    || { echo "test-icache: smp.break=stop-machine: no torn-site report"; exit 1; }; \
+	echo "smp.break=stop-machine: caught, $$(grep -o 'torn site: CPU [0-9]' target/icache/torn.log)"; \
+	echo "icache: teeth OK (9 broken builds caught, the correct one clean)"
 
 # The interrupt-context test's teeth: tests/smp_trace built with the test-only feature
 # guard-teeth (interrupt entry keeps the interrupted context's recursion guard: one guard for both
@@ -329,7 +348,7 @@ test-boards: pb
 clippy:
 	$(CARGO) clippy --workspace --exclude patchbay --all-targets -- -D warnings
 	$(CARGO) clippy $(KFLAGS) --lib --bins --tests -- -D warnings
-	$(CARGO) clippy $(KFLAGS),icache-teeth --lib -- -D warnings
+	$(CARGO) clippy $(KFLAGS),icache-teeth,smp-teeth --lib -- -D warnings
 	$(CARGO) clippy $(KFLAGS),guard-teeth --lib -- -D warnings
 	$(CARGO) clippy $(RPI3_FLAGS) --lib --bins --tests -- -D warnings
 	$(CARGO) clippy $(RPI4_FLAGS) --lib --bins -- -D warnings

@@ -140,14 +140,22 @@ fn wait_done(cpu: usize, target: u64, start: u64) -> Result<(), IpiError> {
     Ok(())
 }
 
+/// Whether this CPU may make a cross-CPU call now: normal context, IRQs unmasked
+/// ([`IpiError::WrongContext`] otherwise). For callers that must know before they start work
+/// that ends in a call (the patch path's kick).
+pub fn check_context() -> Result<(), IpiError> {
+    if percpu::this().irq_depth.load(Ordering::Relaxed) != 0 || irqs_masked() {
+        return Err(IpiError::WrongContext);
+    }
+    Ok(())
+}
+
 /// Run `func(arg)` on every CPU in `targets` (online, not the caller), in interrupt context
 /// there. With [`Wait::Done`], returns when all have run it; the first CPU that does not answer
 /// in time is the error.
 pub fn call(targets: CpuSet, func: fn(u64), arg: u64, wait: Wait) -> Result<(), IpiError> {
+    check_context()?;
     let me = percpu::this();
-    if me.irq_depth.load(Ordering::Relaxed) != 0 || irqs_masked() {
-        return Err(IpiError::WrongContext);
-    }
     if let Some(cpu) = targets
         .iter()
         .find(|&c| c == me.id as usize || !percpu::CPUS[c].online.load(Ordering::Acquire))

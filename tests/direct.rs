@@ -343,7 +343,7 @@ fn a_full_pool_is_a_typed_error_and_nothing_is_patched() {
         );
         assert!(alloc::format!("{err}").contains("nothing was patched"));
         assert_eq!(text::text_hash(), before);
-        assert_eq!(batch::state(obs), batch::SiteState::compiled());
+        assert_eq!(batch::state(obs), batch::SiteState::BOOT);
         assert_eq!(
             pool::usage(kind).failures,
             failures + 1,

@@ -57,7 +57,7 @@ fn site_table_matches_registry_and_compiler() {
     for s in all {
         assert_eq!(s.literal() % 8, 0, "{} literal not 8-aligned", s.name);
         assert!(memory::image().text.contains(s.func));
-        // Compiled state: four NOPs.
+        // Boot state: the literal `nop; nop`, `mov x9, x30` written at boot, the call `nop`.
         assert_eq!(
             poke::read(s.literal(), poke::Width::Literal),
             LITERAL_NOPS,
@@ -66,10 +66,11 @@ fn site_table_matches_registry_and_compiler() {
         );
         assert_eq!(
             (word(s.entry()), word(s.call())),
-            (insn::NOP, insn::NOP),
+            (insn::MOV_X9_X30, insn::NOP),
             "{}",
             s.name
         );
+        assert_eq!(batch::state(s), batch::SiteState::BOOT, "{}", s.name);
     }
     let leaf = leaf();
     assert_eq!(leaf.func, subjects::leaf as *const () as u64);
@@ -141,21 +142,43 @@ fn nop_to_bl_and_back_each_state_takes_effect() {
     batch::disarm(site).unwrap();
     subjects::leaf();
     assert_eq!(counter::take(), 0, "disarmed: no hits");
-    // Like Linux, `mov x9, x30` stays after the first arm; only the BL is toggled.
+    // Like Linux, `mov x9, x30` (written at boot) stays; only the BL is toggled.
     assert_eq!(
         (word(site.entry()), word(site.call())),
         (insn::MOV_X9_X30, insn::NOP)
     );
-    batch::arm(site, counter::target()).unwrap();
+    let stats = batch::arm(site, counter::target()).unwrap();
+    assert_eq!(stats.protocol, batch::Protocol::Live);
     subjects::leaf();
     assert_eq!(counter::take(), 1, "re-armed: hits again");
     batch::restore(site).unwrap();
     assert_eq!(
         (word(site.entry()), word(site.call())),
-        (insn::NOP, insn::NOP)
+        (insn::MOV_X9_X30, insn::NOP)
     );
     subjects::leaf();
     assert_eq!(counter::take(), 0, "restored: no hits");
+    assert_eq!(text_hash(), boot);
+    // Unprepared: the compiled bytes (an entry-word change: stop-the-world), then prepared again.
+    let mut b = Batch::new();
+    b.arm(site, counter::target());
+    b.commit().unwrap();
+    let mut b = Batch::new();
+    b.unprepare(site);
+    let stats = b.commit().unwrap();
+    assert_eq!(stats.protocol, batch::Protocol::StopMachine);
+    assert_eq!(stats.phase_writes, [1, 1], "bl -> nop, then mov -> nop");
+    assert_eq!(
+        (word(site.entry()), word(site.call())),
+        (insn::NOP, insn::NOP)
+    );
+    assert_eq!(batch::state(site), batch::SiteState::COMPILED);
+    subjects::leaf();
+    assert_eq!(counter::take(), 0, "unprepared: no hits");
+    assert_ne!(text_hash(), boot);
+    let mut b = Batch::new();
+    b.prepare(site);
+    assert_eq!(b.commit().unwrap().protocol, batch::Protocol::StopMachine);
     assert_eq!(text_hash(), boot);
 
     // Again, on a function with arguments and a result: the target must be transparent.
@@ -204,8 +227,13 @@ fn batch_arms_calls_and_disarms_all_generated_sites() {
     }
     let stats = b.commit().unwrap();
     assert_eq!(stats.sites, 4096);
-    assert_eq!(stats.phase_writes, [4096, 4096]);
-    assert_eq!(stats.poke.writes, 8192);
+    assert_eq!(
+        stats.phase_writes,
+        [0, 4096],
+        "prepared at boot: only the BLs"
+    );
+    assert_eq!(stats.protocol, batch::Protocol::Live);
+    assert_eq!(stats.poke.writes, 4096);
     // One alias mapping per page touched per phase, not per site.
     assert!(stats.poke.pages < 400, "{} pages", stats.poke.pages);
     counter::take();
@@ -228,12 +256,32 @@ fn batch_arms_calls_and_disarms_all_generated_sites() {
         b.restore(s);
     }
     let stats = b.commit().unwrap();
-    assert_eq!(stats.phase_writes, [0, 4096], "restore removes the MOVs");
+    assert_eq!(stats.phase_writes, [0, 0], "disarmed sites are at rest");
     assert_eq!(
         text_hash(),
         boot,
         "byte-identical after arm + disarm + restore"
     );
+    // All the way back to the compiled bytes and prepared again (entry words: stop-the-world,
+    // one maintenance pass over more lines than the by-line limit: IC IALLUIS).
+    for unprepare in [true, false] {
+        let mut b = Batch::with_capacity(gens.len());
+        for s in &gens {
+            if unprepare {
+                b.unprepare(s);
+            } else {
+                b.prepare(s);
+            }
+        }
+        let stats = b.commit().unwrap();
+        assert_eq!(stats.protocol, batch::Protocol::StopMachine);
+        assert_eq!(stats.poke.writes, 4096);
+        for (i, f) in generated::ALL.iter().enumerate() {
+            assert_eq!(f(7), generated::expected(i, 7));
+        }
+        assert_eq!(text_hash() == boot, !unprepare);
+    }
+    assert_eq!(counter::take(), 0);
 }
 
 #[kernel_test]
@@ -351,17 +399,17 @@ fn every_error_leaves_text_byte_identical() {
     );
     assert_eq!(batch::state(a8).call(), None);
     // A site changed behind the engine's back is refused, not overwritten.
-    poke::poke(site.entry(), insn::NOP, insn::brk(7)).unwrap();
+    poke::poke(site.call(), insn::NOP, insn::brk(7)).unwrap();
     refused(
         PatchError::Mismatch {
-            addr: site.entry(),
+            addr: site.call(),
             expected: insn::NOP.into(),
             found: insn::brk(7).into(),
             width: 4,
         },
         || batch::arm(site, counter::target()).map(|_| ()),
     );
-    poke::poke(site.entry(), insn::brk(7), insn::NOP).unwrap();
+    poke::poke(site.call(), insn::brk(7), insn::NOP).unwrap();
 }
 
 #[kernel_test]
@@ -413,16 +461,13 @@ fn maintenance_of_a_batch_covers_every_written_line_once() {
     let ops = maintenance::record(|| {
         b.commit().unwrap();
     });
-    // Two phases, each: every D-line, DSB, every I-line, DSB, ISB, in that order.
+    // One phase (the sites were prepared at boot: only the BLs): every D-line, DSB, every
+    // I-line, DSB, ISB, in that order.
     let ctr = arch::cache::ctr();
     let mut expect = Vec::new();
-    let mut phase = |addrs: Vec<u64>| {
-        cache::plan(ctr, addrs.iter().map(|&a| (a, a + 4)), |op| expect.push(op));
-    };
-    let mut entries: Vec<u64> = gens.iter().map(|s| s.entry()).collect();
-    entries.sort_unstable();
-    phase(entries.clone());
-    phase(entries.iter().map(|e| e + 4).collect());
+    let mut calls: Vec<u64> = gens.iter().map(|s| s.call()).collect();
+    calls.sort_unstable();
+    cache::plan(ctr, calls.iter().map(|&a| (a, a + 4)), |op| expect.push(op));
     assert_eq!(ops, expect);
     // Each written word's line is cleaned and invalidated.
     for s in &gens {
@@ -430,7 +475,7 @@ fn maintenance_of_a_batch_covers_every_written_line_once() {
         assert!(ops.contains(&Op::DcCvau(line)) && ops.contains(&Op::IcIvau(line)));
     }
     let n_isb = ops.iter().filter(|o| **o == Op::Isb).count();
-    assert_eq!(n_isb, 2, "one ISB per phase, not per site");
+    assert_eq!(n_isb, 1, "one ISB per phase, not per site");
     let mut b = Batch::new();
     for s in &gens {
         b.restore(s);

@@ -319,7 +319,8 @@ fn recursion_beyond_the_shadow_stack_is_counted_and_stays_paired() {
 
 static BRK_HITS: AtomicU64 = AtomicU64::new(0);
 extern "C" fn count_brk(ip: u64, data: u64, frame: &mut ExceptionFrame) {
-    assert_eq!(frame.elr, ip);
+    // `ip` is the probed function; its BRK sits at the call word (func+4, after the `mov`).
+    assert_eq!(frame.elr, ip + 4);
     assert_eq!(data, 5);
     BRK_HITS.fetch_add(1, Ordering::Relaxed);
 }
@@ -330,7 +331,7 @@ fn brk_probes_fire_once_per_call_and_restore_the_instruction() {
     let before = text::text_hash();
     let id = kprobe::register_kprobe(a8, count_brk, 5).unwrap();
     assert_eq!(
-        poke::read(a8.entry(), poke::Width::Insn) as u32,
+        poke::read(a8.call(), poke::Width::Insn) as u32,
         insn::brk(kprobe::KPROBE_BRK)
     );
     BRK_HITS.store(0, Ordering::Relaxed);
@@ -342,7 +343,7 @@ fn brk_probes_fire_once_per_call_and_restore_the_instruction() {
     }
     assert_eq!(BRK_HITS.load(Ordering::Relaxed), 4);
     kprobe::unregister(id).unwrap();
-    assert_eq!(poke::read(a8.entry(), poke::Width::Insn) as u32, insn::NOP);
+    assert_eq!(poke::read(a8.call(), poke::Width::Insn) as u32, insn::NOP);
     assert_eq!(text::text_hash(), before);
     subjects::args8(0, 0, 0, 0, 0, 0, 0, 0);
     assert_eq!(BRK_HITS.load(Ordering::Relaxed), 4);

@@ -9,11 +9,17 @@
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use patchbay_pure::insn;
+
 use patchbay::{
     arch,
     ipi::{self, CpuSet, Wait},
     kernel_test,
-    patch::{batch, counter, sites, text::text_hash},
+    patch::{
+        batch::{Batch, Protocol},
+        counter, poke, sites,
+        text::text_hash,
+    },
     percpu, smp,
     stop::{self, StopError},
     subjects,
@@ -121,20 +127,35 @@ fn call_leaf(_: u64) {
 
 #[kernel_test]
 fn entry_word_writes_run_with_the_other_cpus_stopped() {
-    // The first arm writes `mov x9, x30`, which is not CMODX-safe: with 4 CPUs online the batch
-    // stops the machine (and retries while a CPU sits inside the site) instead of refusing.
+    // `nop` <-> `mov x9, x30` is not CMODX-safe: with 4 CPUs online, unpreparing and preparing
+    // a site stops the machine (and retries while a CPU sits inside the site) instead of
+    // refusing. The arm is stopped too, on request: under multi-threaded TCG a live patch can
+    // leave QEMU with a stale translation on the vCPU that translated the page meanwhile
+    // (tests/live.rs), and this CPU must see the armed site at once.
     let boot = text_hash();
     let leaf = sites::by_name("patchbay::subjects::leaf").unwrap();
+    let entry = || poke::read(leaf.entry(), poke::Width::Insn) as u32;
     QUIT.store(false, Ordering::Relaxed);
     for cpu in 1..4 {
         smp::run_on(cpu, call_leaf, 0).unwrap();
     }
     for _ in 0..10 {
-        batch::arm(leaf, counter::target()).unwrap();
+        let mut b = Batch::new();
+        b.arm(leaf, counter::target()).stop_machine();
+        let armed = b.commit().unwrap();
+        assert_eq!(armed.protocol, Protocol::StopMachine);
+        assert_eq!(armed.poke.kicks, 0, "the stop synchronizes the others");
         counter::take();
         subjects::leaf();
         assert!(counter::take() >= 1, "the armed site calls the counter");
-        batch::restore(leaf).unwrap();
+        let mut b = Batch::new();
+        b.unprepare(leaf);
+        assert_eq!(b.commit().unwrap().protocol, Protocol::StopMachine);
+        assert_eq!(entry(), insn::NOP);
+        let mut b = Batch::new();
+        b.prepare(leaf);
+        assert_eq!(b.commit().unwrap().protocol, Protocol::StopMachine);
+        assert_eq!(entry(), insn::MOV_X9_X30);
     }
     QUIT.store(true, Ordering::Relaxed);
     wait_until(|| (1..4).all(smp::idle_cpu));

@@ -6,7 +6,8 @@
 //! - [`suite`]: the mechanism registry and the full suite; [`mechanisms`]: how each mechanism is
 //!   attached; [`ops_scaling`]: Rutland's CALL_OPS table; [`patch_latency`]: poke and batches;
 //!   [`smp`]: stop-the-world, IPI round trip, every mechanism measured on a secondary CPU;
-//!   [`interrupted`]: every mechanism's call with a timer interrupt landing inside it.
+//!   [`interrupted`]: every mechanism's call with a timer interrupt landing inside it;
+//!   [`protocols`]: mode switches live vs stop-the-world.
 
 pub mod clock;
 pub mod harness;
@@ -14,6 +15,7 @@ pub mod interrupted;
 pub mod mechanisms;
 pub mod ops_scaling;
 pub mod patch_latency;
+pub mod protocols;
 pub mod record;
 pub mod smp;
 pub mod suite;

@@ -34,7 +34,7 @@ fn single_poke() {
 }
 
 /// Commit a batch built by `add` for every site, returning the time it took per site.
-fn timed_batch(
+pub(super) fn timed_batch(
     sites: &[&sites::Site<'static>],
     add: impl Fn(&mut Batch, &sites::Site<'static>),
 ) -> u64 {
@@ -47,9 +47,9 @@ fn timed_batch(
     }) / sites.len() as u64
 }
 
-/// For `n` generated sites, `samples` times: the first arm from the compiled state (`mov` and
-/// `bl`, two phases), disarm (`bl` -> `nop`) and re-arm (`nop` -> `bl`: the steady-state toggle),
-/// then restore untimed. Per-site statistics of each.
+/// For `n` generated sites, `samples` times: the first arm from rest (the `bl`, and nothing else:
+/// boot wrote `mov x9, x30`), disarm (`bl` -> `nop`) and re-arm (`nop` -> `bl`: the
+/// steady-state toggle), then restore untimed. Per-site statistics of each.
 fn batch(n: u32, samples: u32) {
     let sites: Vec<_> = sites::glob("patchbay::subjects::generated::gen_*")
         .take(n as usize)
@@ -62,7 +62,7 @@ fn batch(n: u32, samples: u32) {
     ];
     let target = counter::target();
     // IRQs masked so that no interrupt lands in a timed batch; not with other CPUs online: there
-    // the first arm stops the machine, which needs IRQs (`stop::stop_machine`, `ipi::call`).
+    // every patch kicks them, which needs IRQs (`ipi::call`).
     let masked = (percpu::online() == 1).then(cpu::mask_all);
     // The first round is the warm-up.
     for i in 0..samples + 1 {

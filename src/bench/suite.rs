@@ -1,4 +1,5 @@
-//! The benchmark suite: every mechanism × every subject, then patch latency.
+//! The benchmark suite: every mechanism × every subject, then patch latency, then the patch
+//! protocols.
 //!
 //! Mechanisms come from one registry, [`MECHANISMS`]: a new mechanism adds one entry (its name,
 //! its baseline, how to attach it to a site and detach it) and the suite, the records and the
@@ -11,11 +12,13 @@ use super::{
     harness::{self, Iters},
     interrupted,
     mechanisms::{self as m, nothing},
-    ops_scaling, patch_latency,
+    ops_scaling, patch_latency, protocols,
     record::{self, BenchResult},
     smp,
 };
-use crate::{patch::sites, percpu, println, subjects, trace::TraceError};
+use patchbay_wire::bootargs;
+
+use crate::{boot_info, patch::sites, percpu, println, subjects, trace::TraceError};
 
 /// A function shape under test.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -268,6 +271,7 @@ pub fn expected_records() -> usize {
         + 3 * patch_latency::BATCHES.len()
         + smp::expected_records(percpu::online() as usize)
         + interrupted::expected_records()
+        + protocols::RECORDS
 }
 
 /// The whole suite, framed by the header and end records. The SMP and interrupted-call suites
@@ -275,6 +279,12 @@ pub fn expected_records() -> usize {
 /// batches that write `mov x9, x30`, which stop the other CPUs when there are any).
 pub fn run_all() {
     record::header();
+    // `pb bench` boots the kernel again with more CPUs for the protocol records alone.
+    if boot_info::get().bootarg(bootargs::BENCH_ONLY) == Some(bootargs::PROTOCOLS) {
+        protocols::run();
+        record::end();
+        return;
+    }
     run_mechanisms(Iters::DEFAULT);
     ops_scaling::run(Iters::DEFAULT);
     patch_latency::run();
@@ -285,5 +295,6 @@ pub fn run_all() {
         );
     }
     interrupted::run(Iters::DEFAULT);
+    protocols::run();
     record::end();
 }

@@ -1,91 +1,83 @@
 //! Site-level changes, applied in one batch: arm (or retarget) a site's `bl`, disarm it, restore
-//! it to its compiled state, set its CALL_OPS literal.
+//! it to rest, set its CALL_OPS literal — and, rarely, prepare or unprepare its entry word.
 //!
 //! The engine remembers what it last wrote at every site ([`SiteState`]) and states that as the
 //! expected old instruction of every write, so a site that was changed behind its back is
 //! refused ([`PatchError::Mismatch`]) instead of overwritten.
 //!
+//! # Boot: `mov x9, x30` everywhere, once
+//!
+//! While only the boot CPU runs, [`init`] writes `mov x9, x30` into the entry word of every
+//! site (as Linux's `ftrace_init` does): a site at rest is then `mov x9, x30; nop`
+//! ([`SiteState::BOOT`]), which costs the same two instructions as the compiled `nop; nop`, and
+//! from then on arming, retargeting and disarming change only CMODX-safe words. [`Batch::restore`]
+//! takes a site back to that rest state (what tests compare text against: the hash taken after
+//! boot); [`Batch::unprepare`] and [`Batch::prepare`] change the entry word itself (back to the
+//! compiled bytes and again), which needs stop-the-world.
+//!
+//! # Protocol, per batch
+//!
+//! Each commit picks the [`Protocol`] its words need (`patch::poke` has the rules and the kick):
+//!
+//! | change | words | protocol | why it may be written while other CPUs run it (DDI0487 B2.2.5) |
+//! |---|---|---|---|
+//! | arm | `nop` → `bl` at func+4 | live | both in the CMODX set (`B`, `BL`, `BRK`, `HVC`, `ISB`, `NOP`, `SMC`, `SVC`) |
+//! | retarget | `bl a` → `bl b` | live | both in the CMODX set |
+//! | disarm, restore | `bl` → `nop` | live | both in the CMODX set |
+//! | literal | 64-bit CALL_OPS slot | live | data, not an instruction: one aligned store is single-copy atomic (B2.2.1), so a reader sees the old or the new pointer |
+//! | BRK probe (`trace::kprobe`) | `nop` ↔ `brk` at func+4 | live | both in the CMODX set |
+//! | prepare, unprepare, arm of an unprepared site | `nop` ↔ `mov x9, x30` at func+0 | stop-the-world | `mov` is not in the set: a PE may see neither old nor new |
+//!
+//! A caller may ask for stop-the-world for any batch ([`Batch::stop_machine`]: the benchmarks
+//! compare both protocols on the same change); it never gets less than the words need.
+//!
 //! # Ordering: every intermediate state is a correct program
 //!
-//! A batch is written in two phases, each one pass of [`poke::apply_phases`] (one alias mapping
-//! per page, one maintenance pass, one ISB); which word goes in which phase is planned by
-//! `patchbay_pure::batch` (host-tested), and this module keeps the site states and the writes:
+//! A live batch is written in two phases, each one pass of [`poke::apply_phases`] (one alias
+//! mapping per page, one maintenance pass, one ISB, one kick); which word goes in which phase is
+//! planned by `patchbay_pure::batch` (host-tested), and this module keeps the site states:
 //!
 //! | phase | arm (or retarget) | disarm | restore |
 //! |---|---|---|---|
-//! | 1 | the entry `mov x9, x30` (first arm only); a literal set with it | `bl` → `nop` | `bl` → `nop` |
-//! | 2 | the `bl` | a literal set with it | entry `mov` → `nop`; literal → `nop; nop` |
+//! | 1 | a literal set with it | `bl` → `nop` | `bl` → `nop` |
+//! | 2 | the `bl` | a literal set with it | literal → `nop; nop` |
 //!
-//! Like Linux, `mov x9, x30` is written once, at the first arm, and stays when the site is
-//! disarmed: toggling a site afterwards is a single CMODX-safe word. [`Batch::restore`] takes a
-//! site all the way back to its compiled bytes (what tests use to prove text is byte-identical).
+//! A literal set with an arm is published before the `bl` that reads it; on disarm and restore
+//! the literal changes only after the kick, when no CPU can still execute the old `bl`.
 //!
-//! Why each state is safe for a CPU executing the site:
+//! Why each entry state is safe for a CPU executing the site:
 //! - `nop; nop` — the compiled state.
 //! - `mov x9, x30; nop` — x9 is a scratch register at function entry (AAPCS64: x9–x15 are
 //!   corruptible temporaries), so the extra move is harmless.
-//! - `mov x9, x30; bl target` — armed: the target finds the caller's return address in x9. The
-//!   `bl` becomes visible only after the `mov` (phase 1 completed, with its maintenance, before
-//!   phase 2 writes), and a literal set with an arm is published before the `bl` that reads it.
-//! - Disarm and restore reverse the order: the `bl` disappears before the `mov` does, and the
-//!   literal changes only once no `bl` can read it.
+//! - `mov x9, x30; bl target` — armed: the target finds the caller's return address in x9.
 //!
-//! `nop` ↔ `bl` and `bl` ↔ `bl` are CMODX-safe (the Arm ARM allows them to be changed while
-//! another PE executes them). `nop` ↔ `mov` is not: it is only written when no other CPU runs.
-//! With more CPUs online, a batch that writes it runs inside [`stop::stop_machine`]: every other
-//! CPU is parked in its IPI handler, and the batch is written only if none of them was
-//! interrupted inside a word being written or right after it (its next instruction could then
-//! pair an old word with a new one: `nop` executed, then the new `bl` without its `mov`); else
-//! the stop is retried ([`STOP_ATTEMPTS`]) and finally refused ([`PatchError::SiteInUse`]).
+//! A stop-the-world batch needs no order between its words, since no other CPU runs: both
+//! phases are written as one (one maintenance pass), with every other CPU parked; the batch is
+//! written only if none of them was interrupted inside a word being written or right after it
+//! (else it would resume pairing an old word with a new one, e.g. `nop` executed, then a `bl`
+//! without its `mov`), else the stop is retried ([`poke::STOP_ATTEMPTS`]) and finally refused
+//! ([`PatchError::SiteInUse`]).
 //!
 //! All checks (encodings, expected words, alignment, regions) run before the first write, so an
 //! error leaves text byte-identical.
+//!
+//! # Serialization
+//!
+//! Batches from any CPU are serialized by the engine lock (held from planning to recording the
+//! new states) and the text lock inside `poke` (held from validation to publication); both are
+//! spin locks taken with IRQs unmasked, so a waiting CPU still answers the holder's IPIs.
 
 use alloc::vec::Vec;
-use core::sync::atomic::Ordering;
 
 use patchbay_pure::batch::{self as plan, Call, Change, Literal, Write};
 pub use patchbay_pure::batch::{LITERAL_NOPS, SiteState};
 
+pub use super::poke::Protocol;
 use super::{
     PatchError,
     poke::{self, PokeStats},
     sites::{self, Site},
 };
-use crate::{percpu, stop};
-
-/// How often a stopped batch is retried while another CPU sits inside a site being written.
-pub const STOP_ATTEMPTS: usize = 100;
-
-/// Write both phases with every other CPU stopped, none of them interrupted inside (or right
-/// after) a word being written.
-fn apply_stopped(phase1: &mut [Write], phase2: &mut [Write]) -> Result<PokeStats, PatchError> {
-    let me = percpu::this().id;
-    let mut in_use = None;
-    for _ in 0..STOP_ATTEMPTS {
-        let outcome = stop::stop_machine(|| {
-            let busy = percpu::online_cpus().filter(|c| c.id != me).find_map(|c| {
-                let pc = c.irq_elr.load(Ordering::Relaxed);
-                phase1
-                    .iter()
-                    .chain(phase2.iter())
-                    .find(|w| (w.addr..w.addr + 8).contains(&pc))
-                    .map(|w| (c.id, w.addr))
-            });
-            match busy {
-                Some(site) => Err(site),
-                None => Ok(poke::apply_phases(&mut [phase1, phase2])),
-            }
-        })
-        .map_err(PatchError::Stop)?;
-        match outcome {
-            Ok(written) => return written,
-            Err(site) => in_use = Some(site),
-        }
-    }
-    let (cpu, addr) = in_use.expect("at least one attempt");
-    Err(PatchError::SiteInUse { cpu, addr })
-}
 
 /// What the engine keeps between batches: every site's state, and the buffers a commit plans
 /// into. The buffers are cleared, never freed, so once they have grown to the largest batch seen
@@ -106,9 +98,18 @@ static ENGINE: spin::Mutex<Engine> = spin::Mutex::new(Engine {
     phases: [Vec::new(), Vec::new()],
 });
 
-/// Start tracking every site in its compiled state.
-pub(crate) fn init() {
+/// Start tracking every site in its compiled state, then prepare every site: `mov x9, x30` at
+/// its entry (module documentation, "Boot").
+///
+/// # Safety
+/// During single-CPU boot: the entry words are not CMODX-safe, and no other CPU may run yet.
+pub(crate) unsafe fn init() {
     ENGINE.lock().states = alloc::vec![SiteState::COMPILED; sites::all().len()];
+    let mut b = Batch::with_capacity(sites::all().len());
+    for s in sites::all() {
+        b.prepare(s);
+    }
+    b.commit().expect("preparing every site at boot");
 }
 
 /// The engine's view of `site`.
@@ -118,19 +119,32 @@ pub fn state(site: &Site<'_>) -> SiteState {
 }
 
 /// Statistics of a committed batch.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BatchStats {
     pub sites: usize,
-    /// Writes of phase 1 and phase 2.
+    /// Writes of phase 1 and phase 2 as planned (a stop-the-world batch writes them as one).
     pub phase_writes: [usize; 2],
+    /// How the batch was written.
+    pub protocol: Protocol,
     pub poke: PokeStats,
 }
 
 /// A set of site changes committed together.
-#[derive(Default)]
 pub struct Batch {
     changes: Vec<Change>,
     error: Option<PatchError>,
+    /// The least protocol the caller asks for ([`Batch::stop_machine`]).
+    protocol: Protocol,
+}
+
+impl Default for Batch {
+    fn default() -> Self {
+        Batch {
+            changes: Vec::new(),
+            error: None,
+            protocol: Protocol::Live,
+        }
+    }
 }
 
 impl Batch {
@@ -141,7 +155,7 @@ impl Batch {
     pub fn with_capacity(n: usize) -> Self {
         Batch {
             changes: Vec::with_capacity(n),
-            error: None,
+            ..Self::default()
         }
     }
 
@@ -170,9 +184,28 @@ impl Batch {
         self.push(site, Call::Off, Literal::Keep)
     }
 
-    /// Return `site` to its compiled bytes: disarmed, `nop` at the entry, literal `nop; nop`.
+    /// Return `site` to rest: disarmed, literal `nop; nop`, the entry word kept (after boot:
+    /// `mov x9, x30`, so the site is byte-identical to its state after boot).
     pub fn restore(&mut self, site: &Site<'_>) -> &mut Self {
         self.push(site, Call::Restore, Literal::Keep)
+    }
+
+    /// Write `mov x9, x30` at `site`'s entry (boot does this for every site). Not CMODX-safe:
+    /// stop-the-world when other CPUs are online.
+    pub fn prepare(&mut self, site: &Site<'_>) -> &mut Self {
+        self.push(site, Call::Prepare, Literal::Keep)
+    }
+
+    /// Return `site` to its compiled bytes: disarmed, `nop` at the entry, literal `nop; nop`.
+    /// Not CMODX-safe: stop-the-world when other CPUs are online.
+    pub fn unprepare(&mut self, site: &Site<'_>) -> &mut Self {
+        self.push(site, Call::Unprepare, Literal::Keep)
+    }
+
+    /// Write this batch with the other CPUs stopped even if every word is CMODX-safe.
+    pub fn stop_machine(&mut self) -> &mut Self {
+        self.protocol = Protocol::StopMachine;
+        self
     }
 
     /// Set `site`'s 64-bit literal (the CALL_OPS slot).
@@ -189,8 +222,8 @@ impl Batch {
     }
 
     /// Apply every change, or none: merge them per site, plan both phases
-    /// (`patchbay_pure::batch`), validate and write both phases ([`poke::apply_phases`]; with
-    /// other CPUs stopped when entry words change), then record the sites' new states.
+    /// (`patchbay_pure::batch`), choose the protocol, validate and write ([`poke::apply_phases`]),
+    /// then record the sites' new states.
     pub fn commit(mut self) -> Result<BatchStats, PatchError> {
         if let Some(e) = self.error.take() {
             return Err(e);
@@ -204,6 +237,7 @@ impl Batch {
         let [mut phase1, mut phase2] = core::mem::take(&mut engine.phases);
         let result = plan_and_write(
             &self.changes,
+            self.protocol,
             &mut engine.states,
             &mut next,
             [&mut phase1, &mut phase2],
@@ -217,11 +251,12 @@ impl Batch {
     }
 }
 
-/// Plan `changes` (merged, one per site) into `phases` and `next`, refuse entry-word writes
-/// while other CPUs run, validate and write both phases ([`poke::apply_phases`]), then record
-/// the sites' new states in `states`.
+/// Plan `changes` (merged, one per site) into `phases` and `next`, choose the protocol (stop
+/// when entry words change or the caller asked), validate and write ([`poke::apply_phases`]),
+/// then record the sites' new states in `states`.
 fn plan_and_write(
     changes: &[Change],
+    asked: Protocol,
     states: &mut [SiteState],
     next: &mut Vec<(usize, SiteState)>,
     [phase1, phase2]: [&mut Vec<Write>; 2],
@@ -239,19 +274,21 @@ fn plan_and_write(
         next.push((c.site, new));
     }
     let phase_writes = [phase1.len(), phase2.len()];
-    // Both phases are validated before either is written. Entry words (the first `mov x9, x30`)
-    // are not CMODX-safe: with other CPUs online they are written under stop-the-world.
-    let poke = if entry_writes && percpu::online() > 1 {
-        apply_stopped(&mut phase1[..], &mut phase2[..])?
+    // Entry words are not CMODX-safe (module documentation, "Protocol").
+    let protocol = if entry_writes || asked == Protocol::StopMachine {
+        Protocol::StopMachine
     } else {
-        poke::apply_phases(&mut [&mut phase1[..], &mut phase2[..]])?
+        Protocol::Live
     };
+    // Every phase is validated before any is written.
+    let poke = poke::apply_phases(&mut [&mut phase1[..], &mut phase2[..]], protocol)?;
     for &(i, s) in next.iter() {
         states[i] = s;
     }
     Ok(BatchStats {
         sites: changes.len(),
         phase_writes,
+        protocol,
         poke,
     })
 }
@@ -270,7 +307,7 @@ pub fn disarm(site: &Site<'_>) -> Result<BatchStats, PatchError> {
     b.commit()
 }
 
-/// Restore one site to its compiled bytes.
+/// Restore one site to rest (disarmed, literal `nop; nop`).
 pub fn restore(site: &Site<'_>) -> Result<BatchStats, PatchError> {
     let mut b = Batch::new();
     b.restore(site);

@@ -5,7 +5,7 @@
 use alloc::string::String;
 use core::fmt;
 
-use crate::stop::StopError;
+use crate::{ipi::IpiError, stop::StopError};
 
 use patchbay_pure::{
     batch::PlanError,
@@ -43,6 +43,9 @@ pub enum PatchError {
     /// CPU `cpu` stayed interrupted inside (or right after) the word at `addr` that a
     /// non-CMODX-safe change writes, every time the machine was stopped.
     SiteInUse { cpu: u32, addr: u64 },
+    /// With other CPUs online, text is patched only from normal context with IRQs unmasked:
+    /// the kick and the stop-the-world are IPIs the caller must be able to wait for.
+    Context(IpiError),
 }
 
 impl From<EncodeError> for PatchError {
@@ -122,7 +125,11 @@ impl fmt::Display for PatchError {
             }
             PatchError::Stop(e) => write!(
                 f,
-                "writing `mov x9, x30` is not CMODX-safe and needs the other CPUs stopped: {e}"
+                "this change is not CMODX-safe (e.g. the entry word `nop` <-> `mov x9, x30`) and needs the other CPUs stopped: {e}"
+            ),
+            PatchError::Context(e) => write!(
+                f,
+                "with other CPUs online, text is patched from normal context with IRQs unmasked ({e}); nothing was written"
             ),
             PatchError::SiteInUse { cpu, addr } => write!(
                 f,

@@ -9,8 +9,9 @@
 //! architectural rule. Recording costs one relaxed load per operation when off.
 //!
 //! Scope: the final `ISB` context-synchronizes *this* PE. Any other PE that may execute the
-//! modified code must take its own context-synchronization event (an ISB, or an exception
-//! return) before relying on the new instructions; only one CPU runs today (see `percpu`).
+//! modified code must take its own context-synchronization event before relying on the new
+//! instructions: `patch::poke` kicks them (or had them stopped) and then marks the change
+//! published.
 
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -52,8 +53,8 @@ pub fn sync_icache(ranges: impl Iterator<Item = (u64, u64)> + Clone) {
             Op::IcIvau(a) => arch::cache::ic_ivau(a),
             // So many lines that one broadcast invalidation of every I-cache replaces them.
             Op::IcIalluis => arch::cache::ic_ialluis(),
-            // This PE refetches everything after this point; the change is published.
-            Op::Isb => arch::cache::isb_published(),
+            // This PE refetches everything after this point (the others: `poke::kick`).
+            Op::Isb => arch::cache::isb_sequence(),
         }
     });
 }

@@ -8,8 +8,8 @@
 //!  func - 8  | nop               |  \ 8-byte, 8-aligned literal: the site's ops pointer
 //!  func - 4  | nop               |  / (CALL_OPS); one aligned 64-bit store updates it
 //!            +-------------------+
-//!  func + 0  | nop               |  -> mov x9, x30    written once, at the first arm, while the
-//!            |                   |                    site cannot run (not CMODX-safe)
+//!  func + 0  | nop               |  -> mov x9, x30    written once, at boot, while only the
+//!            |                   |                    boot CPU runs (not CMODX-safe)
 //!  func + 4  | nop               |  <-> bl target     the only word toggled while it may run
 //!            +-------------------+
 //!  func + 8  | compiled body ... |
@@ -26,7 +26,8 @@
 //!   the target page, grouped per page, then one maintenance pass;
 //! - [`sites`]: the site table (registry cross-checked with the compiler's entries);
 //! - [`batch`]: site-level changes (arm / retarget / disarm / literal) in two ordered phases so
-//!   every intermediate state is a correct program.
+//!   every intermediate state is a correct program, each under a [`poke::Protocol`]: live (then
+//!   a kick of the other CPUs) or stop-the-world.
 
 pub mod batch;
 pub mod counter;
@@ -38,13 +39,14 @@ pub mod text;
 
 pub use error::PatchError;
 
-/// Build the site table (a registry/compiler mismatch is a boot failure) and start tracking
-/// every site in its compiled state.
+/// Build the site table (a registry/compiler mismatch is a boot failure) and prepare every site
+/// (`mov x9, x30` at its entry, `batch` "Boot").
 ///
 /// # Safety
 /// Once, during single-CPU boot, with the heap up.
 pub unsafe fn init() {
     // SAFETY: forwarded from the caller.
     unsafe { sites::init() };
-    batch::init();
+    // SAFETY: forwarded from the caller (single-CPU boot).
+    unsafe { batch::init() };
 }

@@ -10,12 +10,43 @@
 //! 2. inside kernel text or a trampoline pool;
 //! 3. the word in memory equals the word the caller expects to replace.
 //!
-//! Then, with IRQs masked and the poke lock held: for each page touched, one alias mapping, all
+//! Then, with the text lock held and IRQs masked: for each page touched, one alias mapping, all
 //! its writes, one unmapping; finally one maintenance pass over the union of the instruction
 //! lines written and one ISB. Literal writes are single aligned 64-bit stores (single-copy
 //! atomic), read only as data, so they need no instruction-cache maintenance.
 //!
 //! Physical = virtual for text and pools (identity map), so the alias maps the text address.
+//!
+//! # Other CPUs: the two protocols
+//!
+//! The final ISB context-synchronizes only the writing CPU. The Arm ARM (DDI0487, B2.2.5
+//! "Concurrent modification and execution of instructions") lets another PE execute a word
+//! being changed only if both the old and the new instruction are one of `B`, `BL`, `BRK`,
+//! `HVC`, `ISB`, `NOP`, `SMC`, `SVC`, and even then it may execute either until it takes a
+//! context-synchronization event itself (Will Deacon's finding). So every write is made under
+//! one of two [`Protocol`]s:
+//!
+//! * [`Protocol::Live`]: the other CPUs keep running. Only CMODX-safe words and 64-bit literals
+//!   (one single-copy-atomic aligned store, read as data) are written this way; after each
+//!   phase's maintenance the **kick** ([`kick`]) makes every other online CPU take an IPI and
+//!   waits until each has: its exception entry is a context-synchronization event (SCTLR_EL1.EIS
+//!   is set, see boot/start.s), so from its return on no CPU can run the old instruction.
+//! * [`Protocol::StopMachine`]: everything else. Every other CPU is parked in its IPI handler
+//!   ([`stop::stop_machine`]) while the writes are made; none may be interrupted inside (or right
+//!   after) a word being written ([`PatchError::SiteInUse`] after [`STOP_ATTEMPTS`]); each
+//!   executes an ISB before it leaves the park.
+//!
+//! Either way the change is then *published*: `arch::cache::patchbay_icache_published` tells
+//! the stale-I-cache model (tools/icache-plugin) that from here on every CPU must have
+//! synchronized. With one CPU online both protocols are the plain write: no IPI, no stop, no
+//! mark (one load decides).
+//!
+//! # Serialization
+//!
+//! One patcher at a time, from any CPU: the text lock is held from validation to publication, so
+//! two CPUs patching at once never interleave, and the per-CPU alias slot and the words a write
+//! expects cannot change under it. It is taken with IRQs *unmasked*, so a CPU waiting for it
+//! still answers the holder's kick or stop-the-world IPI; only the alias window masks IRQs.
 
 pub use patchbay_pure::batch::{Width, Write};
 use patchbay_pure::{
@@ -25,19 +56,50 @@ use patchbay_pure::{
 };
 
 use super::{PatchError, maintenance, text};
-use crate::{arch, memory, percpu};
+use crate::{
+    arch,
+    ipi::{self, CpuSet, Wait},
+    memory, percpu, stop,
+};
 
-/// What a poke did, for benchmarks and the console.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct PokeStats {
-    pub writes: usize,
-    /// Alias mappings made (one per page touched).
-    pub pages: usize,
-    /// Instruction words that got cache maintenance.
-    pub insn_writes: usize,
+/// How a change reaches text while other CPUs may run it (module documentation). Word-sized, so
+/// the structs that carry it are copied as whole words under strict alignment.
+#[repr(u64)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    /// CMODX-safe words and literals, written while the other CPUs run, then the kick.
+    Live,
+    /// Anything else, written while every other CPU is parked.
+    StopMachine,
 }
 
-static LOCK: spin::Mutex<()> = spin::Mutex::new(());
+impl Protocol {
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Live => "live",
+            Protocol::StopMachine => "stop-machine",
+        }
+    }
+}
+
+/// How often a stopped write is retried while another CPU sits inside a word being written.
+pub const STOP_ATTEMPTS: usize = 100;
+
+/// What a poke did, for benchmarks and the console. 32-bit counts: returned with every patch,
+/// the whole result stays small enough to be copied inline rather than by a `memcpy` call.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PokeStats {
+    pub writes: u32,
+    /// Alias mappings made (one per page touched).
+    pub pages: u32,
+    /// Instruction words that got cache maintenance.
+    pub insn_writes: u32,
+    /// Kicks sent (one per phase with instruction writes, when other CPUs are online).
+    pub kicks: u32,
+}
+
+/// The text lock (module documentation, "Serialization"): never taken with IRQs masked.
+static TEXT: spin::Mutex<()> = spin::Mutex::new(());
 
 /// IRQs masked for the guard's lifetime.
 struct IrqsOff(u64);
@@ -120,8 +182,8 @@ fn validate_phase(writes: &[Write], regions: &[Range]) -> Result<(), PatchError>
 
 /// Map the page holding `page` at this CPU's poke slot, read-write and execute-never.
 fn map_alias(slot: *mut u64, page: u64) {
-    // SAFETY: `slot` is this CPU's level-3 descriptor in the poke window, used only under LOCK
-    // with IRQs masked; it is invalid here (every map is paired with `unmap_alias`).
+    // SAFETY: `slot` is this CPU's level-3 descriptor in the poke window, used only under the
+    // text lock with IRQs masked; it is invalid here (every map is paired with `unmap_alias`).
     unsafe { slot.write_volatile(pagetable::page_desc(page, Attrs::DATA)) };
     // An invalid entry is never in a TLB: make the store visible to the walker, no TLBI needed.
     arch::mmu::publish_new_entry();
@@ -136,9 +198,10 @@ fn unmap_alias(slot: *mut u64, va: u64) {
 
 /// Write one phase (validated) through the alias, page by page, then publish its instruction
 /// lines with one maintenance pass.
+#[inline(always)]
 fn write_phase(writes: &[Write], stats: &mut PokeStats) {
     let (va, slot) = memory::poke_slot(percpu::this().id as usize);
-    stats.writes += writes.len();
+    stats.writes += writes.len() as u32;
     let mut i = 0;
     while i < writes.len() {
         let page = writes[i].addr & !(POKE_SLOT_SIZE - 1);
@@ -159,6 +222,8 @@ fn write_phase(writes: &[Write], stats: &mut PokeStats) {
                     Width::Literal => (alias as *mut u64).write_volatile(w.new),
                 }
             }
+            #[cfg(feature = "smp-teeth")]
+            teeth::between_words();
             i += 1;
         }
         unmap_alias(slot, va);
@@ -170,33 +235,127 @@ fn write_phase(writes: &[Write], stats: &mut PokeStats) {
     maintenance::sync_icache(insns);
 }
 
-/// Apply dependent phases all-or-nothing: every write of every phase is validated first (under
-/// the poke lock, IRQs masked), then the phases are written in order, each followed by its own
-/// maintenance pass and ISB, so phase N+1 is written only once phase N is visible to
-/// instruction fetch. Phases must write disjoint words (each write's `expected` is checked
-/// against memory before anything is written). Each phase is sorted in place by address.
-pub fn apply_phases(phases: &mut [&mut [Write]]) -> Result<PokeStats, PatchError> {
+/// The kick: every other online CPU takes an IPI, and this returns once each has run it. The
+/// IPI's exception entry is the context-synchronization event the Arm ARM requires of every PE
+/// that executes modified instructions (B2.2.5; Linux arm64 does the same after patching text
+/// without stop_machine). Skipped with one load when this is the only CPU online. Returns
+/// whether it was sent.
+///
+/// A CPU that does not answer within `ipi::TIMEOUT_MS` may still run the old instructions
+/// while the change is recorded as made: that is a broken machine, and a panic naming it.
+pub fn kick() -> bool {
+    if percpu::online() == 1 {
+        return false;
+    }
+    // Test-only (`icache-teeth`, `icache.break=kick`): the stale-I-cache model must catch this.
+    #[cfg(feature = "icache-teeth")]
+    let send = !arch::cache::teeth::skip_kick();
+    #[cfg(not(feature = "icache-teeth"))]
+    let send = true;
+    if send && let Err(e) = ipi::call(CpuSet::others(), |_| {}, 0, Wait::Done) {
+        panic!("patched text is written but another CPU was not synchronized: {e}");
+    }
+    arch::cache::patchbay_icache_published();
+    send
+}
+
+/// Write one validated phase with IRQs masked (the alias slot is this CPU's), publish its
+/// instruction lines to this CPU, then, with `others` online, kick them.
+fn write_live(p: &[Write], others: bool, stats: &mut PokeStats) {
+    {
+        let _irqs = IrqsOff::new();
+        write_phase(p, stats);
+    }
+    if others && p.iter().any(|w| w.width == Width::Insn) && kick() {
+        stats.kicks += 1;
+    }
+}
+
+/// Write the validated `phases` with every other CPU stopped, none of them interrupted inside
+/// (or right after) a word being written: its next instruction could pair an old word with a
+/// new one (`nop` executed, then a new `bl` without its `mov`). Retried [`STOP_ATTEMPTS`] times.
+/// Out of line: the live path, which every patch takes, stays small.
+#[inline(never)]
+fn write_stopped(phases: &[&mut [Write]], stats: &mut PokeStats) -> Result<(), PatchError> {
+    let me = percpu::this().id;
+    let mut in_use = None;
+    for _ in 0..STOP_ATTEMPTS {
+        let outcome = stop::stop_machine(|| {
+            let busy = percpu::online_cpus().filter(|c| c.id != me).find_map(|c| {
+                let pc = c.irq_elr.load(core::sync::atomic::Ordering::Relaxed);
+                phases
+                    .iter()
+                    .flat_map(|p| p.iter())
+                    .find(|w| (w.addr..w.addr + 8).contains(&pc))
+                    .map(|w| (c.id, w.addr))
+            });
+            if busy.is_none() {
+                // IRQs are masked by the stop.
+                for p in phases.iter().filter(|p| !p.is_empty()) {
+                    write_phase(p, stats);
+                }
+            }
+            busy
+        })
+        .map_err(PatchError::Stop)?;
+        match outcome {
+            // Every parked CPU executed an ISB before it left: published.
+            None => {
+                arch::cache::patchbay_icache_published();
+                return Ok(());
+            }
+            Some(site) => in_use = Some(site),
+        }
+    }
+    let (cpu, addr) = in_use.expect("at least one attempt");
+    Err(PatchError::SiteInUse { cpu, addr })
+}
+
+/// Apply dependent phases all-or-nothing under `protocol`: every write of every phase is
+/// validated first (under the text lock), then the phases are written in order, each followed
+/// by its own maintenance pass and ISB (and, live, the kick), so phase N+1 is written only once
+/// phase N is visible to instruction fetch on every CPU. Phases must write disjoint words (each
+/// write's `expected` is checked against memory before anything is written). Each phase is
+/// sorted in place by address.
+///
+/// With other CPUs online the caller must be in normal context with IRQs unmasked (the kick and
+/// the stop are IPIs): otherwise [`PatchError::Context`] and nothing is written.
+pub fn apply_phases(
+    phases: &mut [&mut [Write]],
+    protocol: Protocol,
+) -> Result<PokeStats, PatchError> {
     for p in phases.iter_mut() {
         plan::order_writes(p).map_err(|addr| PatchError::Overlap { addr })?;
     }
     let regions = text::patchable_regions();
-    let _irqs = IrqsOff::new();
-    let _lock = LOCK.lock();
+    let others = percpu::online() > 1;
+    if others {
+        ipi::check_context().map_err(PatchError::Context)?;
+    }
+    let _text = TEXT.lock();
     // Validate under the lock, so nobody changes the words between the check and the write.
     for p in phases.iter() {
         validate_phase(p, &regions)?;
     }
     let mut stats = PokeStats::default();
-    for p in phases.iter().filter(|p| !p.is_empty()) {
-        write_phase(p, &mut stats);
+    #[cfg(feature = "smp-teeth")]
+    let protocol = teeth::protocol(protocol);
+    match protocol {
+        Protocol::StopMachine if others => write_stopped(phases, &mut stats)?,
+        _ => {
+            for p in phases.iter().filter(|p| !p.is_empty()) {
+                write_live(p, others, &mut stats);
+            }
+        }
     }
     Ok(stats)
 }
 
-/// Apply `writes` all-or-nothing: validate every one, then write them through the alias and
-/// publish the instruction lines. `writes` is sorted in place by address.
+/// Apply `writes` (CMODX-safe words and literals) all-or-nothing under [`Protocol::Live`]:
+/// validate every one, then write them through the alias, publish the instruction lines and
+/// kick the other CPUs. `writes` is sorted in place by address.
 pub fn apply(writes: &mut [Write]) -> Result<PokeStats, PatchError> {
-    apply_phases(&mut [writes])
+    apply_phases(&mut [writes], Protocol::Live)
 }
 
 /// Write a freshly generated block of code into trampoline-pool memory the caller owns (from
@@ -215,8 +374,11 @@ pub fn write_pool_block(addr: u64, words: &[u32]) -> Result<PokeStats, PatchErro
     {
         return Err(PatchError::NotPatchable { addr });
     }
-    let _irqs = IrqsOff::new();
-    let _lock = LOCK.lock();
+    if percpu::online() > 1 {
+        ipi::check_context().map_err(PatchError::Context)?;
+    }
+    let _text = TEXT.lock();
+    let irqs = IrqsOff::new();
     let (va, slot) = memory::poke_slot(percpu::this().id as usize);
     let mut stats = PokeStats::default();
     let mut at = addr;
@@ -234,13 +396,20 @@ pub fn write_pool_block(addr: u64, words: &[u32]) -> Result<PokeStats, PatchErro
         }
         unmap_alias(slot, va);
     }
-    stats.writes = words.len();
-    stats.insn_writes = words.len();
+    stats.writes = words.len() as u32;
+    stats.insn_writes = words.len() as u32;
     maintenance::sync_icache(core::iter::once((addr, end)));
+    drop(irqs);
+    // A reused block may still be in another CPU's pipeline: it synchronizes too (as Linux's
+    // flush_icache_range kicks every CPU).
+    if kick() {
+        stats.kicks += 1;
+    }
     Ok(stats)
 }
 
-/// Replace the instruction at `addr`, which must currently be `expected`, with `new`.
+/// Replace the instruction at `addr`, which must currently be `expected`, with `new` (both
+/// CMODX-safe: [`Protocol::Live`]).
 pub fn poke(addr: u64, expected: u32, new: u32) -> Result<(), PatchError> {
     apply(&mut [Write::insn(addr, expected, new)]).map(|_| ())
 }
@@ -248,4 +417,46 @@ pub fn poke(addr: u64, expected: u32, new: u32) -> Result<(), PatchError> {
 /// Replace the 64-bit literal at `addr` (8-aligned), which must currently be `expected`.
 pub fn poke_literal(addr: u64, expected: u64, new: u64) -> Result<(), PatchError> {
     apply(&mut [Write::literal(addr, expected, new)]).map(|_| ())
+}
+
+/// Test-only breakage of the protocols (cargo feature `smp-teeth`, boot argument `smp.break=`),
+/// for the tests that prove a broken protocol is caught:
+///
+/// | value | effect |
+/// |---|---|
+/// | `stop-machine` | changes that need stop-the-world are written live, with a pause of [`teeth::PAUSE_US`] µs after each word, so another CPU can run a half-written site |
+#[cfg(feature = "smp-teeth")]
+mod teeth {
+    use core::sync::atomic::{AtomicBool, Ordering};
+
+    use super::Protocol;
+    use crate::arch;
+
+    /// The pause after each word of a change written live that needed stop-the-world.
+    pub const PAUSE_US: u64 = 2000;
+
+    fn skip_stop() -> bool {
+        crate::boot_info::get().bootarg("smp.break") == Some("stop-machine")
+    }
+
+    /// Set while a stop-the-world change is being written live (under the text lock).
+    static TORN: AtomicBool = AtomicBool::new(false);
+
+    /// The protocol actually used for a change that asked for `p`.
+    pub fn protocol(p: Protocol) -> Protocol {
+        let torn = p == Protocol::StopMachine && skip_stop();
+        TORN.store(torn, Ordering::Relaxed);
+        if torn { Protocol::Live } else { p }
+    }
+
+    /// After each word: pause while a stop-the-world change is written live.
+    pub fn between_words() {
+        if TORN.load(Ordering::Relaxed) {
+            let start = arch::pmu::cntvct();
+            let ticks = arch::pmu::counter_frequency() * PAUSE_US / 1_000_000;
+            while arch::pmu::cntvct().wrapping_sub(start) < ticks {
+                core::hint::spin_loop();
+            }
+        }
+    }
 }

@@ -1,13 +1,16 @@
 //! BRK probes (kprobe-style): the slow baseline the other mechanisms are compared against.
 //!
-//! Probing a site writes `brk #KPROBE_BRK` over its entry NOP (func+0; NOP <-> BRK is
-//! CMODX-safe). Calling the function then takes a synchronous exception; the handler registered
-//! for exception class 0x3c recognises the immediate and the address, runs the probe's handler
-//! with the full register state ([`ExceptionFrame`]) and resumes *after* the displaced
-//! instruction: it was a NOP, so nothing needs to be emulated or single-stepped.
+//! Probing a site writes `brk #KPROBE_BRK` over its call NOP (func+4, after the `mov x9, x30`
+//! that boot wrote at func+0): NOP <-> BRK is CMODX-safe (DDI0487 B2.2.5), so it is written
+//! live, followed by the kick (`patch::poke`). Calling the function then takes a synchronous
+//! exception; the handler registered for exception class 0x3c recognises the immediate and the
+//! address, runs the probe's handler with the full register state ([`ExceptionFrame`]) and
+//! resumes *after* the displaced instruction: it was a NOP, so nothing needs to be emulated or
+//! single-stepped.
 //!
-//! A kretprobe-style probe also hooks the return from the exception path: at func+0 the
-//! caller's return address is still in x30, so [`rethook::push`] takes `frame.x[30]`.
+//! A kretprobe-style probe also hooks the return from the exception path: at func+4 the
+//! caller's return address is still in x30 (the `mov` only copied it), so [`rethook::push`]
+//! takes `frame.x[30]`.
 //!
 //! The handler runs on the exception stack under the same recursion guard as the trampolines;
 //! a probe hit inside a handler is counted and resumed without running the handler. For
@@ -15,8 +18,8 @@
 //! `{ caller's x29, x30 } <- { .., func }`, so a backtrace taken in it shows the probed
 //! function and its callers — not the exception machinery.
 //!
-//! A site that is armed for tracing (`mov x9, x30` at its entry) cannot be probed, and a probed
-//! site cannot be armed: each path validates the entry word it expects (typed `Mismatch`).
+//! A site that is armed for tracing (`bl` at func+4) cannot be probed, and a probed site cannot
+//! be armed: each path validates the call word it expects (typed `Mismatch`).
 
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -45,7 +48,10 @@ pub struct ProbeId(pub u64);
 #[derive(Clone, Copy)]
 struct Probe {
     id: u64,
+    /// The probed function.
     addr: u64,
+    /// Where the BRK is (the site's call word).
+    brk: u64,
     name: &'static str,
     entry: Option<ProbeHandler>,
     exit: Option<rethook::ExitFn>,
@@ -89,13 +95,14 @@ fn register(
         ps.push(Probe {
             id,
             addr: site.func,
+            brk: site.call(),
             name: site.name,
             entry,
             exit,
             data,
         })
     });
-    if let Err(e) = poke::poke(site.entry(), insn::NOP, insn::brk(KPROBE_BRK)) {
+    if let Err(e) = poke::poke(site.call(), insn::NOP, insn::brk(KPROBE_BRK)) {
         with_probes(|ps| ps.retain(|p| p.id != id));
         return Err(e.into());
     }
@@ -125,7 +132,7 @@ pub fn register_kretprobe(
 pub fn unregister(id: ProbeId) -> Result<(), TraceError> {
     let p = with_probes(|ps| ps.iter().find(|p| p.id == id.0).copied());
     let p = p.ok_or(TraceError::UnknownOps(OpsId(id.0)))?;
-    poke::poke(p.addr, insn::brk(KPROBE_BRK), insn::NOP).map_err(TraceError::from)?;
+    poke::poke(p.brk, insn::brk(KPROBE_BRK), insn::NOP).map_err(TraceError::from)?;
     with_probes(|ps| ps.retain(|q| q.id != id.0));
     Ok(())
 }
@@ -168,7 +175,7 @@ fn on_brk(frame: &mut ExceptionFrame) -> bool {
     // Never held by this CPU here (IRQs were masked wherever it took the lock, and nothing that
     // holds it calls a probed function): if locked, another CPU holds it briefly. (`try_lock`
     // here made a hit on one CPU while another looked its own hit up a fatal "no probe".)
-    let probe = PROBES.lock().iter().find(|p| p.addr == frame.elr).copied();
+    let probe = PROBES.lock().iter().find(|p| p.brk == frame.elr).copied();
     let Some(p) = probe else {
         // A BRK with our immediate but no probe: a stale hit after unregister cannot happen on
         // one CPU (the NOP is back before the probe is forgotten), so this is a real fault.

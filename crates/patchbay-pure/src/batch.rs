@@ -4,13 +4,19 @@
 //!
 //! A site (`sites::Site`) has three words the engine changes: the 64-bit CALL_OPS literal at
 //! func-8, the entry word at func+0 (`nop` <-> `mov x9, x30`) and the call word at func+4
-//! (`nop` <-> `bl target`). A batch is written in two phases so that every intermediate state is
-//! a correct program:
+//! (`nop` <-> `bl target`). The kernel writes `mov x9, x30` into every site once at boot
+//! ([`Call::Prepare`], while only the boot CPU runs, as Linux's `ftrace_init` does), so a site
+//! at rest is [`SiteState::BOOT`] and every later arm, retarget or disarm changes only the call
+//! word and the literal. A batch is written in two phases so that every intermediate state is a
+//! correct program:
 //!
-//! | phase | arm (or retarget) | disarm | restore |
-//! |---|---|---|---|
-//! | 1 | `nop` → `mov x9, x30` at func+0 (first arm only); the literal, if set | `bl` → `nop` at func+4 | `bl` → `nop` at func+4 (if armed) |
-//! | 2 | `nop`/`bl old` → `bl target` at func+4 | the literal, if set | `mov x9, x30` → `nop` at func+0; the literal back to `nop; nop` |
+//! | phase | arm (or retarget) | disarm | restore (to rest) | prepare | unprepare (to compiled) |
+//! |---|---|---|---|---|---|
+//! | 1 | `nop` → `mov x9, x30` (unprepared site only); the literal, if set | `bl` → `nop` | `bl` → `nop` (if armed) | `nop` → `mov x9, x30` | `bl` → `nop` (if armed) |
+//! | 2 | `nop`/`bl old` → `bl target` | the literal, if set | the literal → `nop; nop` | — | `mov x9, x30` → `nop`; the literal → `nop; nop` |
+//!
+//! An entry-word write (`nop` <-> `mov x9, x30`) is not CMODX-safe: the plan says so
+//! (`entry_writes`), and the kernel then writes the batch with the other CPUs stopped.
 //!
 //! The steps, each its own function:
 //!
@@ -27,10 +33,10 @@
 //! let (mut phase1, mut phase2, mut entry_writes) = (Vec::new(), Vec::new(), false);
 //! let phases = [&mut phase1, &mut phase2];
 //! let next = batch::plan_change::<PlanError>(
-//!     &changes[0], &site, SiteState::COMPILED, phases, &mut entry_writes,
+//!     &changes[0], &site, SiteState::BOOT, phases, &mut entry_writes,
 //! ).unwrap();
-//! // Phase 1 writes `mov x9, x30` at func+0, phase 2 the `bl` at func+4.
-//! assert_eq!((phase1.len(), phase2.len(), entry_writes), (1, 1, true));
+//! // A site prepared at boot: only the `bl` at func+4 is written, and it is CMODX-safe.
+//! assert_eq!((phase1.len(), phase2.len(), entry_writes), (0, 1, false));
 //! assert_eq!(next.call(), Some(0x2000));
 //! ```
 
@@ -72,9 +78,21 @@ impl SiteState {
         entry_mov: 0,
     };
 
+    /// A site at rest after the kernel prepared it at boot: `mov x9, x30; nop` at the entry,
+    /// the literal `nop; nop`. Arming it writes only the call word.
+    pub const BOOT: SiteState = SiteState {
+        entry_mov: 1,
+        ..SiteState::COMPILED
+    };
+
     /// A site's state as compiled (see [`SiteState::COMPILED`]).
     pub const fn compiled() -> Self {
         Self::COMPILED
+    }
+
+    /// Not armed and the literal `nop; nop`, whatever the entry word: nothing traces the site.
+    pub fn at_rest(&self) -> bool {
+        self.call == 0 && self.literal == LITERAL_NOPS
     }
 
     /// The target the site's `bl` calls, if armed.
@@ -183,8 +201,12 @@ pub enum Call {
     To(u64),
     /// `bl` → `nop`; `mov x9, x30` stays.
     Off,
-    /// Back to the compiled bytes: `nop; nop` and the literal `nop; nop`.
+    /// Back to rest: disarmed, the literal `nop; nop`; the entry word stays.
     Restore,
+    /// `nop` → `mov x9, x30` at the entry (what the kernel does to every site at boot).
+    Prepare,
+    /// Back to the compiled bytes: `nop; nop` at the entry and in the literal.
+    Unprepare,
 }
 
 /// What happens to a site's literal.
@@ -308,19 +330,26 @@ pub fn plan_change<'a, E: From<PlanError<'a>>>(
             new.call_word = insn::NOP.into();
             literal_late = true;
         }
-        Call::Restore => {
+        Call::Restore | Call::Unprepare => {
             if st.call().is_some() {
                 phase1.push(Write::insn(site.call(), old_call, insn::NOP));
             }
-            if st.entry_mov() {
+            if c.call == Call::Unprepare && st.entry_mov() {
                 phase2.push(Write::insn(site.entry(), insn::MOV_X9_X30, insn::NOP));
+                new.entry_mov = 0;
                 *entry_writes = true;
             }
-            new.entry_mov = 0;
             new.call = 0;
             new.call_word = insn::NOP.into();
             literal = literal.or(Some(LITERAL_NOPS));
             literal_late = true;
+        }
+        Call::Prepare => {
+            if !st.entry_mov() {
+                phase1.push(Write::insn(site.entry(), insn::NOP, insn::MOV_X9_X30));
+                new.entry_mov = 1;
+                *entry_writes = true;
+            }
         }
         Call::Keep => {}
     }
@@ -451,10 +480,54 @@ mod tests {
     }
 
     #[test]
-    fn restore_reverses_the_arm_order_and_returns_to_compiled() {
+    fn prepare_writes_only_the_entry_and_arming_a_prepared_site_only_the_bl() {
+        let p = plan_one(change(0, Call::Prepare, Literal::Keep), SiteState::COMPILED).unwrap();
+        assert_eq!(
+            p.phases,
+            [vec![Write::insn(F, insn::NOP, insn::MOV_X9_X30)], vec![]]
+        );
+        assert!(p.entry_writes);
+        assert_eq!(p.next, SiteState::BOOT);
+        let again = plan_one(change(0, Call::Prepare, Literal::Keep), SiteState::BOOT).unwrap();
+        assert_eq!(
+            (again.phases, again.entry_writes),
+            ([vec![], vec![]], false)
+        );
+        let arm = plan_one(change(0, Call::To(T), Literal::Set(7)), SiteState::BOOT).unwrap();
+        let bl = insn::bl(F + 4, T).unwrap();
+        assert_eq!(
+            arm.phases,
+            [
+                vec![Write::literal(F - 8, LITERAL_NOPS, 7)],
+                vec![Write::insn(F + 4, insn::NOP, bl)]
+            ]
+        );
+        assert!(!arm.entry_writes, "no entry word: CMODX-safe writes only");
+    }
+
+    #[test]
+    fn restore_returns_to_rest_and_keeps_the_entry() {
         let mut st = armed();
         st.literal = 0x1234;
         let p = plan_one(change(0, Call::Restore, Literal::Keep), st).unwrap();
+        let bl = insn::bl(F + 4, T).unwrap();
+        assert_eq!(p.phases[0], vec![Write::insn(F + 4, bl, insn::NOP)]);
+        assert_eq!(
+            p.phases[1],
+            vec![Write::literal(F - 8, 0x1234, LITERAL_NOPS)]
+        );
+        assert!(!p.entry_writes);
+        assert_eq!(p.next, SiteState::BOOT);
+        assert!(p.next.at_rest());
+        let noop = plan_one(change(0, Call::Restore, Literal::Keep), SiteState::BOOT).unwrap();
+        assert_eq!(noop.phases, [vec![], vec![]]);
+    }
+
+    #[test]
+    fn unprepare_reverses_the_arm_order_and_returns_to_compiled() {
+        let mut st = armed();
+        st.literal = 0x1234;
+        let p = plan_one(change(0, Call::Unprepare, Literal::Keep), st).unwrap();
         let bl = insn::bl(F + 4, T).unwrap();
         assert_eq!(p.phases[0], vec![Write::insn(F + 4, bl, insn::NOP)]);
         assert_eq!(
@@ -466,8 +539,12 @@ mod tests {
         );
         assert!(p.entry_writes);
         assert_eq!(p.next, SiteState::COMPILED);
-        // Restoring a compiled site writes nothing.
-        let noop = plan_one(change(0, Call::Restore, Literal::Keep), SiteState::COMPILED).unwrap();
+        // Unpreparing a compiled site writes nothing.
+        let noop = plan_one(
+            change(0, Call::Unprepare, Literal::Keep),
+            SiteState::COMPILED,
+        )
+        .unwrap();
         assert_eq!(noop.phases, [vec![], vec![]]);
     }
 

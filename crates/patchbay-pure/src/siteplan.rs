@@ -4,7 +4,7 @@
 //!
 //! | owners | list mode | call-ops mode |
 //! |---|---|---|
-//! | none | restored to its compiled bytes | restored to its compiled bytes |
+//! | none | back to rest (`SiteState::at_rest`) | back to rest |
 //! | one | `bl` list trampoline | `bl` ops trampoline, literal = that ops |
 //! | several | `bl` list trampoline | `bl` ops trampoline, literal = the list ops |
 //!
@@ -79,7 +79,7 @@ pub struct Targets {
 pub enum SitePlan {
     /// Nothing to write.
     Keep,
-    /// Back to the compiled bytes (nobody owns the site any more).
+    /// Back to rest: disarmed, literal `nop; nop` (nobody owns the site any more).
     Restore,
     /// Arm (or retarget) the call if `arm` is set; write the literal if `literal` is set.
     Set {
@@ -92,10 +92,10 @@ pub enum SitePlan {
 /// is written.
 pub fn plan_site(st: &SiteState, owners: &Owners, mode: Mode, t: &Targets) -> SitePlan {
     if owners.count == 0 {
-        return if *st != SiteState::COMPILED {
-            SitePlan::Restore
-        } else {
+        return if st.at_rest() {
             SitePlan::Keep
+        } else {
+            SitePlan::Restore
         };
     }
     let (target, literal) = match (owners.direct, mode) {
@@ -278,7 +278,7 @@ mod tests {
     #[test]
     fn no_owner_restores_only_a_changed_site() {
         let none = owners(0, None);
-        let c = SiteState::COMPILED;
+        let c = SiteState::BOOT;
         assert_eq!(plan_site(&c, &none, Mode::List, &T), SitePlan::Keep);
         let armed = apply(c, plan_site(&c, &owners(1, None), Mode::CallOps, &T));
         assert_eq!(
@@ -295,7 +295,7 @@ mod tests {
             Some(DirectRoute::Bl(TRAMP)),
             Some(DirectRoute::ViaDirectCaller),
         ];
-        let mut st = SiteState::COMPILED;
+        let mut st = SiteState::BOOT;
         for count in [1, 2, 0, 1, 3, 0] {
             for direct in routes {
                 for mode in [Mode::List, Mode::CallOps] {
@@ -305,6 +305,6 @@ mod tests {
                 }
             }
         }
-        assert_eq!(st, SiteState::COMPILED);
+        assert_eq!(st, SiteState::BOOT);
     }
 }

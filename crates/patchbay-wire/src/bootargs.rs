@@ -5,11 +5,16 @@
 //! |---|---|---|
 //! | [`CLOCK`] | a [`ClockMode`](patchbay_board::ClockMode) name: `qemu-icount`, `qemu`, `hardware` | what one counter tick is (`bench::clock::mode`) |
 //! | [`EMULATOR`] | `qemu-<version>`, e.g. `qemu-10.0.2` | the `emulator` field of every `@bench` header |
+//! | [`BENCH_ONLY`] | [`PROTOCOLS`] | `pb bench`'s extra boots with 2 and 4 CPUs: only the `patch-protocol` records (`bench::suite::run_all`) |
 
 /// The clock mode.
 pub const CLOCK: &str = "patchbay.clock";
 /// The emulator and its version; absent on a board (whose header then says `none`).
 pub const EMULATOR: &str = "patchbay.emulator";
+/// Run only one part of the benchmark suite.
+pub const BENCH_ONLY: &str = "bench.only";
+/// [`BENCH_ONLY`]'s value for the patch-protocol records.
+pub const PROTOCOLS: &str = "patch-protocol";
 
 /// `key=value`, as it appears in the boot arguments.
 pub fn arg<'a>(key: &'a str, value: &'a str) -> impl core::fmt::Display + 'a {

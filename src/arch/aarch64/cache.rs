@@ -5,12 +5,13 @@
 //!
 //! # The stale-I-cache model's hooks (`tools/icache-plugin`, README "Stale-I-cache model")
 //!
-//! * [`isb_published`] marks the point where a change is *published*: every later execution of
-//!   the changed lines, on any CPU, must follow that CPU's own context synchronization after the
-//!   invalidation. The mark costs no instruction: the address of the instruction after the
-//!   final ISB goes into the non-loaded ELF section `.patchbay.icache_published`, which the
-//!   plugin reads. When other CPUs run (the SMP issue), the kick of the other CPUs goes between
-//!   the ISB and the mark.
+//! * [`patchbay_icache_published`] marks the point where a change is *published*: every later
+//!   execution of the changed lines, on any CPU, must follow that CPU's own context
+//!   synchronization after the invalidation. The plugin watches that symbol's entry. The patch
+//!   path calls it after the final ISB *and* after the kick of the other CPUs
+//!   (`patch::poke::kick`), or after a stop-the-world released them; with one CPU online
+//!   publication means nothing (the writing CPU's own ISB is always required) and it is not
+//!   called.
 //! * Test builds with the cargo feature `icache-teeth` drop one step of the sequence, chosen by
 //!   the boot argument `icache.break=` (see [`teeth`]), so `make test-icache` can check that the
 //!   model catches each. Without the feature the primitives are the plain instructions.
@@ -69,6 +70,10 @@ pub fn ic_ivau(addr: u64) {
 /// of unification (broadcast).
 #[inline(always)]
 pub fn ic_ialluis() {
+    #[cfg(feature = "icache-teeth")]
+    if teeth::skip_ialluis() {
+        return;
+    }
     // SAFETY: invalidating I-cache lines only forces refetches.
     unsafe { core::arch::asm!("ic ialluis", options(nostack, preserves_flags)) };
 }
@@ -108,28 +113,27 @@ pub fn dsb_ish_maintenance() {
     super::cpu::dsb_ish();
 }
 
-/// The sequence's final `ISB` (this PE refetches everything after it), then the publication
-/// mark for the stale-I-cache model (see the module documentation): the address of the next
-/// instruction is recorded in the non-loaded section `.patchbay.icache_published`.
+/// The sequence's final `ISB`: this PE refetches everything after it.
 #[inline(always)]
-pub fn isb_published() {
+pub fn isb_sequence() {
     #[cfg(feature = "icache-teeth")]
     if teeth::skip_isb() {
         return;
     }
-    // SAFETY: a barrier has no memory or register effects visible to Rust; the section entry
-    // is data in a section that is not loaded, so it changes nothing at run time.
-    unsafe {
-        core::arch::asm!(
-            "isb",
-            ".pushsection .patchbay.icache_published, \"\", %progbits",
-            ".balign 8",
-            ".quad 2f",
-            ".popsection",
-            "2:",
-            options(nostack, preserves_flags)
-        )
-    };
+    // SAFETY: a barrier has no memory or register effects visible to Rust.
+    unsafe { core::arch::asm!("isb", options(nostack, preserves_flags)) };
+}
+
+/// The publication mark for the stale-I-cache model (see the module documentation): the plugin
+/// watches the entry of this function, by its symbol `patchbay_icache_published`. Only a patch
+/// made while other CPUs are online calls it (the patch path's kick or stop-the-world), so a
+/// single CPU pays nothing; with more, a call and a return.
+#[inline(never)]
+#[unsafe(no_mangle)]
+pub extern "C" fn patchbay_icache_published() {
+    // SAFETY: an empty asm statement emits nothing and touches nothing; it only keeps the call
+    // (a function without effects could be dropped by the optimizer).
+    unsafe { core::arch::asm!("", options(nostack, preserves_flags)) };
 }
 
 /// Test-only breakage of the text-modification sequence, for the stale-I-cache model's own
@@ -144,9 +148,8 @@ pub fn isb_published() {
 /// | `dsb2` | no `DSB ISH` after the invalidations |
 /// | `isb` | no final `ISB` |
 /// | `off-by-one` | clean and invalidate the line *after* each one written |
-///
-/// `kick` (no IPI to the other CPUs before the publication mark) is reserved for the SMP issue,
-/// which adds the kick.
+/// | `ialluis` | no `IC IALLUIS` (the pass over very many lines) |
+/// | `kick` | no kick of the other CPUs before the publication mark (`patch::poke::kick`) |
 #[cfg(feature = "icache-teeth")]
 pub mod teeth {
     use core::sync::atomic::{AtomicU8, Ordering};
@@ -161,6 +164,8 @@ pub mod teeth {
         Dsb2,
         Isb,
         OffByOne,
+        IcIalluis,
+        Kick,
     }
 
     /// The step to drop, parsed once by [`select`] (0: not yet).
@@ -169,7 +174,7 @@ pub mod teeth {
     /// invalidations; the final ISB resets it.
     static DSBS: AtomicU8 = AtomicU8::new(0);
 
-    const STEPS: [Step; 7] = [
+    const STEPS: [Step; 9] = [
         Step::None,
         Step::DcCvau,
         Step::Dsb1,
@@ -177,6 +182,8 @@ pub mod teeth {
         Step::Dsb2,
         Step::Isb,
         Step::OffByOne,
+        Step::IcIalluis,
+        Step::Kick,
     ];
 
     fn step() -> Step {
@@ -201,6 +208,8 @@ pub mod teeth {
             Some("dsb2") => Step::Dsb2,
             Some("isb") => Step::Isb,
             Some("off-by-one") => Step::OffByOne,
+            Some("ialluis") => Step::IcIalluis,
+            Some("kick") => Step::Kick,
             Some(other) => panic!("icache.break={other}: unknown step"),
             None => Step::None,
         };
@@ -227,5 +236,13 @@ pub mod teeth {
     pub fn skip_isb() -> bool {
         DSBS.store(0, Ordering::Relaxed);
         step() == Step::Isb
+    }
+
+    pub fn skip_ialluis() -> bool {
+        step() == Step::IcIalluis
+    }
+
+    pub fn skip_kick() -> bool {
+        step() == Step::Kick
     }
 }

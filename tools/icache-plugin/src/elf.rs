@@ -1,11 +1,12 @@
-//! What the plugin needs from the kernel ELF: function symbols for reports, and the
-//! publication markers.
+//! What the plugin needs from the kernel ELF: function symbols for reports, the publication
+//! markers, and the text as linked (the old word of a code word before its first recorded
+//! store).
 
-use object::{Object, ObjectSection, ObjectSymbol, SymbolKind};
+use object::{Object, ObjectSection, ObjectSymbol, SectionKind, SymbolKind};
 
-/// The section holding one 64-bit address per publication marker (see `src/arch/aarch64/cache.rs`):
-/// the instruction right after the point where a change is published to every CPU.
-pub const MARKERS: &str = ".patchbay.icache_published";
+/// The function the kernel calls once a change is published to every CPU (see
+/// `src/arch/aarch64/cache.rs`): executing its entry is the publication mark.
+pub const MARKER: &str = "patchbay_icache_published";
 
 /// Function symbols sorted by address.
 pub struct Symbols(Vec<(u64, u64, String)>);
@@ -23,8 +24,30 @@ impl Symbols {
     }
 }
 
-/// Symbols and marker addresses of the ELF at `path`.
-pub fn load(path: &str) -> Result<(Symbols, Vec<u64>), String> {
+/// The executable sections' bytes as linked, by address (the kernel runs identity-mapped, so
+/// these are physical addresses too).
+pub struct Text(Vec<(u64, Vec<u8>)>);
+
+impl Text {
+    /// The 4-byte word at `addr` as linked, if `addr` is in an executable section.
+    pub fn word(&self, addr: u64) -> Option<u32> {
+        let i = self.0.partition_point(|s| s.0 <= addr).checked_sub(1)?;
+        let (start, bytes) = &self.0[i];
+        let off = usize::try_from(addr - start).ok()?;
+        let b = bytes.get(off..off + 4)?;
+        Some(u32::from_le_bytes(b.try_into().ok()?))
+    }
+}
+
+/// What [`load`] reads from the ELF.
+pub struct Kernel {
+    pub symbols: Symbols,
+    pub markers: Vec<u64>,
+    pub text: Text,
+}
+
+/// Symbols, the marker's address (none in a kernel without one) and text of the ELF at `path`.
+pub fn load(path: &str) -> Result<Kernel, String> {
     let data = std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}"))?;
     let file = object::File::parse(&*data).map_err(|e| format!("{path}: {e}"))?;
     let mut syms: Vec<(u64, u64, String)> = file
@@ -40,14 +63,20 @@ pub fn load(path: &str) -> Result<(Symbols, Vec<u64>), String> {
         })
         .collect();
     syms.sort_unstable_by_key(|s| s.0);
-    let markers = match file.section_by_name(MARKERS) {
-        Some(sec) => sec
-            .data()
-            .map_err(|e| format!("{path}: {MARKERS}: {e}"))?
-            .chunks_exact(8)
-            .map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default()))
-            .collect(),
-        None => Vec::new(),
-    };
-    Ok((Symbols(syms), markers))
+    let markers = file
+        .symbols()
+        .filter(|s| s.name() == Ok(MARKER))
+        .map(|s| s.address())
+        .collect();
+    let mut text: Vec<(u64, Vec<u8>)> = file
+        .sections()
+        .filter(|s| s.kind() == SectionKind::Text)
+        .filter_map(|s| Some((s.address(), s.data().ok()?.to_vec())))
+        .collect();
+    text.sort_unstable_by_key(|s| s.0);
+    Ok(Kernel {
+        symbols: Symbols(syms),
+        markers,
+        text: Text(text),
+    })
 }

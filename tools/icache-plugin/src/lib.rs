@@ -11,7 +11,7 @@
 //!   and translated through the guest's tables, so exactly that line is maintained; `IC
 //!   IALLU[IS]`, maintenance-completing `DSB`s, `ISB`, `ERET` and the first instruction of each
 //!   VBAR_EL1 vector (exception entry);
-//! * execution of the kernel's publication markers (section `.patchbay.icache_published`);
+//! * execution of the kernel's publication mark (the entry of `patchbay_icache_published`);
 //! * every translation block executed while the model tracks stale lines (a conditional
 //!   callback: when nothing is stale it costs one inline compare per block).
 //!
@@ -157,12 +157,16 @@ struct State {
     cpus: usize,
     symbols: elf::Symbols,
     markers: Vec<u64>,
+    /// The text as linked: the old word of a code word no store or translation has shown yet.
+    text: elf::Text,
     regs: OnceLock<Regs>,
     model: Mutex<Option<Model>>,
     /// Executable physical ranges, and the regime they were computed under.
     code: RwLock<(Regime, Vec<(u64, u64)>)>,
-    /// Last known instruction word per physical address (for the CMODX old word).
-    words: Mutex<HashMap<u64, u32>>,
+    /// Last known instruction word per physical address (for the CMODX old word), from stores
+    /// and translations (`None`: overwritten by a store of another size, unknown); before
+    /// either, the ELF's text.
+    words: Mutex<HashMap<u64, Option<u32>>>,
     stale: Flag,
     done: AtomicBool,
 }
@@ -312,7 +316,11 @@ impl Register for Plugin {
             }
         }
         let elf_path = elf_path.unwrap_or_else(|| fatal("missing argument elf=KERNEL_ELF"));
-        let (symbols, markers) = elf::load(&elf_path).unwrap_or_else(|e| fatal(&e));
+        let elf::Kernel {
+            symbols,
+            markers,
+            text,
+        } = elf::load(&elf_path).unwrap_or_else(|e| fatal(&e));
         let cpus = info.system.as_ref().map_or(1, |s| s.smp_vcpus.max(1)) as usize;
         if cpus > 64 {
             fatal("the model handles at most 64 CPUs");
@@ -325,6 +333,7 @@ impl Register for Plugin {
             cpus,
             symbols,
             markers,
+            text,
             regs: OnceLock::new(),
             model: Mutex::new(None),
             code: RwLock::new((Regime::default(), Vec::new())),
@@ -386,7 +395,7 @@ impl HasCallbacks for Plugin {
                     pa.pa
                 }
             };
-            words.push((pa, word));
+            words.push((pa, Some(word)));
             instrument(&insn, va, word, vbar, &s.markers);
         }
         s.words
@@ -427,12 +436,12 @@ fn instrument(insn: &qemu_plugin::Instruction, va: u64, word: u32, vbar: u64, ma
             };
             let old = {
                 let mut words = s.words.lock().unwrap_or_else(|e| e.into_inner());
-                let old = words.get(&spa).copied();
+                let old = words.get(&spa).copied().unwrap_or_else(|| s.text.word(spa));
                 if size == 4 {
-                    words.insert(spa, new as u32);
+                    words.insert(spa, Some(new as u32));
                 } else {
                     for w in (spa & !3..spa + size).step_by(4) {
-                        words.remove(&w);
+                        words.insert(w, None);
                     }
                 }
                 old

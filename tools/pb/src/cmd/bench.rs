@@ -15,6 +15,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use patchbay_wire::bootargs;
+
 use crate::cmd::run::{self, Sink};
 use crate::outputs;
 use crate::records::{self, Record};
@@ -108,8 +110,9 @@ impl<W: Write> Write for BarWriter<W> {
     }
 }
 
-pub fn main(args: Args) -> Result<ExitCode> {
-    let run_args = run::Args {
+/// How `pb bench` boots the kernel: as `pb run --icount` with the ELF's directives.
+fn kernel_run_args(args: &Args) -> run::Args {
+    run::Args {
         machine: None,
         cpu: None,
         smp: args.smp,
@@ -127,7 +130,11 @@ pub fn main(args: Args) -> Result<ExitCode> {
         icache: None,
         kernel: args.kernel.clone(),
         bootargs: Vec::new(),
-    };
+    }
+}
+
+pub fn main(args: Args) -> Result<ExitCode> {
+    let run_args = kernel_run_args(&args);
     let bar = ProgressBar::new_spinner();
     bar.set_style(
         ProgressStyle::with_template("{spinner} {pos} result records  [{elapsed}]  {msg}")
@@ -157,8 +164,53 @@ pub fn main(args: Args) -> Result<ExitCode> {
         outputs::remove_stale(&args.out)?;
         return Ok(ExitCode::from(outcome.code));
     }
-    let parsed = records::parse_log(&console);
+    let mut parsed = records::parse_log(&console);
+    // The patch-protocol records with more CPUs online: the same kernel, booted again.
+    if parsed.failures().is_empty() {
+        for cpus in PROTOCOL_CPUS {
+            let extra = protocol_boot(&args, cpus)?;
+            if !extra.failures().is_empty() {
+                eprintln!(
+                    "pb: the {cpus}-CPU patch-protocol boot: {:?}",
+                    extra.failures()
+                );
+                return Ok(ExitCode::FAILURE);
+            }
+            parsed.end = parsed.end.map(|n| n + extra.results.len());
+            parsed.results.extend(extra.results);
+        }
+    }
     outputs::finish(&parsed, &log.display().to_string(), &args.out)
+}
+
+/// The CPU counts of the extra boots for the `patch-protocol` records (the main boot has 1).
+const PROTOCOL_CPUS: [u32; 2] = [2, 4];
+
+/// Boot the kernel with `cpus` CPUs and `bench.only=patch-protocol`; its console goes to
+/// `protocol-<cpus>cpu.log` in the output directory.
+fn protocol_boot(args: &Args, cpus: u32) -> Result<records::Run> {
+    let mut run_args = kernel_run_args(args);
+    run_args.smp = Some(cpus);
+    run_args
+        .bootargs
+        .push(bootargs::arg(bootargs::BENCH_ONLY, bootargs::PROTOCOLS).to_string());
+    let outcome = run::run(&run_args, &mut || {
+        let out: Sink = Box::new(io::sink());
+        let err: Sink = Box::new(io::stderr());
+        (out, err)
+    })?;
+    let console = outcome.console();
+    let log = args.out.join(format!("protocol-{cpus}cpu.log"));
+    fs::write(&log, format!("{console}\n"))
+        .with_context(|| format!("cannot write {}", log.display()))?;
+    if !outcome.succeeded() {
+        anyhow::bail!(
+            "the {cpus}-CPU patch-protocol boot failed (status {}); its console is in {}",
+            outcome.code,
+            log.display()
+        );
+    }
+    Ok(records::parse_log(&console))
 }
 
 #[cfg(test)]
