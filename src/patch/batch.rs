@@ -61,11 +61,21 @@ pub const STOP_ATTEMPTS: usize = 100;
 /// after) a word being written.
 fn apply_stopped(phase1: &mut [Write], phase2: &mut [Write]) -> Result<PokeStats, PatchError> {
     let me = percpu::this().id;
+    // A CPU stopped inside a trampoline may sit between a site's `bl` and the trampoline's load
+    // of that site's literal: both phases are written in one stop, so a literal cleared now
+    // (restore) would be read as `nop; nop` when it resumes. Found by the grace-period tests.
+    let literals = phase1
+        .iter()
+        .chain(phase2.iter())
+        .any(|w| w.width == poke::Width::Literal);
     let mut in_use = None;
     for _ in 0..STOP_ATTEMPTS {
         let outcome = stop::stop_machine(|| {
             let busy = percpu::online_cpus().filter(|c| c.id != me).find_map(|c| {
                 let pc = c.irq_elr.load(Ordering::Relaxed);
+                if literals && crate::unwind::in_trampoline(pc.wrapping_add(4)) {
+                    return Some((c.id, pc));
+                }
                 phase1
                     .iter()
                     .chain(phase2.iter())
