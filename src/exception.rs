@@ -26,7 +26,11 @@
 //!
 //! The run then ends with [`ExitCode::Failure`](crate::exit::ExitCode::Failure).
 
-use core::{fmt::Write, mem::offset_of, sync::atomic::Ordering};
+use core::{
+    fmt::Write,
+    mem::offset_of,
+    sync::atomic::{AtomicU8, AtomicUsize, Ordering},
+};
 
 use patchbay_pure::esr::{self, Decoded};
 
@@ -89,8 +93,23 @@ impl Kind {
 pub type SyncHandler = fn(&mut ExceptionFrame) -> bool;
 
 const MAX_HANDLERS: usize = 4;
-static HANDLERS: spin::Mutex<[(u8, Option<SyncHandler>); MAX_HANDLERS]> =
-    spin::Mutex::new([(0, None); MAX_HANDLERS]);
+
+/// One registered handler: its exception class and the `SyncHandler` (0: free slot). Read
+/// without a lock: any CPU may take a BRK while another is inside the exception path (a lock
+/// tried there would fail under contention and turn a probe hit into a fatal report).
+struct Slot {
+    ec: AtomicU8,
+    handler: AtomicUsize,
+}
+
+static HANDLERS: [Slot; MAX_HANDLERS] = [const {
+    Slot {
+        ec: AtomicU8::new(0),
+        handler: AtomicUsize::new(0),
+    }
+}; MAX_HANDLERS];
+/// Serialises registration (lookups take no lock).
+static REGISTER: spin::Mutex<()> = spin::Mutex::new(());
 
 /// A registered handler, for [`unregister_sync_handler`].
 #[derive(Debug, PartialEq, Eq)]
@@ -98,15 +117,31 @@ pub struct HandlerId(usize);
 
 /// Register `h` for exception class `ec` (e.g. 0x3c, BRK); `None` if all slots are used.
 pub fn register_sync_handler(ec: u8, h: SyncHandler) -> Option<HandlerId> {
-    let mut hs = HANDLERS.lock();
-    let i = hs.iter().position(|s| s.1.is_none())?;
-    hs[i] = (ec, Some(h));
+    let _one = REGISTER.lock();
+    let i = HANDLERS
+        .iter()
+        .position(|s| s.handler.load(Ordering::Relaxed) == 0)?;
+    HANDLERS[i].ec.store(ec, Ordering::Relaxed);
+    // Release: a CPU that sees the handler sees its class.
+    HANDLERS[i].handler.store(h as usize, Ordering::Release);
     Some(HandlerId(i))
 }
 
 /// Remove a handler registered with [`register_sync_handler`].
 pub fn unregister_sync_handler(id: HandlerId) {
-    HANDLERS.lock()[id.0] = (0, None);
+    let _one = REGISTER.lock();
+    HANDLERS[id.0].handler.store(0, Ordering::Release);
+}
+
+/// The handler registered for class `ec`, if any.
+fn sync_handler(ec: u8) -> Option<SyncHandler> {
+    HANDLERS.iter().find_map(|s| {
+        let h = s.handler.load(Ordering::Acquire);
+        (h != 0 && s.ec.load(Ordering::Relaxed) == ec).then(|| {
+            // SAFETY: only `register_sync_handler` stores a nonzero value, a `SyncHandler`.
+            unsafe { core::mem::transmute::<usize, SyncHandler>(h) }
+        })
+    })
 }
 
 /// Install the vector table.
@@ -135,12 +170,7 @@ extern "C" fn __patchbay_exception(kind: u64, frame: &mut ExceptionFrame) {
             arch::psci::system_off();
             arch::cpu::halt();
         }
-        let handler = HANDLERS.try_lock().and_then(|hs| {
-            hs.iter()
-                .find(|s| s.0 == ec && s.1.is_some())
-                .and_then(|s| s.1)
-        });
-        if let Some(h) = handler
+        if let Some(h) = sync_handler(ec)
             && h(frame)
         {
             return;
