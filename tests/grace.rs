@@ -12,7 +12,6 @@ extern crate alloc;
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use patchbay_pure::batch::Width;
 use patchbay::{
     arch,
     grace::{self, GraceError},
@@ -22,6 +21,7 @@ use patchbay::{
     smp, subjects,
     trace::{self, DirectCtx, DirectKind, Filter, FtraceRegs, Mode, Ops, Reach},
 };
+use patchbay_pure::batch::Width;
 
 #[cfg(feature = "bsp_qemu_virt")]
 patchbay::qemu_directives!("smp=4", "timeout=120", "bootargs=patchbay.tick_hz=500");
@@ -177,11 +177,17 @@ fn a_cpu_inside_a_handler_holds_the_grace_period(attach: impl FnOnce() -> trace:
         patchbay::percpu::CPUS[2].ticks.load(Ordering::Relaxed) > ticks,
         "CPU 2 took interrupts inside the handler"
     );
-    assert!(!FREED.load(Ordering::Acquire), "freed during the grace period");
+    assert!(
+        !FREED.load(Ordering::Acquire),
+        "freed during the grace period"
+    );
     HOLD.store(false, Ordering::Release);
     wait_until("CPU 2 to return", || smp::idle_cpu(2));
     grace::synchronize().unwrap();
-    assert!(FREED.load(Ordering::Acquire), "freed after the grace period");
+    assert!(
+        FREED.load(Ordering::Acquire),
+        "freed after the grace period"
+    );
 }
 
 #[kernel_test]
@@ -227,8 +233,13 @@ fn a_cpu_that_passes_no_quiescent_point_is_a_typed_timeout() {
 #[kernel_test]
 fn freed_trampoline_memory_holds_the_trap_pattern() {
     let obs = sites::by_name("patchbay::subjects::observe").unwrap();
-    let id = trace::attach_direct(obs, DirectKind::Entry(holding_direct), 0, Reach::FarViaVeneer)
-        .unwrap();
+    let id = trace::attach_direct(
+        obs,
+        DirectKind::Entry(holding_direct),
+        0,
+        Reach::FarViaVeneer,
+    )
+    .unwrap();
     let (tramp, veneer) = trace::direct::trampoline_of(id).unwrap();
     let veneer = veneer.unwrap();
     let word = |a: u64| poke::read(a, Width::Insn) as u32;

@@ -136,7 +136,11 @@ pub fn unregister(id: ProbeId) -> Result<(), TraceError> {
     let p = with_probes(|ps| ps.iter().find(|p| p.id == id.0 && !p.retired).copied());
     let p = p.ok_or(TraceError::UnknownOps(OpsId(id.0)))?;
     poke::poke(p.addr, insn::brk(KPROBE_BRK), insn::NOP).map_err(TraceError::from)?;
-    with_probes(|ps| ps.iter_mut().filter(|q| q.id == id.0).for_each(|q| q.retired = true));
+    with_probes(|ps| {
+        ps.iter_mut()
+            .filter(|q| q.id == id.0)
+            .for_each(|q| q.retired = true)
+    });
     crate::grace::call_after(move || with_probes(|ps| ps.retain(|q| q.id != id.0)));
     Ok(())
 }

@@ -36,9 +36,8 @@ use patchbay::{
     arch, boot_info,
     exception::ExceptionFrame,
     grace,
-    percpu,
     patch::{poke, sites, text},
-    println, smp,
+    percpu, println, smp,
     subjects::{
         self,
         signatures::{self as sig, Pair16},
@@ -312,7 +311,8 @@ fn worker(seed: u64) {
                 let want = (en * subject.calls, ex * subject.calls);
                 let got = (c1.0 - c0.0, c1.1 - c0.1);
                 assert_eq!(
-                    got, want,
+                    got,
+                    want,
                     "storm: CPU {me}: {} in stable {mode:?} (epoch {e0}) counted (entries, exits) {got:?}, expected {want:?} (entry word {:#010x}, {} probe hits, {} refused recursions here)",
                     subject.name,
                     poke::read(FUNCS[s].load(Ordering::Relaxed), poke::Width::Insn),
@@ -330,7 +330,10 @@ fn worker(seed: u64) {
                 0,
                 "storm: CPU {me}: shadow stack not empty between calls"
             );
-            assert!(grace::quiescent(), "storm: a worker loop is outside tracing");
+            assert!(
+                grace::quiescent(),
+                "storm: a worker loop is outside tracing"
+            );
         }
         LOOPS[me - 1].fetch_add(1, Ordering::Release);
     }
@@ -360,9 +363,7 @@ fn attach(s: usize, mode: Mode) -> Held {
             direct(DirectKind::Entry(on_direct), Reach::FarViaVeneer).map(Held::Ops)
         }
         Mode::Fexit => direct(DirectKind::Fexit(on_fexit), Reach::Near).map(Held::Ops),
-        Mode::Rethook => {
-            trace::attach(glob(), on_ops_hook, data, TraceMode::List).map(Held::Ops)
-        }
+        Mode::Rethook => trace::attach(glob(), on_ops_hook, data, TraceMode::List).map(Held::Ops),
         Mode::Fprobe => fprobe::register(
             glob(),
             Some(on_fprobe_entry),
@@ -371,8 +372,9 @@ fn attach(s: usize, mode: Mode) -> Held {
         )
         .map(Held::Fprobe),
         Mode::Brk => kprobe::register_kprobe(site, on_brk, data).map(Held::Probe),
-        Mode::Kretprobe => kprobe::register_kretprobe(site, None, on_kret_exit, data)
-            .map(Held::Probe),
+        Mode::Kretprobe => {
+            kprobe::register_kretprobe(site, None, on_kret_exit, data).map(Held::Probe)
+        }
     };
     r.unwrap_or_else(|e| panic!("storm: attaching {mode:?} to {}: {e}", site.name))
 }
@@ -439,10 +441,14 @@ pub fn run() {
     );
     assert_eq!(percpu::online(), 1 + WORKERS as u32, "storm: needs 4 CPUs");
     let boot_text = text::text_hash();
-    let pools = [PoolKind::Near, PoolKind::Far].map(|k| (pool::usage(k), text::hash_range(k.range())));
+    let pools =
+        [PoolKind::Near, PoolKind::Far].map(|k| (pool::usage(k), text::hash_range(k.range())));
     let grace0 = grace::stats();
     for (s, subject) in SUBJECTS.iter().enumerate() {
-        FUNCS[s].store(sites::by_name(subject.name).unwrap().func, Ordering::Relaxed);
+        FUNCS[s].store(
+            sites::by_name(subject.name).unwrap().func,
+            Ordering::Relaxed,
+        );
     }
     for w in 1..=WORKERS {
         smp::run_on(w, worker, w as u64 * 0x1234_5678).unwrap();
@@ -509,7 +515,10 @@ pub fn run() {
     }
     QUIT.store(true, Ordering::Release);
     while !(1..=WORKERS).all(smp::idle_cpu) {
-        assert!(seconds_since(start) < 600, "storm: the workers did not stop");
+        assert!(
+            seconds_since(start) < 600,
+            "storm: the workers did not stop"
+        );
         core::hint::spin_loop();
     }
     for h in held {
@@ -517,7 +526,10 @@ pub fn run() {
     }
     grace::synchronize().unwrap();
 
-    let (armed, off) = (ARMED.load(Ordering::Relaxed), DISARMED.load(Ordering::Relaxed));
+    let (armed, off) = (
+        ARMED.load(Ordering::Relaxed),
+        DISARMED.load(Ordering::Relaxed),
+    );
     assert!(
         armed >= 1000 && off >= 100,
         "storm: too few calls checked in stable epochs (armed {armed}, off {off})"
@@ -526,7 +538,10 @@ pub fn run() {
     assert_eq!(hooked, returned, "storm: a return hook without its exit");
     assert_eq!(rethook::overflows(), 0, "storm: shadow stack overflows");
     let g = grace::stats();
-    assert_eq!(g.deferred, g.freed, "storm: deferred items not freed: {g:?}");
+    assert_eq!(
+        g.deferred, g.freed,
+        "storm: deferred items not freed: {g:?}"
+    );
     assert!(
         g.completed - grace0.completed >= switches / ROUND as u64,
         "storm: fewer grace periods than switches: {g:?}"
@@ -542,7 +557,11 @@ pub fn run() {
         );
         assert_eq!(text::hash_range(k.range()), hash, "storm: {k:?} pool bytes");
     }
-    assert_eq!(text::text_hash(), boot_text, "storm: text not byte-identical to boot");
+    assert_eq!(
+        text::text_hash(),
+        boot_text,
+        "storm: text not byte-identical to boot"
+    );
     let mut line = alloc::string::String::new();
     let _ = write!(
         line,

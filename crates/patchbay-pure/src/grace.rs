@@ -117,7 +117,11 @@ impl Sequence {
     /// # Panics
     /// If one is already running.
     pub fn start(&mut self) -> u64 {
-        assert!(!self.running(), "grace period {} still running", self.started);
+        assert!(
+            !self.running(),
+            "grace period {} still running",
+            self.started
+        );
         self.started += 1;
         self.started
     }
@@ -166,14 +170,21 @@ impl<T> Deferred<T> {
     /// decreases).
     pub fn push(&mut self, gp: u64, item: T) {
         if let Some(&(last, _)) = self.items.back() {
-            assert!(gp >= last, "deferred item for grace period {gp} after {last}");
+            assert!(
+                gp >= last,
+                "deferred item for grace period {gp} after {last}"
+            );
         }
         self.items.push_back((gp, item));
     }
 
     /// Take every item whose grace period is among the first `completed`, oldest first.
     pub fn take_ready(&mut self, completed: u64) -> Vec<T> {
-        let n = self.items.iter().take_while(|(gp, _)| *gp <= completed).count();
+        let n = self
+            .items
+            .iter()
+            .take_while(|(gp, _)| *gp <= completed)
+            .count();
         self.items.drain(..n).map(|(_, t)| t).collect()
     }
 
