@@ -304,13 +304,13 @@ pub fn poll() -> Option<usize> {
         pass(me.id as usize);
     }
     let (ready, pending) = with_state(|s| {
-        if let Some((gp, w)) = &mut s.running {
-            if w.pending(word).is_none() {
-                let gp = *gp;
-                s.seq.complete(gp);
-                s.running = None;
-                WAITING.store(false, Ordering::Relaxed);
-            }
+        if let Some((gp, w)) = &mut s.running
+            && w.pending(word).is_none()
+        {
+            let gp = *gp;
+            s.seq.complete(gp);
+            s.running = None;
+            WAITING.store(false, Ordering::Relaxed);
         }
         if s.running.is_none() && s.queue.oldest().is_some_and(|gp| gp > s.seq.completed()) {
             let gp = s.seq.start();

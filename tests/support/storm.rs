@@ -305,7 +305,7 @@ fn worker(seed: u64) {
             );
             let e1 = EPOCH[s].load(Ordering::Acquire);
             CALLS.fetch_add(1, Ordering::Relaxed);
-            if e0 == e1 && e0 % 2 == 0 {
+            if e0 == e1 && e0.is_multiple_of(2) {
                 let mode = MODES[mode as usize];
                 let (en, ex) = mode.promises();
                 let want = (en * subject.calls, ex * subject.calls);
