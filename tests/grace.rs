@@ -31,6 +31,17 @@ patchbay::qemu_directives!("timeout=120", "bootargs=patchbay.tick_hz=500");
 patchbay::test_kernel_main!();
 
 static QUIT: AtomicBool = AtomicBool::new(false);
+
+/// Trace the subject `name` with `handler` in `mode`.
+fn trace_subject(name: &str, handler: trace::Handler, mode: Mode) -> trace::OpsId {
+    trace::attach(
+        Filter::Glob(alloc::format!("patchbay::subjects::{name}")),
+        handler,
+        0,
+        mode,
+    )
+    .unwrap()
+}
 static CALLS: AtomicU64 = AtomicU64::new(0);
 
 fn wait_until(what: &str, done: impl Fn() -> bool) {
@@ -74,13 +85,7 @@ extern "C" fn count(_: u64, _: u64, _: &Ops, _: &mut FtraceRegs) {
 
 #[kernel_test]
 fn busy_workers_pass_quiescent_points_between_calls() {
-    let id = trace::attach(
-        Filter::Glob("patchbay::subjects::leaf".into()),
-        count,
-        0,
-        Mode::CallOps,
-    )
-    .unwrap();
+    let id = trace_subject("leaf", count, Mode::CallOps);
     for cpu in 1..4 {
         smp::run_on(cpu, quiescent_worker, 0).unwrap();
     }
@@ -104,13 +109,7 @@ fn plain_worker(_: u64) {
 
 #[kernel_test]
 fn an_interrupt_outside_tracing_is_a_quiescent_point() {
-    let id = trace::attach(
-        Filter::Glob("patchbay::subjects::leaf".into()),
-        count,
-        0,
-        Mode::List,
-    )
-    .unwrap();
+    let id = trace_subject("leaf", count, Mode::List);
     for cpu in 1..4 {
         smp::run_on(cpu, plain_worker, 0).unwrap();
     }
@@ -193,13 +192,7 @@ fn a_cpu_inside_a_handler_holds_the_grace_period(attach: impl FnOnce() -> trace:
 #[kernel_test]
 fn a_cpu_inside_an_ops_handler_holds_the_grace_period() {
     a_cpu_inside_a_handler_holds_the_grace_period(|| {
-        trace::attach(
-            Filter::Glob("patchbay::subjects::observe".into()),
-            holding_ops,
-            0,
-            Mode::CallOps,
-        )
-        .unwrap()
+        trace_subject("observe", holding_ops, Mode::CallOps)
     });
 }
 
@@ -260,24 +253,12 @@ fn synchronize_from_a_handler_is_refused() {
     extern "C" fn sync_inside(_: u64, _: u64, _: &Ops, _: &mut FtraceRegs) {
         *GOT.lock() = Some(grace::synchronize());
     }
-    let id = trace::attach(
-        Filter::Glob("patchbay::subjects::observe".into()),
-        sync_inside,
-        0,
-        Mode::CallOps,
-    )
-    .unwrap();
+    let id = trace_subject("observe", sync_inside, Mode::CallOps);
     subjects::observe(3);
     trace::detach(id).unwrap();
     assert_eq!(*GOT.lock(), Some(Err(GraceError::WrongContext)));
     let before = grace::stats().refused;
-    let id = trace::attach(
-        Filter::Glob("patchbay::subjects::observe".into()),
-        refuse_inside,
-        0,
-        Mode::CallOps,
-    )
-    .unwrap();
+    let id = trace_subject("observe", refuse_inside, Mode::CallOps);
     subjects::observe(3);
     trace::detach(id).unwrap();
     assert_eq!(grace::stats().refused, before + 1);
