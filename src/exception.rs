@@ -16,6 +16,14 @@
 //! !!! end of report: exiting with failure !!!
 //! ```
 //!
+//! A jump into free trampoline-pool memory (a trampoline used after it was freed) hits the trap
+//! pattern the pools are filled with ([`memory::POOL_FILL`]); its report adds a line saying so:
+//!
+//! ```text
+//!   cause    : use of a freed trampoline: ELR_EL1 is in the near trampoline pool (...), which
+//!              holds the trap pattern brk #0xdead there: ...
+//! ```
+//!
 //! The run then ends with [`ExitCode::Failure`](crate::exit::ExitCode::Failure).
 
 use core::{
@@ -29,7 +37,7 @@ use patchbay_pure::esr::{self, Decoded};
 use crate::{
     arch, console,
     exit::{ExitCode, exit},
-    irq, memory, percpu,
+    grace, irq, memory, percpu,
     symbols::Sym,
     unwind,
 };
@@ -176,6 +184,8 @@ extern "C" fn __patchbay_exception(kind: u64, frame: &mut ExceptionFrame) {
         // An IRQ from kernel code on its own stack (after the synchronous path, which BRK probes
         // take, so that it costs them nothing). One on the exception stack would mean a handler
         // unmasked IRQs, which the nested-exception policy (`irq`) forbids: fatal below.
+        // A grace period may find this CPU quiescent where it was interrupted (`grace`).
+        grace::interrupted(frame.elr, frame.x[30], frame.x[29]);
         irq::handle(frame.elr);
         return;
     }
@@ -198,6 +208,17 @@ pub fn fatal(kind: Kind, frame: &ExceptionFrame) -> ! {
     let _ = report(&mut w, kind, frame);
     let _ = writeln!(w, "!!! end of report: exiting with failure !!!");
     exit(ExitCode::Failure)
+}
+
+/// The BRK immediate of the pools' trap pattern.
+const POOL_FILL_IMM: u16 = 0xdead;
+const _: () = assert!(patchbay_pure::insn::brk(POOL_FILL_IMM) == memory::POOL_FILL);
+
+/// Is this exception the trap pattern of free pool memory, executed?
+fn freed_trampoline(d: &Decoded, elr: u64) -> bool {
+    let plan = memory::plan();
+    d.brk_immediate() == Some(POOL_FILL_IMM)
+        && (plan.near_pool.contains(elr) || plan.far_pool.contains(elr))
 }
 
 fn hint(d: &Decoded, far: u64) -> Option<&'static str> {
@@ -237,6 +258,14 @@ pub fn report(w: &mut impl Write, kind: Kind, frame: &ExceptionFrame) -> core::f
     if kind.is_sync() {
         writeln!(w, "  what     : {} (EC {:#04x})", d.class_name(), d.class())?;
         writeln!(w, "  detail   : {d}")?;
+        if freed_trampoline(&d, frame.elr) {
+            writeln!(
+                w,
+                "  cause    : use of a freed trampoline: ELR_EL1 is in {}, which holds the trap pattern brk #{:#x} there: pool memory is refilled with it when a trampoline is freed, so whatever branched here kept a trampoline's address past its grace period (or never owned that memory)",
+                memory::describe(frame.elr),
+                POOL_FILL_IMM
+            )?;
+        }
         if esr::is_abort(d.class()) {
             writeln!(
                 w,

@@ -41,6 +41,7 @@ pub mod console;
 pub mod drivers;
 pub mod exception;
 pub mod exit;
+pub mod grace;
 mod init;
 pub mod ipi;
 pub mod irq;

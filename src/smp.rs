@@ -42,7 +42,7 @@ use patchbay_pure::pagetable::{self, Attrs};
 use crate::{
     arch::{self, psci::PsciError},
     boot_info::{self, EnableMethod},
-    exception,
+    exception, grace,
     ipi::{self, IpiError},
     irq, memory,
     percpu::{self, MAX_CPUS},
@@ -231,7 +231,11 @@ fn idle(cpu: usize) -> ! {
         let daif = arch::cpu::mask_all();
         let func = work.func.load(Ordering::Acquire);
         if func == 0 {
+            // Asleep, IRQs masked: an extended quiescent state (`grace`), left before they are
+            // unmasked.
+            grace::idle_enter();
             arch::cpu::wfi();
+            grace::idle_exit();
         }
         arch::cpu::restore_daif(daif);
         if func != 0 {

@@ -278,11 +278,21 @@ fn write_live(p: &[Write], others: bool, stats: &mut PokeStats) {
 #[inline(never)]
 fn write_stopped(phases: &[&mut [Write]], stats: &mut PokeStats) -> Result<(), PatchError> {
     let me = percpu::this().id;
+    // A CPU stopped inside a trampoline may sit between a site's `bl` and the trampoline's load
+    // of that site's literal: all phases are written in one stop, so a literal cleared now
+    // (restore) would be read as `nop; nop` when it resumes. Found by the grace-period tests.
+    let literals = phases
+        .iter()
+        .flat_map(|p| p.iter())
+        .any(|w| w.width == Width::Literal);
     let mut in_use = None;
     for _ in 0..STOP_ATTEMPTS {
         let outcome = stop::stop_machine(|| {
             let busy = percpu::online_cpus().filter(|c| c.id != me).find_map(|c| {
                 let pc = c.irq_elr.load(core::sync::atomic::Ordering::Relaxed);
+                if literals && crate::unwind::in_trampoline(pc.wrapping_add(4)) {
+                    return Some((c.id, pc));
+                }
                 phases
                     .iter()
                     .flat_map(|p| p.iter())

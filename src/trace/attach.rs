@@ -21,8 +21,10 @@
 //! [`Batch`]: the literal is written in the phase before a `bl` that reads it, and only changed
 //! after the `bl` stops reading it (see `patch::batch`). A literal update on an armed site is one
 //! aligned 64-bit store, so a concurrent call sees either the old owner or the new one — each a
-//! valid, live ops — never a torn pointer. An ops is freed only after no literal points at it and
-//! it is out of the published list.
+//! valid, live ops — never a torn pointer. An ops is freed only after no literal points at it, it
+//! is out of the published list, and a grace period has passed (`crate::grace`): a call that
+//! read the old literal or list may still be inside its trampoline or handler until then. Its
+//! direct attachment's trampolines go back to their pool after the same grace period.
 
 use alloc::{boxed::Box, vec::Vec};
 
@@ -163,10 +165,20 @@ fn plan_sites(t: &Tracer, idx: &[usize]) -> Batch {
     b
 }
 
+/// Free an ops no site reaches and no published list holds, and its direct attachment's code,
+/// after a grace period (`crate::grace`: a CPU may still be inside its trampoline or handler).
+fn retire(mut o: Box<Ops>) {
+    let code = o.direct.take();
+    crate::grace::defer(o);
+    if let Some(code) = code {
+        crate::grace::defer_code(code);
+    }
+}
+
 fn publish(t: &Tracer) {
-    // SAFETY: called with the tracer lock held, on the only CPU, outside any list walk (attach
-    // and detach are never called from a handler); the ops are boxed in the tracer and freed
-    // only after a later publish left them out.
+    // SAFETY: called with the tracer lock held, outside any list walk (attach and detach are
+    // never called from a handler); the ops are boxed in the tracer and freed (`retire`) only
+    // after a later publish left them out, after a grace period.
     unsafe { ops::publish(t.ops.iter().map(|o| &**o as *const Ops).collect()) };
 }
 
@@ -229,8 +241,10 @@ fn attach_resolved(mut o: Box<Ops>, idx: &[usize], mode: Mode) -> Result<OpsId, 
                 t.owners[i].retain(|&q| q != p);
                 t.mode[i] = m;
             }
-            t.ops.pop();
+            let o = t.ops.pop().expect("pushed above");
             publish(t);
+            // It was listed: a list walk may be calling it until the next grace period.
+            retire(o);
             return Err(e.into());
         }
         t.next_id += 1;
@@ -260,10 +274,11 @@ pub fn detach(id: OpsId) -> Result<(), TraceError> {
             }
             return Err(e.into());
         }
-        // No literal points at it any more; take it out of the list, then free it.
+        // No literal points at it any more; take it out of the list, then free it after a
+        // grace period (a CPU may still be in its trampoline or handler).
         let o = t.ops.remove(pos);
         publish(t);
-        drop(o);
+        retire(o);
         Ok(())
     })
 }

@@ -18,7 +18,7 @@ use super::{
     attach,
     ops::Ops,
     regs::FtraceRegs,
-    rethook::{self, RetRegs},
+    rethook::RetRegs,
     types::{Filter, Mode, OpsId, TraceError},
 };
 
@@ -50,8 +50,9 @@ extern "C" fn on_entry(ip: u64, _parent: u64, ops: &Ops, regs: &mut FtraceRegs) 
 }
 
 fn on_exit(ip: u64, ctx: u64, data: u64, regs: &mut RetRegs) {
-    // SAFETY: as in `on_entry`; a hooked call in flight keeps its fprobe registered until it
-    // returns (unregister refuses while the shadow stack holds its entries).
+    // SAFETY: as in `on_entry`; a hooked call in flight keeps its fprobe alive until it returns
+    // (unregister frees it after a grace period, which a CPU with a hooked call in flight
+    // holds up).
     let fp = unsafe { &*(ctx as *const Fprobe) };
     if let Some(x) = fp.exit {
         x(ip, data, regs);
@@ -71,17 +72,14 @@ pub fn register(
     Ok(id)
 }
 
-/// Remove an fprobe. Its memory is released once no site can reach it.
+/// Remove an fprobe. Its memory is released once no site can reach it and no hooked call of it
+/// is in flight: after a grace period (`crate::grace`), since a CPU with a hooked call in flight
+/// (its shadow stack holds the fprobe as the exit's context) passes no quiescent point.
 pub fn unregister(id: OpsId) -> Result<(), TraceError> {
     attach::detach(id)?;
-    // A hooked call of this fprobe still in flight would return into freed memory: only one CPU
-    // runs, and unregistering from inside a traced call is not supported, so the shadow stack
-    // holds none of its entries here.
-    assert_eq!(
-        rethook::depth(),
-        0,
-        "fprobe unregistered while one of its calls is in flight"
-    );
-    FPROBES.lock().retain(|(i, _)| *i != id);
+    let mut fps = FPROBES.lock();
+    if let Some(pos) = fps.iter().position(|(i, _)| *i == id) {
+        crate::grace::defer(fps.remove(pos).1);
+    }
     Ok(())
 }

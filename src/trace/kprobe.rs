@@ -18,6 +18,15 @@
 //! `{ caller's x29, x30 } <- { .., func }`, so a backtrace taken in it shows the probed
 //! function and its callers — not the exception machinery.
 //!
+//! # Removal on many CPUs
+//!
+//! Another CPU may have hit the BRK just before the NOP went back, and be on its way to the
+//! handler. So [`unregister`] restores the NOP at once but forgets the probe only after a grace
+//! period (`crate::grace`: a CPU in the exception path passes no quiescent point before it
+//! returns); a hit always finds its probe (the newest for its address). The probe list's lock is
+//! taken with IRQs masked, so the BRK handler may spin on it (another CPU holds it briefly, this
+//! one never: a probe hit needs this CPU to run a probed function, which the lock holders don't).
+//!
 //! A site that is armed for tracing (`bl` at func+4) cannot be probed, and a probed site cannot
 //! be armed: each path validates the call word it expects (typed `Mismatch`).
 
@@ -56,6 +65,8 @@ struct Probe {
     entry: Option<ProbeHandler>,
     exit: Option<rethook::ExitFn>,
     data: u64,
+    /// Unregistered (its NOP is back), forgotten after a grace period.
+    retired: bool,
 }
 
 /// The registered probes. Outside the BRK handler it is only locked through [`with_probes`], with
@@ -74,6 +85,14 @@ fn with_probes<R>(f: impl FnOnce(&mut Vec<Probe>) -> R) -> R {
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 static HITS: AtomicU64 = AtomicU64::new(0);
 static HANDLER: spin::Mutex<Option<exception::HandlerId>> = spin::Mutex::new(None);
+
+/// Run `f` on the probe list, IRQs masked (the module docs: the BRK handler may wait for it).
+fn with_probes<R>(f: impl FnOnce(&mut Vec<Probe>) -> R) -> R {
+    let daif = crate::arch::cpu::mask_all();
+    let r = f(&mut PROBES.lock());
+    crate::arch::cpu::restore_daif(daif);
+    r
+}
 
 fn install_handler() {
     let mut h = HANDLER.lock();
@@ -100,9 +119,11 @@ fn register(
             entry,
             exit,
             data,
+            retired: false,
         })
     });
     if let Err(e) = poke::poke(site.call(), insn::NOP, insn::brk(KPROBE_BRK)) {
+        // Never written: no CPU can have hit it.
         with_probes(|ps| ps.retain(|p| p.id != id));
         return Err(e.into());
     }
@@ -128,12 +149,18 @@ pub fn register_kretprobe(
     register(site, entry, Some(exit), data)
 }
 
-/// Remove a probe: the original NOP goes back, then the probe is forgotten.
+/// Remove a probe: the original NOP goes back, then the probe is forgotten after a grace
+/// period (a hit already on its way to the handler still finds it).
 pub fn unregister(id: ProbeId) -> Result<(), TraceError> {
-    let p = with_probes(|ps| ps.iter().find(|p| p.id == id.0).copied());
+    let p = with_probes(|ps| ps.iter().find(|p| p.id == id.0 && !p.retired).copied());
     let p = p.ok_or(TraceError::UnknownOps(OpsId(id.0)))?;
     poke::poke(p.brk, insn::brk(KPROBE_BRK), insn::NOP).map_err(TraceError::from)?;
-    with_probes(|ps| ps.retain(|q| q.id != id.0));
+    with_probes(|ps| {
+        ps.iter_mut()
+            .filter(|q| q.id == id.0)
+            .for_each(|q| q.retired = true)
+    });
+    crate::grace::call_after(move || with_probes(|ps| ps.retain(|q| q.id != id.0)));
     Ok(())
 }
 
@@ -142,9 +169,14 @@ pub fn hits() -> u64 {
     HITS.load(Ordering::Relaxed)
 }
 
-/// Registered probes (name, address).
+/// Registered probes (name, address), without those being removed.
 pub fn probes() -> Vec<(&'static str, u64)> {
-    with_probes(|ps| ps.iter().map(|p| (p.name, p.addr)).collect())
+    with_probes(|ps| {
+        ps.iter()
+            .filter(|p| !p.retired)
+            .map(|p| (p.name, p.addr))
+            .collect()
+    })
 }
 
 unsafe extern "C" {
@@ -172,13 +204,19 @@ fn on_brk(frame: &mut ExceptionFrame) -> bool {
     if esr::Decoded::new(frame.esr).brk_immediate() != Some(KPROBE_BRK) {
         return false;
     }
-    // Never held by this CPU here (IRQs were masked wherever it took the lock, and nothing that
-    // holds it calls a probed function): if locked, another CPU holds it briefly. (`try_lock`
-    // here made a hit on one CPU while another looked its own hit up a fatal "no probe".)
-    let probe = PROBES.lock().iter().find(|p| p.brk == frame.elr).copied();
+    // IRQs are masked here (exception entry), and no holder of the lock runs probed code (the
+    // module docs), so waiting for it cannot deadlock (`try_lock` here made a hit on one CPU
+    // while another looked its own hit up a fatal "no probe"). The newest probe for the address: an
+    // older, retired one may still be listed.
+    let probe = PROBES
+        .lock()
+        .iter()
+        .rev()
+        .find(|p| p.brk == frame.elr)
+        .copied();
     let Some(p) = probe else {
-        // A BRK with our immediate but no probe: a stale hit after unregister cannot happen on
-        // one CPU (the NOP is back before the probe is forgotten), so this is a real fault.
+        // A BRK with our immediate but no probe: a stale hit after unregister still finds its
+        // retired probe (forgotten only after a grace period), so this is a real fault.
         return false;
     };
     HITS.fetch_add(1, Ordering::Relaxed);

@@ -67,6 +67,8 @@ fn in_trampoline(pc: u64) -> bool {
 /// Tell the unwinder (and so the crash report) about tracing's trampolines and return hooks.
 /// Once, at boot, after the memory plan exists.
 pub fn init() {
+    // A hooked call in flight holds its exit handler's state: not quiescent (`grace`).
+    crate::grace::set_busy_check(|| rethook::depth() != 0);
     crate::unwind::register_hooks(crate::unwind::Hooks {
         in_trampoline,
         return_trampoline: rethook::trampoline(),

@@ -14,10 +14,9 @@
 //! The recursion guard is taken by the trampoline before any of these run.
 //!
 //! The registered list is published as an immutable snapshot (an `AtomicPtr` to a boxed list)
-//! so the list walker takes no lock. A replaced snapshot is freed at once: only one CPU runs and
-//! tracing never runs in interrupt context, so no walker can still hold it. Both halves say so in
-//! their signatures: [`registered`] and [`publish`] are `unsafe fn`s whose contract is that
-//! assumption. SMP needs a grace period here (RCU) before freeing.
+//! so the list walker takes no lock. A replaced snapshot is freed only after a grace period
+//! (`crate::grace`): a walker runs inside the static trampoline and under the recursion guard,
+//! so no CPU that has since passed a quiescent point can still hold it.
 //!
 //! An ops knows nothing of the tracing clients built on it. A direct attachment hangs its
 //! resources on its ops as an opaque [`Attachment`]: the site planner asks it only for its
@@ -136,8 +135,9 @@ impl Ops {
 /// wide ones (tested with their filter), then those keyed to `ip`. The trampoline has already
 /// taken the recursion guard.
 pub extern "C" fn list_func(ip: u64, parent: u64, _ops: &Ops, regs: &mut FtraceRegs) {
-    // SAFETY: the snapshot lives for this walk only, and no snapshot is freed while a walk runs
-    // (one CPU; the walk runs in a trampoline, never in interrupt context; see `snapshot`).
+    // SAFETY: the snapshot lives for this walk only, and no snapshot is freed while a walk runs:
+    // the walk runs in a trampoline, under the recursion guard, so this CPU passes no quiescent
+    // point before it ends, and a replaced snapshot is freed only after a grace period.
     let Some(Snapshot { table, .. }) = (unsafe { snapshot() }) else {
         return;
     };
@@ -193,10 +193,9 @@ pub static LIST: AtomicPtr<Snapshot> = AtomicPtr::new(ptr::null_mut());
 /// The registered ops, as the list walker sees them (`None`: none registered).
 ///
 /// # Safety
-/// The snapshot, and the ops it lists, are freed by the next [`publish`]. The caller must finish
-/// with the reference before a `publish` can run: true today for a walk on the only CPU that
-/// does not span an attach or detach (tracing never runs in interrupt context). With more CPUs,
-/// a publisher must wait for a grace period first.
+/// The snapshot, and the ops it lists, are freed after the grace period that follows the next
+/// [`publish`]. The caller must finish with the reference before this CPU passes a quiescent
+/// point (`crate::grace`): true for a walk inside a trampoline and under the recursion guard.
 unsafe fn snapshot<'a>() -> Option<&'a Snapshot> {
     let p = LIST.load(Ordering::Acquire);
     // SAFETY: `publish` stores a leaked, fully built Snapshot, freed only by a later `publish`,
@@ -208,9 +207,9 @@ unsafe fn snapshot<'a>() -> Option<&'a Snapshot> {
 /// held), and free the one it replaces.
 ///
 /// # Safety
-/// No walker may still be using the replaced snapshot (see [`snapshot`]): the caller runs on
-/// the only CPU, outside any walk. SMP needs a grace period between the swap and the free. Every
-/// pointer in `ops` must point at a live ops until a later `publish` leaves it out.
+/// Every pointer in `ops` must point at a live ops until a later `publish` leaves it out and the
+/// grace period after it has passed (the caller frees ops with `grace::defer`). The caller is
+/// not inside a walk (attach and detach are never called from a handler).
 pub(super) unsafe fn publish(ops: Vec<*const Ops>) {
     let table = Table::build(
         ops.into_iter().map(|o| {
@@ -226,7 +225,22 @@ pub(super) unsafe fn publish(ops: Vec<*const Ops>) {
     }));
     let old = LIST.swap(new, Ordering::AcqRel);
     if !old.is_null() {
-        // SAFETY: `old` came from `Box::into_raw` above; no walker still holds it (caller).
-        drop(unsafe { Box::from_raw(old) });
+        // A walker that loaded `old` may still use it until its CPU's next quiescent point.
+        crate::grace::defer(Retired(old));
+    }
+}
+
+/// A replaced snapshot, freed when dropped (after its grace period).
+struct Retired(*mut Snapshot);
+
+// SAFETY: the snapshot is immutable and owned by this value alone once unpublished; dropping it
+// on another CPU is fine.
+unsafe impl Send for Retired {}
+
+impl Drop for Retired {
+    fn drop(&mut self) {
+        // SAFETY: `self.0` came from `Box::into_raw` in `publish`, was unpublished once and is
+        // dropped once, after the grace period that follows the swap.
+        drop(unsafe { Box::from_raw(self.0) });
     }
 }
