@@ -186,7 +186,7 @@ impl super::FtraceRegs {
     /// Hook the return of the traced function `ip` from an ops handler: the caller's return
     /// address is `lr`, which the trampoline restores into x30 (see [`push`]).
     pub fn hook_return(&mut self, ip: u64, exit: ExitFn, ctx: u64, data: u64) -> bool {
-        let (sp, fp) = (self.sp, self.fp);
+        let (sp, fp) = (self.sp(), self.fp);
         push(&mut self.lr, sp, fp, ip, exit, ctx, data)
     }
 }
