@@ -94,7 +94,7 @@ extern "C" fn fexit_clobber(_: &DirectCtx, _: *mut u64, _: &mut u64) {
     clobber();
 }
 
-fn exit_clobber(_: u64, _: u64, _: u64, _: &mut RetRegs) {
+extern "C" fn exit_clobber(_: u64, _: u64, _: u64, _: &mut RetRegs) {
     hit();
     clobber();
 }
@@ -474,7 +474,7 @@ fn patchable_records_the_registers_each_signature_uses() {
     }
 }
 
-fn flip_result(_: u64, _: u64, _: u64, regs: &mut RetRegs) {
+extern "C" fn flip_result(_: u64, _: u64, _: u64, regs: &mut RetRegs) {
     regs.x[0] ^= 0xff;
     clobber();
 }

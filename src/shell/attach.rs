@@ -73,7 +73,7 @@ extern "C" fn on_rethook(ip: u64, parent: u64, ops: &Ops, regs: &mut FtraceRegs)
 }
 
 /// The exit of rethook and kretprobe attachments: `data` is the hook.
-fn on_return(_ip: u64, _ctx: u64, data: u64, _regs: &mut RetRegs) {
+extern "C" fn on_return(_ip: u64, _ctx: u64, data: u64, _regs: &mut RetRegs) {
     hook(data).returns.fetch_add(1, Ordering::Relaxed);
 }
 

@@ -49,7 +49,7 @@ extern "C" fn on_entry(ip: u64, _parent: u64, ops: &Ops, regs: &mut FtraceRegs) 
     }
 }
 
-fn on_exit(ip: u64, ctx: u64, data: u64, regs: &mut RetRegs) {
+extern "C" fn on_exit(ip: u64, ctx: u64, data: u64, regs: &mut RetRegs) {
     // SAFETY: as in `on_entry`; a hooked call in flight keeps its fprobe registered until it
     // returns (unregister refuses while the shadow stack holds its entries).
     let fp = unsafe { &*(ctx as *const Fprobe) };

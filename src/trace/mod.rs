@@ -67,6 +67,7 @@ fn in_trampoline(pc: u64) -> bool {
 /// Tell the unwinder (and so the crash report) about tracing's trampolines and return hooks.
 /// Once, at boot, after the memory plan exists.
 pub fn init() {
+    rethook::init();
     crate::unwind::register_hooks(crate::unwind::Hooks {
         in_trampoline,
         return_trampoline: rethook::trampoline(),

@@ -293,7 +293,10 @@ mod tests {
             SiteState::COMPILED,
             plan_site(&SiteState::COMPILED, &one, Mode::CallOps, LEAF, &T),
         );
-        assert_eq!(plan_site(&st, &one, Mode::CallOps, LEAF, &T), SitePlan::Keep);
+        assert_eq!(
+            plan_site(&st, &one, Mode::CallOps, LEAF, &T),
+            SitePlan::Keep
+        );
         // A second owner changes only the literal; switching to list mode only the call.
         let two = Owners { count: 2, ..one };
         assert_eq!(
@@ -362,7 +365,11 @@ mod tests {
         let mut seen = [false; CALLER_VARIANTS];
         for regs in 0..=crate::sites::ARG_REGS {
             for x8 in [false, true] {
-                let r = ArgRegs { regs, x8, ..ArgRegs::ALL };
+                let r = ArgRegs {
+                    regs,
+                    x8,
+                    ..ArgRegs::ALL
+                };
                 let v = caller_variant(r);
                 let (saves, saves_x8) = caller_variant_saves(v);
                 // Enough: every argument register, and x8 when it may be live.
@@ -386,7 +393,10 @@ mod tests {
         }
         // Every variant serves some signature; unknown signatures get x0..x8.
         assert!(seen.iter().all(|&s| s), "{seen:?}");
-        assert_eq!(caller_variant_saves(caller_variant(ArgRegs::ALL)), (8, true));
+        assert_eq!(
+            caller_variant_saves(caller_variant(ArgRegs::ALL)),
+            (8, true)
+        );
         // A direct route does not depend on the registers (its trampoline saves them itself).
         let near = owners(1, Some(DirectRoute::Bl(TRAMP)));
         assert_eq!(
