@@ -8,12 +8,13 @@
 //!
 //! ```text
 //!   return trampoline (assembly, no Rust call but the exit handler's):
-//!       save x0/x1 as RetRegs (the result registers),
-//!       push a frame record { x29, return trampoline },
+//!       take the recursion guard (if a handler already runs: verify, pop, return)
 //!       top = this CPU's shadow stack's top entry (PerCpu.shadow_stack: one load)
 //!       verify it: SP and FP must be back at the entry's values   (else: report, fatal)
-//!       under the recursion guard: exit(ip, ctx, data, &mut regs) (may change x0/x1)
-//!       x30 = top.ret; pop; restore x0/x1; ret
+//!       save x0/x1 as RetRegs (the result registers),
+//!       push a frame record { x29, return trampoline },
+//!       exit(ip, ctx, data, &mut regs) (may change x0/x1); release the guard
+//!       restore x0/x1; x30 = top.ret; pop; ret
 //! ```
 //!
 //! Only x0 and x1 are saved and restored around the exit handler: AAPCS64 returns every
@@ -99,6 +100,8 @@ const _: () = {
     // in, that is `stack + depth << 6`.
     assert!(ShadowStack::ENTRIES_OFFSET == 1 << ENTRY_SHIFT);
     assert!(ShadowStack::DEPTH_OFFSET == 0);
+    // The return trampoline's frame: RetRegs below its frame record at 80.
+    assert!(size_of::<RetRegs>() <= 80);
 };
 
 impl HookedCall for Entry {
@@ -247,54 +250,60 @@ extern "C" fn bad_return(sp: u64, fp: u64) -> ! {
 }
 
 core::arch::global_asm!(
+    // x12 = the top entry of this CPU's shadow stack (x10 = this CPU's PerCpu), verified to be
+    // the returning frame's: SP and FP back at the values it recorded at entry (else `8f`:
+    // report). Clobbers x9, x11, x13, x14.
+    ".macro PB_RETHOOK_TOP",
+    "    ldr  x9, [x10, #{shadow}]",
+    "    ldr  x11, [x9]",
+    "    cbz  x11, 8f",
+    "    add  x12, x9, x11, lsl #{shift}",
+    "    ldp  x13, x14, [x12, #{e_sp}]",
+    "    cmp  sp, x13",
+    "    ccmp x14, x29, #0, eq",
+    "    b.ne 8f",
+    ".endm",
+    "",
     ".section .text.patchbay_rethook, \"ax\"",
     ".balign 8",
     ".global __patchbay_rethook_trampoline",
     ".type __patchbay_rethook_trampoline, %function",
     "__patchbay_rethook_trampoline:",
     // Entered by the hooked function's `ret`: x0/x1 hold its result, sp and x29 are the
-    // caller's again. Frame (112 bytes): RetRegs at 0 (x0/x1 saved), x19 (callee-saved, holds
-    // this CPU's shadow stack across the handler) at 88, a frame record { x29, this address }
-    // at 96, so unwinders see the caller's frames.
-    "    stp  x0, x1, [sp, #-112]!",
-    "    adr  x9, __patchbay_rethook_trampoline",
-    "    stp  x29, x9, [sp, #96]",
-    "    str  x19, [sp, #88]",
-    // x19 = this CPU's shadow stack (PerCpu.shadow_stack), x12 = its top entry.
-    "    mrs  x10, tpidr_el1",
-    "    ldr  x19, [x10, #{shadow}]",
-    "    ldr  x11, [x19]",
-    "    cbz  x11, 8f",
-    "    add  x12, x19, x11, lsl #{shift}",
-    // The returning frame must be the one the top entry hooked: SP and FP back at its values.
-    "    ldp  x13, x14, [x12, #{e_sp}]",
-    "    add  x15, sp, #112",
-    "    cmp  x13, x15",
-    "    ccmp x14, x29, #0, eq",
-    "    b.ne 8f",
-    "    add  x29, sp, #96",
-    // exit(ip, ctx, data, regs) under the recursion guard (x10 = this CPU's PerCpu).
+    // caller's again. The recursion guard first: its `mrs` also finds the shadow stack.
     guard_enter!("7f"),
+    "    PB_RETHOOK_TOP",
+    // Frame (96 bytes): RetRegs at 0 (x0/x1 saved), a frame record { x29, this address } at
+    // 80, so unwinders see the caller's frames.
+    "    stp  x0, x1, [sp, #-96]!",
+    "    adr  x9, __patchbay_rethook_trampoline",
+    "    stp  x29, x9, [sp, #80]",
+    "    add  x29, sp, #80",
+    // exit(ip, ctx, data, regs).
     "    ldp  x0, x1, [x12, #{e_ip}]",
     "    ldp  x2, x4, [x12, #{e_data}]",
     "    mov  x3, sp",
     "    blr  x4",
     guard_exit!(),
-    // Pop: x30 = the real return address, depth - 1 (the handler pushed nothing: it ran under
-    // the guard, which refuses hooks).
-    "6:  ldr  x11, [x19]",
-    "    add  x12, x19, x11, lsl #{shift}",
+    "    ldr  x29, [sp, #80]",
+    "    ldp  x0, x1, [sp], #96",
+    // Pop (x10 = this CPU's PerCpu): x30 = the real return address, depth - 1 (the handler
+    // pushed nothing: it ran under the guard, which refuses hooks).
+    "6:  ldr  x9, [x10, #{shadow}]",
+    "    ldr  x11, [x9]",
+    "    add  x12, x9, x11, lsl #{shift}",
     "    ldr  x30, [x12, #{e_ret}]",
     "    sub  x11, x11, #1",
-    "    str  x11, [x19]",
-    "    ldp  x19, x29, [sp, #88]",
-    "    ldp  x0, x1, [sp], #112",
+    "    str  x11, [x9]",
     "    ret",
-    // A handler already runs on this CPU: count it, skip the exit handler, still pop.
+    // A handler already runs on this CPU: count it, skip the exit handler, still verify and
+    // pop.
     "7:",
-    guard_refused!("6b"),
-    // No entry, or not this frame's: report (never returns). x29 is still the caller's FP.
-    "8:  add  x0, sp, #112",
+    guard_refused!("9f"),
+    "9:  PB_RETHOOK_TOP",
+    "    b    6b",
+    // No entry, or not this frame's: report (never returns). sp and x29 are the caller's.
+    "8:  mov  x0, sp",
     "    mov  x1, x29",
     "    bl   {bad_return}",
     "__patchbay_rethook_trampoline_end:",
