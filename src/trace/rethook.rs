@@ -11,10 +11,11 @@
 //!       take the recursion guard (if a handler already runs: verify, pop, return)
 //!       top = this CPU's shadow stack's top entry (PerCpu.shadow_stack: one load)
 //!       verify it: SP and FP must be back at the entry's values   (else: report, fatal)
+//!       x30 = top.ret; pop
 //!       save x0/x1 as RetRegs (the result registers),
-//!       push a frame record { x29, return trampoline },
+//!       push a frame record { x29, x30: the real return address },
 //!       exit(ip, ctx, data, &mut regs) (may change x0/x1); release the guard
-//!       restore x0/x1; x30 = top.ret; pop; ret
+//!       restore x0/x1, x29, x30; ret
 //! ```
 //!
 //! Only x0 and x1 are saved and restored around the exit handler: AAPCS64 returns every
@@ -25,8 +26,10 @@
 //! see.) The exit handler is an `extern "C" fn`, called straight from the trampoline with no
 //! shim, like an ops' handler.
 //!
-//! The entry stays on the shadow stack while its exit handler runs, so unwinding from inside
-//! the handler still translates the return-trampoline address.
+//! The entry is popped before its exit handler runs (the handler's arguments are loaded
+//! first), and the trampoline's frame record holds the real return address, so unwinding from
+//! inside the handler reaches the caller without a translation; the frames further out that
+//! hold the return trampoline's address are translated by the entries still on the stack.
 //!
 //! Capacity is [`CAPACITY`] entries per CPU. A call that finds the stack full is simply not
 //! return-hooked, and [`overflows`] counts it; every hooked call is paired with exactly one exit.
@@ -252,8 +255,9 @@ extern "C" fn bad_return(sp: u64, fp: u64) -> ! {
 core::arch::global_asm!(
     // x12 = the top entry of this CPU's shadow stack (x10 = this CPU's PerCpu), verified to be
     // the returning frame's: SP and FP back at the values it recorded at entry (else `8f`:
-    // report). Clobbers x9, x11, x13, x14.
-    ".macro PB_RETHOOK_TOP",
+    // report); then pop it: x30 = the real return address, depth - 1. Clobbers x9, x11, x13,
+    // x14. The entry's words stay readable until the next push.
+    ".macro PB_RETHOOK_POP",
     "    ldr  x9, [x10, #{shadow}]",
     "    ldr  x11, [x9]",
     "    cbz  x11, 8f",
@@ -262,6 +266,9 @@ core::arch::global_asm!(
     "    cmp  sp, x13",
     "    ccmp x14, x29, #0, eq",
     "    b.ne 8f",
+    "    ldr  x30, [x12, #{e_ret}]",
+    "    sub  x11, x11, #1",
+    "    str  x11, [x9]",
     ".endm",
     "",
     ".section .text.patchbay_rethook, \"ax\"",
@@ -272,36 +279,28 @@ core::arch::global_asm!(
     // Entered by the hooked function's `ret`: x0/x1 hold its result, sp and x29 are the
     // caller's again. The recursion guard first: its `mrs` also finds the shadow stack.
     guard_enter!("7f"),
-    "    PB_RETHOOK_TOP",
-    // Frame (96 bytes): RetRegs at 0 (x0/x1 saved), a frame record { x29, this address } at
-    // 80, so unwinders see the caller's frames.
+    "    PB_RETHOOK_POP",
+    // Frame (96 bytes): RetRegs at 0 (x0/x1 saved), a frame record { x29, the real return
+    // address } at 80, so unwinders see the caller.
     "    stp  x0, x1, [sp, #-96]!",
-    "    adr  x9, __patchbay_rethook_trampoline",
-    "    stp  x29, x9, [sp, #80]",
+    "    stp  x29, x30, [sp, #80]",
     "    add  x29, sp, #80",
-    // exit(ip, ctx, data, regs).
+    // exit(ip, ctx, data, regs), from the popped entry (nothing can push before this: the
+    // guard is taken).
     "    ldp  x0, x1, [x12, #{e_ip}]",
     "    ldp  x2, x4, [x12, #{e_data}]",
     "    mov  x3, sp",
     "    blr  x4",
     guard_exit!(),
-    "    ldr  x29, [sp, #80]",
+    "    ldp  x29, x30, [sp, #80]",
     "    ldp  x0, x1, [sp], #96",
-    // Pop (x10 = this CPU's PerCpu): x30 = the real return address, depth - 1 (the handler
-    // pushed nothing: it ran under the guard, which refuses hooks).
-    "6:  ldr  x9, [x10, #{shadow}]",
-    "    ldr  x11, [x9]",
-    "    add  x12, x9, x11, lsl #{shift}",
-    "    ldr  x30, [x12, #{e_ret}]",
-    "    sub  x11, x11, #1",
-    "    str  x11, [x9]",
     "    ret",
     // A handler already runs on this CPU: count it, skip the exit handler, still verify and
     // pop.
     "7:",
     guard_refused!("9f"),
-    "9:  PB_RETHOOK_TOP",
-    "    b    6b",
+    "9:  PB_RETHOOK_POP",
+    "    ret",
     // No entry, or not this frame's: report (never returns). sp and x29 are the caller's.
     "8:  mov  x0, sp",
     "    mov  x1, x29",
