@@ -26,6 +26,7 @@ use patchbay::{
 use patchbay_pure::{
     cache::{self, Op},
     insn::{self, EncodeError},
+    sites::ArgRegs,
 };
 
 patchbay::qemu_directives!("timeout=120");
@@ -73,9 +74,16 @@ fn site_table_matches_registry_and_compiler() {
     }
     let leaf = leaf();
     assert_eq!(leaf.func, subjects::leaf as *const () as u64);
-    assert_eq!(leaf.nargs, 0);
-    assert_eq!(sites::by_name("args8").unwrap().nargs, 8);
-    assert_eq!(sites::by_name("fib").unwrap().nargs, 1);
+    // Plain word arguments: x0..x(n-1), x8 dead, nothing on the stack.
+    assert_eq!(leaf.arg_regs, ArgRegs::from_bits(0));
+    assert_eq!(
+        sites::by_name("args8").unwrap().arg_regs,
+        ArgRegs::from_bits(8)
+    );
+    assert_eq!(
+        sites::by_name("fib").unwrap().arg_regs,
+        ArgRegs::from_bits(1)
+    );
     assert_eq!(
         sites::by_addr(subjects::observe as *const () as u64)
             .unwrap()

@@ -338,10 +338,10 @@ impl Attachments {
             if mechanism == Mechanism::Fexit {
                 return Err(AttachError::ArgumentAfterExit);
             }
-            if let Some(s) = matched.iter().find(|s| u32::from(index) >= s.nargs) {
+            if let Some(s) = matched.iter().find(|s| index >= s.arg_regs.regs) {
                 return Err(AttachError::TooFewArguments {
                     site: s.name,
-                    nargs: s.nargs,
+                    nargs: u32::from(s.arg_regs.regs),
                     index,
                 });
             }

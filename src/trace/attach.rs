@@ -137,7 +137,7 @@ fn plan_site(b: &mut Batch, t: &Tracer, targets: &Targets, i: usize) {
         first: owners.first().map_or(0, |&p| p as u64),
         direct,
     };
-    let regs = site.arg_regs();
+    let regs = site.arg_regs;
     match siteplan::plan_site(&batch::state(site), &who, t.mode[i], regs, targets) {
         SitePlan::Keep => {}
         SitePlan::Restore => {

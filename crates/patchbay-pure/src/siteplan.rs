@@ -196,7 +196,7 @@ mod tests {
     const SITE: Site<'static> = Site {
         func: 0x4008_0000,
         name: "f",
-        nargs: 0,
+        arg_regs: LEAF,
     };
 
     fn owners(count: usize, direct: Option<DirectRoute>) -> Owners {
