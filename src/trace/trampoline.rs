@@ -47,7 +47,7 @@
 //!                                                                            <- x29, x3
 //! ```
 //!
-//! Per traced call the call-ops leaf executes 22 instructions here: 4 for the two records (two
+//! Per traced call the call-ops leaf executes 20 instructions here: 4 for the two records (two
 //! pre-indexed pairs and two `mov x29, sp`), 3 for the dispatcher's other arguments, 6 for the
 //! recursion guard, 3 for the call, 4 to restore (x29/x30, x0/x1, and pc with the `add sp` as
 //! one post-indexed pair, then `ret`); every saved pair adds a store and a load.
