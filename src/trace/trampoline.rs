@@ -288,7 +288,7 @@ const _: () = {
     assert!(FREGS_LINK == 0 && FREGS_PC == 8);
     assert!(FREGS_LR == FREGS_FP + 8 && FREGS_LR + 8 == FREGS_SIZE);
     // x8 and direct_tramp are the last argument slots; x0 starts a 16-aligned pair.
-    assert!(FREGS_X0 % 16 == 0 && FREGS_X0 + 72 == FREGS_DIRECT_TRAMP);
+    assert!(FREGS_X0.is_multiple_of(16) && FREGS_X0 + 72 == FREGS_DIRECT_TRAMP);
     // The list trampoline loads the snapshot's wide count and keyed entries as one pair.
     assert!(SNAPSHOT_KEYED == SNAPSHOT_WIDE + 8);
 };
