@@ -41,6 +41,9 @@ pub struct PerCpu {
     pub irq_elr: AtomicU64,
     /// Timer ticks taken on this CPU.
     pub ticks: AtomicU64,
+    /// The address of this CPU's return-hook shadow stack (`trace::rethook`), set by tracing
+    /// at boot before any site can be armed, so the hook paths find it with one load.
+    pub shadow_stack: AtomicU64,
 }
 
 impl PerCpu {
@@ -57,6 +60,7 @@ impl PerCpu {
             irqs: AtomicU64::new(0),
             irq_elr: AtomicU64::new(0),
             ticks: AtomicU64::new(0),
+            shadow_stack: AtomicU64::new(0),
         }
     }
 }

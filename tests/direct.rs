@@ -238,7 +238,7 @@ fn trampolines_live_where_the_reach_says() {
             }
         }
         // The pool holds exactly the generated code.
-        let (regs, handler) = (obs.arg_regs(), on_entry as *const () as u64);
+        let (regs, handler) = (obs.arg_regs, on_entry as *const () as u64);
         let ctx = tramp_ctx(tramp_addr, |ctx| {
             tramp::entry(regs, handler, ctx, Some(tramp_addr)).unwrap()
         });

@@ -26,6 +26,7 @@ use patchbay::{
 use patchbay_pure::{
     cache::{self, Op},
     insn::{self, EncodeError},
+    sites::ArgRegs,
 };
 
 patchbay::qemu_directives!("timeout=120");
@@ -74,9 +75,16 @@ fn site_table_matches_registry_and_compiler() {
     }
     let leaf = leaf();
     assert_eq!(leaf.func, subjects::leaf as *const () as u64);
-    assert_eq!(leaf.nargs, 0);
-    assert_eq!(sites::by_name("args8").unwrap().nargs, 8);
-    assert_eq!(sites::by_name("fib").unwrap().nargs, 1);
+    // Plain word arguments: x0..x(n-1), x8 dead, nothing on the stack.
+    assert_eq!(leaf.arg_regs, ArgRegs::from_bits(0));
+    assert_eq!(
+        sites::by_name("args8").unwrap().arg_regs,
+        ArgRegs::from_bits(8)
+    );
+    assert_eq!(
+        sites::by_name("fib").unwrap().arg_regs,
+        ArgRegs::from_bits(1)
+    );
     assert_eq!(
         sites::by_addr(subjects::observe as *const () as u64)
             .unwrap()
@@ -108,14 +116,17 @@ fn the_machinery_is_never_a_patch_site() {
             s.name
         );
     }
-    for f in [
+    let machinery = [
         patchbay::patch::poke::poke as *const () as u64,
         patchbay::patch::batch::Batch::commit as *const () as u64,
-        patchbay::trace::trampoline::ops_caller(),
-        patchbay::trace::trampoline::list_caller(),
+        patchbay::trace::trampoline::direct_caller(),
         patchbay::trace::rethook::trampoline(),
         patchbay::exception::fatal as *const () as u64,
-    ] {
+    ];
+    let callers = patchbay::trace::trampoline::ops_callers()
+        .into_iter()
+        .chain(patchbay::trace::trampoline::list_callers());
+    for f in machinery.into_iter().chain(callers) {
         assert_eq!(sites::by_addr(f), Err(PatchError::NotASite { addr: f }));
     }
 }

@@ -61,7 +61,7 @@ fn fp_exit_changes(_: u64, _: u64, regs: &mut RetRegs) {
     regs.set_return_value(regs.return_value() + 7_000);
 }
 
-fn rh_exit(ip: u64, _ctx: u64, data: u64, regs: &mut RetRegs) {
+extern "C" fn rh_exit(ip: u64, _ctx: u64, data: u64, regs: &mut RetRegs) {
     fp_exit(ip, data, regs);
 }
 
@@ -77,7 +77,7 @@ extern "C" fn kp_entry(_ip: u64, _data: u64, _frame: &mut ExceptionFrame) {
     ENTRIES.fetch_add(1, Ordering::Relaxed);
 }
 
-fn kret_exit(ip: u64, _ctx: u64, data: u64, regs: &mut RetRegs) {
+extern "C" fn kret_exit(ip: u64, _ctx: u64, data: u64, regs: &mut RetRegs) {
     EXITS.fetch_add(1, Ordering::Relaxed);
     EXIT_LOG.lock().push((ip, data, regs.return_value()));
 }
@@ -378,7 +378,7 @@ fn bt_entry(_: u64, _: &mut FtraceRegs, _: &mut u64) -> bool {
 fn bt_exit(_: u64, _: u64, _: &mut RetRegs) {
     capture();
 }
-fn bt_exit_rh(_: u64, _: u64, _: u64, _: &mut RetRegs) {
+extern "C" fn bt_exit_rh(_: u64, _: u64, _: u64, _: &mut RetRegs) {
     capture();
 }
 extern "C" fn bt_brk(_: u64, _: u64, _: &mut ExceptionFrame) {

@@ -94,7 +94,7 @@ extern "C" fn fexit_clobber(_: &DirectCtx, _: *mut u64, _: &mut u64) {
     clobber();
 }
 
-fn exit_clobber(_: u64, _: u64, _: u64, _: &mut RetRegs) {
+extern "C" fn exit_clobber(_: u64, _: u64, _: u64, _: &mut RetRegs) {
     hit();
     clobber();
 }
@@ -359,7 +359,7 @@ fn every_signature_under_every_mechanism_returns_what_its_twin_returns() {
 #[kernel_test]
 fn a_slice_keeps_its_length_under_a_clobbering_direct_handler() {
     let s = sites::by_name("sig_slice").unwrap();
-    assert_eq!(s.arg_regs().regs, 2);
+    assert_eq!(s.arg_regs.regs, 2);
     let id = trace::attach_direct(s, DirectKind::Entry(direct_clobber), 0, Reach::Near).unwrap();
     HITS.store(0, Ordering::Relaxed);
     assert_eq!(sig::sig_slice(&DATA), sig::sig_slice_twin(&DATA));
@@ -375,7 +375,7 @@ fn a_slice_keeps_its_length_under_a_clobbering_direct_handler() {
 fn a_large_result_through_x8_survives_the_suites_counting_handler() {
     for name in ["sig_large_ret", "sig_slice_large_ret"] {
         let s = sites::by_name(name).unwrap();
-        assert!(s.arg_regs().x8, "{name} returns through memory");
+        assert!(s.arg_regs.x8, "{name} returns through memory");
         let kinds = [
             DirectKind::Entry(mechanisms::direct_count),
             DirectKind::LeanEntry(mechanisms::direct_count),
@@ -445,7 +445,7 @@ fn fexit_runs_twelve_argument_words_and_refuses_thirteen() {
 
 #[kernel_test]
 fn patchable_records_the_registers_each_signature_uses() {
-    let regs = |name: &str| sites::by_name(name).unwrap().arg_regs();
+    let regs = |name: &str| sites::by_name(name).unwrap().arg_regs;
     let r = |regs: u8, x8: bool, stack: u8| ArgRegs {
         regs,
         x8,
@@ -474,7 +474,7 @@ fn patchable_records_the_registers_each_signature_uses() {
     }
 }
 
-fn flip_result(_: u64, _: u64, _: u64, regs: &mut RetRegs) {
+extern "C" fn flip_result(_: u64, _: u64, _: u64, regs: &mut RetRegs) {
     regs.x[0] ^= 0xff;
     clobber();
 }

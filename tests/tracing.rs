@@ -44,7 +44,7 @@ static EVENTS: spin::Mutex<Vec<Event>> = spin::Mutex::new(Vec::new());
 /// Records the arguments the function actually takes (the rest of x0-x7 is whatever the caller
 /// left there).
 extern "C" fn record(ip: u64, _parent: u64, ops: &Ops, regs: &mut FtraceRegs) {
-    let nargs = sites::by_addr(ip).unwrap().nargs as usize;
+    let nargs = usize::from(sites::by_addr(ip).unwrap().arg_regs.regs);
     let args = core::array::from_fn(|i| if i < nargs { regs.arg(i) } else { 0 });
     EVENTS.lock().push(Event {
         ip,

@@ -106,7 +106,7 @@ pub fn attach_fexit(site: &Site<'static>) -> Result<(), TraceError> {
 }
 
 /// The empty exit handler of return hooks (counts).
-fn exit_count(_: u64, _: u64, _: u64, _: &mut RetRegs) {
+extern "C" fn exit_count(_: u64, _: u64, _: u64, _: &mut RetRegs) {
     hit();
 }
 

@@ -21,7 +21,8 @@ use crate::memory::Once;
 pub struct SiteDesc {
     pub func: *const (),
     pub name: &'static str,
-    pub nargs: u32,
+    /// The function's `ArgRegs::bits` (the registers and stack words its arguments occupy).
+    pub arg_regs: u32,
 }
 
 // SAFETY: a SiteDesc is immutable static data; the function pointer is only read as an address.
@@ -63,7 +64,7 @@ pub unsafe fn init() {
         .map(|d| Desc {
             func: d.func as u64,
             name: d.name,
-            nargs: d.nargs,
+            arg_regs: d.arg_regs,
         })
         .collect();
     match sites::build(compiler_entries(), &descs) {

@@ -73,7 +73,7 @@ extern "C" fn on_rethook(ip: u64, parent: u64, ops: &Ops, regs: &mut FtraceRegs)
 }
 
 /// The exit of rethook and kretprobe attachments: `data` is the hook.
-fn on_return(_ip: u64, _ctx: u64, data: u64, _regs: &mut RetRegs) {
+extern "C" fn on_return(_ip: u64, _ctx: u64, data: u64, _regs: &mut RetRegs) {
     hook(data).returns.fetch_add(1, Ordering::Relaxed);
 }
 
@@ -338,10 +338,10 @@ impl Attachments {
             if mechanism == Mechanism::Fexit {
                 return Err(AttachError::ArgumentAfterExit);
             }
-            if let Some(s) = matched.iter().find(|s| u32::from(index) >= s.nargs) {
+            if let Some(s) = matched.iter().find(|s| index >= s.arg_regs.regs) {
                 return Err(AttachError::TooFewArguments {
                     site: s.name,
-                    nargs: s.nargs,
+                    nargs: u32::from(s.arg_regs.regs),
                     index,
                 });
             }

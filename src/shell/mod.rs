@@ -480,17 +480,19 @@ fn call(glob: &Glob, times: u64, out: &mut dyn Write) -> Result<(), String> {
             s.name
         ));
     }
-    if let Some(s) = matched.iter().find(|s| !matches!(s.nargs, 0 | 1 | 8)) {
+    // Functions of n plain words (x0..x(n-1), nothing else) encode as n.
+    let words = |s: &sites::Site| s.arg_regs.bits();
+    if let Some(s) = matched.iter().find(|s| !matches!(words(s), 0 | 1 | 8)) {
         return Err(alloc::format!(
             "{} takes {} arguments; call knows 0, 1 and 8",
             s.name,
-            s.nargs
+            words(s)
         ));
     }
     for s in &matched {
         let mut last = 0;
         for _ in 0..times {
-            last = call_site(s.func, s.nargs);
+            last = call_site(s.func, words(s));
         }
         writeln!(out, "called {} {times} time(s): {last:#x}", s.name)
             .map_err(|e| alloc::format!("{e}"))?;

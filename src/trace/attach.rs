@@ -120,8 +120,8 @@ unsafe fn owner<'a>(p: *const Ops) -> &'a Ops {
 /// The addresses the site planner may name.
 fn targets() -> Targets {
     Targets {
-        list_caller: trampoline::list_caller(),
-        ops_caller: trampoline::ops_caller(),
+        list_caller: trampoline::list_callers(),
+        ops_caller: trampoline::ops_callers(),
         direct_caller: trampoline::direct_caller(),
         list_ops: &LIST_OPS as *const Ops as u64,
     }
@@ -139,7 +139,8 @@ fn plan_site(b: &mut Batch, t: &Tracer, targets: &Targets, i: usize) {
         first: owners.first().map_or(0, |&p| p as u64),
         direct,
     };
-    match siteplan::plan_site(&batch::state(site), &who, t.mode[i], targets) {
+    let regs = site.arg_regs;
+    match siteplan::plan_site(&batch::state(site), &who, t.mode[i], regs, targets) {
         SitePlan::Keep => {}
         SitePlan::Restore => {
             b.restore(site);

@@ -219,7 +219,7 @@ pub fn attach_direct(
     data: u64,
     reach: Reach,
 ) -> Result<OpsId, TraceError> {
-    let regs = site.arg_regs();
+    let regs = site.arg_regs;
     let stack_words = match kind {
         DirectKind::Entry(_) | DirectKind::LeanEntry(_) => 0,
         DirectKind::Fexit(_) => tramp::FexitLayout::new(regs)?.stack_words,

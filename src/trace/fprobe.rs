@@ -49,7 +49,7 @@ extern "C" fn on_entry(ip: u64, _parent: u64, ops: &Ops, regs: &mut FtraceRegs) 
     }
 }
 
-fn on_exit(ip: u64, ctx: u64, data: u64, regs: &mut RetRegs) {
+extern "C" fn on_exit(ip: u64, ctx: u64, data: u64, regs: &mut RetRegs) {
     // SAFETY: as in `on_entry`; a hooked call in flight keeps its fprobe alive until it returns
     // (unregister frees it after a grace period, which a CPU with a hooked call in flight
     // holds up).

@@ -69,6 +69,7 @@ fn in_trampoline(pc: u64) -> bool {
 pub fn init() {
     // A hooked call in flight holds its exit handler's state: not quiescent (`grace`).
     crate::grace::set_busy_check(|| rethook::depth() != 0);
+    rethook::init();
     crate::unwind::register_hooks(crate::unwind::Hooks {
         in_trampoline,
         return_trampoline: rethook::trampoline(),

@@ -8,16 +8,28 @@
 //!
 //! ```text
 //!   return trampoline (assembly, no Rust call but the exit handler's):
-//!       save x0-x8 as RetRegs (x0/x1 carry results; the rest for handlers that look),
-//!       push a frame record { x29, return trampoline },
-//!       top = this CPU's shadow stack's top entry
+//!       take the recursion guard (if a handler already runs: verify, pop, return)
+//!       top = this CPU's shadow stack's top entry (PerCpu.shadow_stack: one load)
 //!       verify it: SP and FP must be back at the entry's values   (else: report, fatal)
-//!       under the recursion guard: exit(ip, ctx, data, &mut regs) (may change x0..x8)
-//!       x30 = top.ret; pop; restore x0-x8; ret
+//!       x30 = top.ret; pop
+//!       save x0/x1 as RetRegs (the result registers),
+//!       push a frame record { x29, x30: the real return address },
+//!       exit(ip, ctx, data, &mut regs) (may change x0/x1); release the guard
+//!       restore x0/x1, x29, x30; ret
 //! ```
 //!
-//! The entry stays on the shadow stack while its exit handler runs, so unwinding from inside
-//! the handler still translates the return-trampoline address.
+//! Only x0 and x1 are saved and restored around the exit handler: AAPCS64 returns every
+//! general-register result in them (a 128-bit integer or a 16-byte aggregate in both; anything
+//! larger through memory at x8, which the callee need not preserve), and x2–x17 are
+//! caller-saved, so the caller reads nothing else after the call. `RetRegs::x[2..]` hold
+//! unspecified values. (Linux's return handlers save x0–x7; that buys nothing a caller can
+//! see.) The exit handler is an `extern "C" fn`, called straight from the trampoline with no
+//! shim, like an ops' handler.
+//!
+//! The entry is popped before its exit handler runs (the handler's arguments are loaded
+//! first), and the trampoline's frame record holds the real return address, so unwinding from
+//! inside the handler reaches the caller without a translation; the frames further out that
+//! hold the return trampoline's address are translated by the entries still on the stack.
 //!
 //! Capacity is [`CAPACITY`] entries per CPU. A call that finds the stack full is simply not
 //! return-hooked, and [`overflows`] counts it; every hooked call is paired with exactly one exit.
@@ -37,7 +49,8 @@ use crate::percpu::{self, MAX_CPUS};
 /// Shadow-stack entries per CPU.
 pub const CAPACITY: usize = 32;
 
-/// The return-value registers at the hooked function's return (x0-x7 results, x8).
+/// The return-value registers at the hooked function's return: `x[0]` and `x[1]` carry the
+/// result (see the module docs); the other words are unspecified.
 #[repr(C)]
 #[derive(Clone, Debug, Default)]
 pub struct RetRegs {
@@ -55,7 +68,9 @@ impl RetRegs {
 
 /// Runs when a hooked function returns: `(ip, ctx, data, regs)` — the function, the hooker's
 /// context, the per-call data given to [`push`], the return registers (changeable).
-pub type ExitFn = fn(ip: u64, ctx: u64, data: u64, regs: &mut RetRegs);
+///
+/// `extern "C"` because the return trampoline calls it directly, with no Rust shim in between.
+pub type ExitFn = extern "C" fn(ip: u64, ctx: u64, data: u64, regs: &mut RetRegs);
 
 /// One shadow-stack entry. Plain aligned words: under strict alignment, `Option`s or padding
 /// would turn every push and pop into byte-wise copies. Ordered for the return trampoline's
@@ -88,7 +103,8 @@ const _: () = {
     // in, that is `stack + depth << 6`.
     assert!(ShadowStack::ENTRIES_OFFSET == 1 << ENTRY_SHIFT);
     assert!(ShadowStack::DEPTH_OFFSET == 0);
-    assert!(offset_of!(crate::percpu::PerCpu, id) == 0);
+    // The return trampoline's frame: RetRegs below its frame record at 80.
+    assert!(size_of::<RetRegs>() <= 80);
 };
 
 impl HookedCall for Entry {
@@ -97,7 +113,7 @@ impl HookedCall for Entry {
     }
 }
 
-fn no_exit(_: u64, _: u64, _: u64, _: &mut RetRegs) {}
+extern "C" fn no_exit(_: u64, _: u64, _: u64, _: &mut RetRegs) {}
 
 const EMPTY: Entry = Entry {
     sp: 0,
@@ -128,24 +144,30 @@ fn stack_of(cpu: usize) -> *mut ShadowStack {
     STACKS.0[cpu].get()
 }
 
-/// Bytes from one CPU's shadow stack to the next (the return trampoline indexes by CPU id).
-const STACK_STRIDE: usize = core::mem::size_of::<UnsafeCell<ShadowStack>>();
-
 #[inline(always)]
 fn this_stack() -> *mut ShadowStack {
     stack_of(percpu::this().id as usize)
 }
 
+/// Tell each CPU where its shadow stack is (`PerCpu::shadow_stack`, which the hook paths load
+/// instead of indexing [`STACKS`] by CPU id). Once, at boot, before any site can be armed.
+pub(super) fn init() {
+    for (c, cpu) in percpu::CPUS.iter().enumerate() {
+        cpu.shadow_stack
+            .store(stack_of(c) as u64, core::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// [`this_stack`] for the hook path, without its checks: `push` runs only from tracing, which
 /// exists only after `percpu::init` (`init.rs` runs it before `patch::init`, so no site can be
-/// armed earlier) pointed TPIDR_EL1 at this CPU's `PerCpu`, whose `id` is below `MAX_CPUS`.
+/// armed earlier) pointed TPIDR_EL1 at this CPU's `PerCpu`, and after [`init`] stored this
+/// CPU's shadow stack there.
 #[inline(always)]
 fn hook_stack() -> *mut ShadowStack {
     let p = crate::read_sysreg!(tpidr_el1) as *const percpu::PerCpu;
-    // SAFETY: as above, `p` is the address of an element of the static `percpu::CPUS`.
-    let id = unsafe { (*p).id } as usize;
-    // SAFETY: `id < MAX_CPUS` (the ids `percpu::CPUS` is built with).
-    unsafe { STACKS.0.get_unchecked(id).get() }
+    // SAFETY: as above, `p` is the address of an element of the static `percpu::CPUS`. A plain
+    // load: the field was written once at boot, before tracing could run.
+    unsafe { (*p).shadow_stack.as_ptr().read() as *mut ShadowStack }
 }
 
 /// Hook the return of the function `ip` whose caller's return address is in `*ret_slot`.
@@ -195,7 +217,7 @@ impl super::FtraceRegs {
     /// Hook the return of the traced function `ip` from an ops handler: the caller's return
     /// address is `lr`, which the trampoline restores into x30 (see [`push`]).
     pub fn hook_return(&mut self, ip: u64, exit: ExitFn, ctx: u64, data: u64) -> bool {
-        let (sp, fp) = (self.sp, self.fp);
+        let (sp, fp) = (self.sp(), self.fp);
         push(&mut self.lr, sp, fp, ip, exit, ctx, data)
     }
 }
@@ -223,16 +245,6 @@ pub fn real_return_address(n: usize) -> Option<u64> {
     unsafe { (*this_stack()).return_address(n) }
 }
 
-/// Runs the exit handler for the return trampoline: `exit` is a Rust `fn`, whose calling
-/// convention assembly must not assume, so the trampoline calls it through this `extern "C"`
-/// shim (compiled to a single tail branch).
-extern "C" fn call_exit(ip: u64, ctx: u64, data: u64, regs: &mut RetRegs, exit: *const ()) {
-    // SAFETY: `exit` is the `exit` field of a shadow-stack entry, which only ever holds an
-    // `ExitFn` (written by `push`); the trampoline passes it unchanged.
-    let exit = unsafe { core::mem::transmute::<*const (), ExitFn>(exit) };
-    exit(ip, ctx, data, regs);
-}
-
 /// The return trampoline found no entry for the returning frame, or a different one: the real
 /// return address is unknown, which cannot be recovered from.
 extern "C" fn bad_return(sp: u64, fp: u64) -> ! {
@@ -250,71 +262,61 @@ extern "C" fn bad_return(sp: u64, fp: u64) -> ! {
 }
 
 core::arch::global_asm!(
+    // x12 = the top entry of this CPU's shadow stack (x10 = this CPU's PerCpu), verified to be
+    // the returning frame's: SP and FP back at the values it recorded at entry (else `8f`:
+    // report); then pop it: x30 = the real return address, depth - 1. Clobbers x9, x11, x13,
+    // x14. The entry's words stay readable until the next push.
+    ".macro PB_RETHOOK_POP",
+    "    ldr  x9, [x10, #{shadow}]",
+    "    ldr  x11, [x9]",
+    "    cbz  x11, 8f",
+    "    add  x12, x9, x11, lsl #{shift}",
+    "    ldp  x13, x14, [x12, #{e_sp}]",
+    "    cmp  sp, x13",
+    "    ccmp x14, x29, #0, eq",
+    "    b.ne 8f",
+    "    ldr  x30, [x12, #{e_ret}]",
+    "    sub  x11, x11, #1",
+    "    str  x11, [x9]",
+    ".endm",
+    "",
     ".section .text.patchbay_rethook, \"ax\"",
     ".balign 8",
     ".global __patchbay_rethook_trampoline",
     ".type __patchbay_rethook_trampoline, %function",
     "__patchbay_rethook_trampoline:",
-    // Entered by the hooked function's `ret`: x0-x8 hold its results, sp and x29 are the
-    // caller's again. Frame (112 bytes): RetRegs (x0-x8) at 0, x19 (callee-saved, holds this
-    // CPU's shadow stack across the handler) at 72, a frame record { x29, this address } at 96,
-    // so unwinders see the caller's frames.
-    "    stp  x0, x1, [sp, #-112]!",
-    "    stp  x2, x3, [sp, #16]",
-    "    stp  x4, x5, [sp, #32]",
-    "    stp  x6, x7, [sp, #48]",
-    "    stp  x8, x19, [sp, #64]",
-    "    adr  x9, __patchbay_rethook_trampoline",
-    "    stp  x29, x9, [sp, #96]",
-    // x19 = this CPU's shadow stack (STACKS + id * stride), x12 = its top entry.
-    "    mrs  x10, tpidr_el1",
-    "    ldr  w11, [x10]",
-    "    adrp x19, {stacks}",
-    "    add  x19, x19, :lo12:{stacks}",
-    "    mov  x12, #{stride}",
-    "    umaddl x19, w11, w12, x19",
-    "    ldr  x11, [x19]",
-    "    cbz  x11, 8f",
-    "    add  x12, x19, x11, lsl #{shift}",
-    // The returning frame must be the one the top entry hooked: SP and FP back at its values.
-    "    ldp  x13, x14, [x12, #{e_sp}]",
-    "    add  x15, sp, #112",
-    "    cmp  x13, x15",
-    "    ccmp x14, x29, #0, eq",
-    "    b.ne 8f",
-    "    add  x29, sp, #96",
-    // exit(ip, ctx, data, regs) under the recursion guard (x10 = this CPU's PerCpu).
+    // Entered by the hooked function's `ret`: x0/x1 hold its result, sp and x29 are the
+    // caller's again. The recursion guard first: its `mrs` also finds the shadow stack.
     guard_enter!("7f"),
+    "    PB_RETHOOK_POP",
+    // Frame (96 bytes): RetRegs at 0 (x0/x1 saved), a frame record { x29, the real return
+    // address } at 80, so unwinders see the caller.
+    "    stp  x0, x1, [sp, #-96]!",
+    "    stp  x29, x30, [sp, #80]",
+    "    add  x29, sp, #80",
+    // exit(ip, ctx, data, regs), from the popped entry (nothing can push before this: the
+    // guard is taken).
     "    ldp  x0, x1, [x12, #{e_ip}]",
     "    ldp  x2, x4, [x12, #{e_data}]",
     "    mov  x3, sp",
-    "    bl   {call_exit}",
+    "    blr  x4",
     guard_exit!(),
-    // Pop: x30 = the real return address, depth - 1 (the handler pushed nothing: it ran under
-    // the guard, which refuses hooks).
-    "6:  ldr  x11, [x19]",
-    "    add  x12, x19, x11, lsl #{shift}",
-    "    ldr  x30, [x12, #{e_ret}]",
-    "    sub  x11, x11, #1",
-    "    str  x11, [x19]",
-    "    ldp  x2, x3, [sp, #16]",
-    "    ldp  x4, x5, [sp, #32]",
-    "    ldp  x6, x7, [sp, #48]",
-    "    ldp  x8, x19, [sp, #64]",
-    "    ldr  x29, [sp, #96]",
-    "    ldp  x0, x1, [sp], #112",
+    "    ldp  x29, x30, [sp, #80]",
+    "    ldp  x0, x1, [sp], #96",
     "    ret",
-    // A handler already runs on this CPU: count it, skip the exit handler, still pop.
+    // A handler already runs on this CPU: count it, skip the exit handler, still verify and
+    // pop.
     "7:",
-    guard_refused!("6b"),
-    // No entry, or not this frame's: report (never returns). x29 is still the caller's FP.
-    "8:  add  x0, sp, #112",
+    guard_refused!("9f"),
+    "9:  PB_RETHOOK_POP",
+    "    ret",
+    // No entry, or not this frame's: report (never returns). sp and x29 are the caller's.
+    "8:  mov  x0, sp",
     "    mov  x1, x29",
     "    bl   {bad_return}",
     "__patchbay_rethook_trampoline_end:",
     ".size __patchbay_rethook_trampoline, . - __patchbay_rethook_trampoline",
-    stacks = sym STACKS,
-    stride = const STACK_STRIDE,
+    shadow = const core::mem::offset_of!(percpu::PerCpu, shadow_stack),
     shift = const ENTRY_SHIFT,
     e_sp = const core::mem::offset_of!(Entry, sp),
     e_ip = const core::mem::offset_of!(Entry, ip),
@@ -322,7 +324,6 @@ core::arch::global_asm!(
     e_ret = const core::mem::offset_of!(Entry, ret),
     depth = const DEPTH_OFFSET,
     recursions = const RECURSIONS_OFFSET,
-    call_exit = sym call_exit,
     bad_return = sym bad_return,
 );
 

@@ -144,7 +144,7 @@ pub fn patchable(attr: TokenStream, item: TokenStream) -> TokenStream {
             ArgClass::Unknown => quote! {},
         });
     }
-    let nargs = ArgRegs::classify(&classes, returns_in_memory(&sig.output)).bits();
+    let arg_regs = ArgRegs::classify(&classes, returns_in_memory(&sig.output)).bits();
     let name = &sig.ident;
     let name_str = name.to_string();
     let attrs = &f.attrs;
@@ -162,7 +162,7 @@ pub fn patchable(attr: TokenStream, item: TokenStream) -> TokenStream {
             static SITE: ::patchbay::patch::sites::SiteDesc = ::patchbay::patch::sites::SiteDesc {
                 func: #name as *const (),
                 name: concat!(module_path!(), "::", #name_str),
-                nargs: #nargs,
+                arg_regs: #arg_regs,
             };
             #(#proofs)*
         };

@@ -26,8 +26,8 @@
 //!    [`SiteState`], and whether a write is a (not CMODX-safe) entry-word write.
 //!
 //! ```
-//! use patchbay_pure::{batch::{self, Call, Change, Literal, PlanError, SiteState}, sites::Site};
-//! let site = Site { func: 0x1000, name: "f", nargs: 0 };
+//! use patchbay_pure::{batch::{self, Call, Change, Literal, PlanError, SiteState}, sites::{ArgRegs, Site}};
+//! let site = Site { func: 0x1000, name: "f", arg_regs: ArgRegs::from_bits(0) };
 //! let mut changes = vec![Change { site: 0, call: Call::To(0x2000), literal: Literal::Keep }];
 //! batch::merge(&mut changes, &[site]).unwrap();
 //! let (mut phase1, mut phase2, mut entry_writes) = (Vec::new(), Vec::new(), false);
@@ -372,6 +372,7 @@ mod tests {
     use alloc::vec;
 
     use super::*;
+    use crate::sites::ArgRegs;
 
     const F: u64 = 0x4008_0000;
     const G: u64 = 0x4008_0040;
@@ -383,12 +384,12 @@ mod tests {
             Site {
                 func: F,
                 name: "f",
-                nargs: 0,
+                arg_regs: ArgRegs::from_bits(0),
             },
             Site {
                 func: G,
                 name: "g",
-                nargs: 0,
+                arg_regs: ArgRegs::from_bits(0),
             },
         ]
     }

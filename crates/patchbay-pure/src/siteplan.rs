@@ -8,21 +8,32 @@
 //! | one | `bl` list trampoline | `bl` ops trampoline, literal = that ops |
 //! | several | `bl` list trampoline | `bl` ops trampoline, literal = the list ops |
 //!
+//! The list and ops trampolines come in [`CALLER_VARIANTS`] variants that differ only in which
+//! argument registers they save around the handlers; a site is sent to the smallest one that
+//! saves every register its signature may use ([`caller_variant`] of its [`ArgRegs`]).
+//!
 //! A direct attachment changes that: alone on a site it takes its own route ([`DirectRoute`]);
 //! beside other ops the site goes to the direct caller with the list ops in its literal, and the
 //! direct attachment's ops hands over to its trampoline after the list walk.
 //!
 //! ```
 //! use patchbay_pure::{batch::SiteState, siteplan::*};
-//! let t = Targets { list_caller: 0x100, ops_caller: 0x200, direct_caller: 0x300, list_ops: 0x900 };
+//! # use patchbay_pure::sites::ArgRegs;
+//! let t = Targets {
+//!     list_caller: [0x100, 0x110, 0x120, 0x130, 0x140, 0x150, 0x160, 0x170, 0x180, 0x190],
+//!     ops_caller: [0x200, 0x210, 0x220, 0x230, 0x240, 0x250, 0x260, 0x270, 0x280, 0x290],
+//!     direct_caller: 0x300,
+//!     list_ops: 0x900,
+//! };
 //! let one = Owners { count: 1, first: 0x5000, direct: None };
+//! // A function of one word-sized argument: variant 2, which saves only x0 and x1.
 //! assert_eq!(
-//!     plan_site(&SiteState::COMPILED, &one, Mode::CallOps, &t),
-//!     SitePlan::Set { arm: Some(0x200), literal: Some(0x5000) }
+//!     plan_site(&SiteState::COMPILED, &one, Mode::CallOps, ArgRegs::from_bits(1), &t),
+//!     SitePlan::Set { arm: Some(0x220), literal: Some(0x5000) }
 //! );
 //! ```
 
-use crate::batch::SiteState;
+use crate::{batch::SiteState, sites::ArgRegs};
 
 /// How a site reaches its ops.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,11 +76,32 @@ pub struct Owners {
     pub direct: Option<DirectRoute>,
 }
 
-/// The addresses a plan may name: the static trampolines and the list ops.
+/// Variants of the static list and call-ops trampolines. Each saves `pairs` pairs of argument
+/// registers for the handlers (x0/x1, x2/x3, x4/x5, x6/x7: 0..=4) and x8 or not: variant
+/// `pairs * 2 + x8`. (Every variant restores x0 and x1, which carry the result when a handler
+/// overrides the function.)
+pub const CALLER_VARIANTS: usize = 10;
+
+/// The variant of the list and call-ops trampolines a site with argument registers `regs` needs:
+/// the smallest that saves x0..x(regs-1), and x8 if it may be live. Registers are saved in whole
+/// pairs, so an odd count rounds up (an over-estimate is safe).
+pub fn caller_variant(regs: ArgRegs) -> usize {
+    let pairs = regs.regs.min(crate::sites::ARG_REGS).div_ceil(2);
+    usize::from(pairs) * 2 + usize::from(regs.x8)
+}
+
+/// The argument registers variant `v` of the list and call-ops trampolines saves: x0..x(n-1)
+/// and x8 if the flag is set.
+pub const fn caller_variant_saves(v: usize) -> (u8, bool) {
+    (2 * (v / 2) as u8, v % 2 == 1)
+}
+
+/// The addresses a plan may name: the static trampolines (the list and call-ops ones per
+/// [`caller_variant`]) and the list ops.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Targets {
-    pub list_caller: u64,
-    pub ops_caller: u64,
+    pub list_caller: [u64; CALLER_VARIANTS],
+    pub ops_caller: [u64; CALLER_VARIANTS],
     pub direct_caller: u64,
     pub list_ops: u64,
 }
@@ -88,9 +120,15 @@ pub enum SitePlan {
     },
 }
 
-/// Plan one site, currently in state `st`, for `owners` in `mode`. Only what differs from `st`
-/// is written.
-pub fn plan_site(st: &SiteState, owners: &Owners, mode: Mode, t: &Targets) -> SitePlan {
+/// Plan one site, currently in state `st`, whose function receives its arguments in `regs`, for
+/// `owners` in `mode`. Only what differs from `st` is written.
+pub fn plan_site(
+    st: &SiteState,
+    owners: &Owners,
+    mode: Mode,
+    regs: ArgRegs,
+    t: &Targets,
+) -> SitePlan {
     if owners.count == 0 {
         return if st.at_rest() {
             SitePlan::Keep
@@ -106,14 +144,14 @@ pub fn plan_site(st: &SiteState, owners: &Owners, mode: Mode, t: &Targets) -> Si
         }
         // Direct beside other ops: the list walk, then a hand-over to the trampoline.
         (Some(_), _) => (t.direct_caller, Some(t.list_ops)),
-        (None, Mode::List) => (t.list_caller, None),
+        (None, Mode::List) => (t.list_caller[caller_variant(regs)], None),
         (None, Mode::CallOps) => {
             let lit = if owners.count == 1 {
                 owners.first
             } else {
                 t.list_ops
             };
-            (t.ops_caller, Some(lit))
+            (t.ops_caller[caller_variant(regs)], Some(lit))
         }
     };
     let arm = (st.call() != Some(target)).then_some(target);
@@ -135,19 +173,30 @@ mod tests {
         sites::Site,
     };
 
+    const fn callers(base: u64) -> [u64; CALLER_VARIANTS] {
+        let mut a = [0; CALLER_VARIANTS];
+        let mut i = 0;
+        while i < CALLER_VARIANTS {
+            a[i] = base + 0x100 * i as u64;
+            i += 1;
+        }
+        a
+    }
     const T: Targets = Targets {
-        list_caller: 0x4010_0000,
-        ops_caller: 0x4010_0100,
-        direct_caller: 0x4010_0200,
+        list_caller: callers(0x4010_0000),
+        ops_caller: callers(0x4020_0000),
+        direct_caller: 0x4030_0000,
         list_ops: 0x4800_0000,
     };
+    /// The leaf's registers: none (variant 0).
+    const LEAF: ArgRegs = ArgRegs::from_bits(0);
     const OPS_A: u64 = 0x4900_0000;
     const OPS_B: u64 = 0x4900_0100;
     const TRAMP: u64 = 0x4400_0000;
     const SITE: Site<'static> = Site {
         func: 0x4008_0000,
         name: "f",
-        nargs: 0,
+        arg_regs: LEAF,
     };
 
     fn owners(count: usize, direct: Option<DirectRoute>) -> Owners {
@@ -182,19 +231,19 @@ mod tests {
     fn the_mode_table() {
         let c = SiteState::COMPILED;
         let cases = [
-            (owners(1, None), Mode::List, T.list_caller, None),
-            (owners(2, None), Mode::List, T.list_caller, None),
-            (owners(1, None), Mode::CallOps, T.ops_caller, Some(OPS_A)),
+            (owners(1, None), Mode::List, T.list_caller[0], None),
+            (owners(2, None), Mode::List, T.list_caller[0], None),
+            (owners(1, None), Mode::CallOps, T.ops_caller[0], Some(OPS_A)),
             (
                 owners(3, None),
                 Mode::CallOps,
-                T.ops_caller,
+                T.ops_caller[0],
                 Some(T.list_ops),
             ),
         ];
         for (o, mode, arm, literal) in cases {
             assert_eq!(
-                plan_site(&c, &o, mode, &T),
+                plan_site(&c, &o, mode, LEAF, &T),
                 SitePlan::Set {
                     arm: Some(arm),
                     literal
@@ -210,7 +259,7 @@ mod tests {
         for mode in [Mode::List, Mode::CallOps] {
             let near = owners(1, Some(DirectRoute::Bl(TRAMP)));
             assert_eq!(
-                plan_site(&c, &near, mode, &T),
+                plan_site(&c, &near, mode, LEAF, &T),
                 SitePlan::Set {
                     arm: Some(TRAMP),
                     literal: None
@@ -218,7 +267,7 @@ mod tests {
             );
             let far = owners(1, Some(DirectRoute::ViaDirectCaller));
             assert_eq!(
-                plan_site(&c, &far, mode, &T),
+                plan_site(&c, &far, mode, LEAF, &T),
                 SitePlan::Set {
                     arm: Some(T.direct_caller),
                     literal: Some(OPS_A)
@@ -227,7 +276,7 @@ mod tests {
             // Beside another ops, whatever the route: the list walk, then the hand-over.
             for route in [DirectRoute::Bl(TRAMP), DirectRoute::ViaDirectCaller] {
                 assert_eq!(
-                    plan_site(&c, &owners(2, Some(route)), mode, &T),
+                    plan_site(&c, &owners(2, Some(route)), mode, LEAF, &T),
                     SitePlan::Set {
                         arm: Some(T.direct_caller),
                         literal: Some(T.list_ops)
@@ -242,22 +291,25 @@ mod tests {
         let one = owners(1, None);
         let st = apply(
             SiteState::COMPILED,
-            plan_site(&SiteState::COMPILED, &one, Mode::CallOps, &T),
+            plan_site(&SiteState::COMPILED, &one, Mode::CallOps, LEAF, &T),
         );
-        assert_eq!(plan_site(&st, &one, Mode::CallOps, &T), SitePlan::Keep);
+        assert_eq!(
+            plan_site(&st, &one, Mode::CallOps, LEAF, &T),
+            SitePlan::Keep
+        );
         // A second owner changes only the literal; switching to list mode only the call.
         let two = Owners { count: 2, ..one };
         assert_eq!(
-            plan_site(&st, &two, Mode::CallOps, &T),
+            plan_site(&st, &two, Mode::CallOps, LEAF, &T),
             SitePlan::Set {
                 arm: None,
                 literal: Some(T.list_ops)
             }
         );
         assert_eq!(
-            plan_site(&st, &two, Mode::List, &T),
+            plan_site(&st, &two, Mode::List, LEAF, &T),
             SitePlan::Set {
-                arm: Some(T.list_caller),
+                arm: Some(T.list_caller[0]),
                 literal: None
             }
         );
@@ -267,7 +319,7 @@ mod tests {
             ..one
         };
         assert_eq!(
-            plan_site(&st, &other, Mode::CallOps, &T),
+            plan_site(&st, &other, Mode::CallOps, LEAF, &T),
             SitePlan::Set {
                 arm: None,
                 literal: Some(OPS_B)
@@ -279,10 +331,10 @@ mod tests {
     fn no_owner_restores_only_a_changed_site() {
         let none = owners(0, None);
         let c = SiteState::BOOT;
-        assert_eq!(plan_site(&c, &none, Mode::List, &T), SitePlan::Keep);
-        let armed = apply(c, plan_site(&c, &owners(1, None), Mode::CallOps, &T));
+        assert_eq!(plan_site(&c, &none, Mode::List, LEAF, &T), SitePlan::Keep);
+        let armed = apply(c, plan_site(&c, &owners(1, None), Mode::CallOps, LEAF, &T));
         assert_eq!(
-            plan_site(&armed, &none, Mode::CallOps, &T),
+            plan_site(&armed, &none, Mode::CallOps, LEAF, &T),
             SitePlan::Restore
         );
         assert_eq!(apply(armed, SitePlan::Restore), c);
@@ -300,11 +352,56 @@ mod tests {
             for direct in routes {
                 for mode in [Mode::List, Mode::CallOps] {
                     let o = owners(count, direct);
-                    st = apply(st, plan_site(&st, &o, mode, &T));
-                    assert_eq!(plan_site(&st, &o, mode, &T), SitePlan::Keep);
+                    st = apply(st, plan_site(&st, &o, mode, LEAF, &T));
+                    assert_eq!(plan_site(&st, &o, mode, LEAF, &T), SitePlan::Keep);
                 }
             }
         }
         assert_eq!(st, SiteState::BOOT);
+    }
+
+    #[test]
+    fn every_site_gets_the_smallest_variant_that_saves_its_registers() {
+        let mut seen = [false; CALLER_VARIANTS];
+        for regs in 0..=crate::sites::ARG_REGS {
+            for x8 in [false, true] {
+                let r = ArgRegs {
+                    regs,
+                    x8,
+                    ..ArgRegs::ALL
+                };
+                let v = caller_variant(r);
+                let (saves, saves_x8) = caller_variant_saves(v);
+                // Enough: every argument register, and x8 when it may be live.
+                assert!(saves >= regs && (saves_x8 || !x8), "{r:?} -> {v}");
+                // Not more than the pair the last register is in, and x8 only if needed.
+                assert!(saves <= regs + 1 && saves_x8 == x8, "{r:?} -> {v}");
+                seen[v] = true;
+                for mode in [Mode::List, Mode::CallOps] {
+                    let SitePlan::Set { arm: Some(to), .. } =
+                        plan_site(&SiteState::COMPILED, &owners(1, None), mode, r, &T)
+                    else {
+                        panic!("{r:?} in {mode:?} is not armed");
+                    };
+                    let want = match mode {
+                        Mode::List => T.list_caller[v],
+                        Mode::CallOps => T.ops_caller[v],
+                    };
+                    assert_eq!(to, want, "{r:?} in {mode:?}");
+                }
+            }
+        }
+        // Every variant serves some signature; unknown signatures get x0..x8.
+        assert!(seen.iter().all(|&s| s), "{seen:?}");
+        assert_eq!(
+            caller_variant_saves(caller_variant(ArgRegs::ALL)),
+            (8, true)
+        );
+        // A direct route does not depend on the registers (its trampoline saves them itself).
+        let near = owners(1, Some(DirectRoute::Bl(TRAMP)));
+        assert_eq!(
+            plan_site(&SiteState::COMPILED, &near, Mode::CallOps, ArgRegs::ALL, &T),
+            plan_site(&SiteState::COMPILED, &near, Mode::CallOps, LEAF, &T)
+        );
     }
 }

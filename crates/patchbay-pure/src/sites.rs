@@ -60,7 +60,7 @@ pub enum StackWords {
 /// arguments (see the module docs). An over-estimate is always safe; an under-estimate would
 /// let a handler clobber a live argument.
 ///
-/// Stored in the registry's `nargs` word ([`ArgRegs::bits`]); the encoding is chosen so that a
+/// Stored in the registry's `arg_regs` word ([`ArgRegs::bits`]); the encoding is chosen so that a
 /// plain count `n <= 8` means "x0..x(n-1), x8 dead, nothing on the stack", which is what a
 /// function of `n` word-sized arguments returning in registers is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -178,7 +178,7 @@ pub struct Desc<'a> {
     pub func: u64,
     pub name: &'a str,
     /// The site's [`ArgRegs::bits`].
-    pub nargs: u32,
+    pub arg_regs: u32,
 }
 
 /// A patch site.
@@ -188,15 +188,11 @@ pub struct Site<'a> {
     pub func: u64,
     /// Full path, e.g. `patchbay::subjects::leaf`.
     pub name: &'a str,
-    /// The site's [`ArgRegs::bits`] (read it with [`Site::arg_regs`]).
-    pub nargs: u32,
+    /// The registers and stack words the function's arguments occupy.
+    pub arg_regs: ArgRegs,
 }
 
 impl Site<'_> {
-    /// The registers and stack words the function's arguments occupy.
-    pub fn arg_regs(&self) -> ArgRegs {
-        ArgRegs::from_bits(self.nargs)
-    }
     /// The 8-byte literal slot before the function (CALL_OPS ops pointer).
     pub fn literal(&self) -> u64 {
         self.func - PREFIX_BYTES
@@ -269,7 +265,7 @@ pub fn build<'a>(entries: &[u64], descs: &[Desc<'a>]) -> Result<Vec<Site<'a>>, S
         .map(|d| Site {
             func: d.func,
             name: d.name,
-            nargs: d.nargs,
+            arg_regs: ArgRegs::from_bits(d.arg_regs),
         })
         .collect();
     sites.sort_unstable_by_key(|s| s.func);
@@ -359,7 +355,7 @@ mod tests {
         Desc {
             func,
             name,
-            nargs: 1,
+            arg_regs: 1,
         }
     }
 
@@ -436,7 +432,7 @@ mod tests {
         let s = Site {
             func: 0x1000,
             name: "patchbay::subjects::leaf",
-            nargs: 0,
+            arg_regs: ArgRegs::from_bits(0),
         };
         assert!(matches(&s, "leaf"));
         assert!(matches(&s, "patchbay::subjects::*"));
@@ -540,9 +536,9 @@ mod tests {
         let s = Site {
             func: 0x1000,
             name: "x",
-            nargs: regs(2, true, 0).bits(),
+            arg_regs: regs(2, true, 0),
         };
-        assert_eq!(s.arg_regs().saved(), 3);
+        assert_eq!(s.arg_regs.saved(), 3);
     }
 
     #[test]
