@@ -9,15 +9,28 @@
 # in rust-toolchain.toml.
 
 SHELL      := /bin/bash
+, := ,
 BSP        ?= qemu_virt
 TARGET     := aarch64-unknown-none-softfloat
 # Each board's kernel has its own path, so building one board never overwrites another's:
 # cargo's output (shared by every board's build) is copied there as soon as it is built.
-KERNEL_ELF := target/$(BSP)/kernel
-CARGO_KERNEL := target/$(TARGET)/release/kernel
+# The hardened variant (README "Hardened build"): make qemu HARDEN=1, make bench HARDEN=1, ...
+# builds the kernel and everything it links, core and alloc included (from the rust-src
+# component: the precompiled ones have no landing pads), with BTI landing pads and pac-ret
+# return-address signing, in its own target directory so the plain build's cache stays valid.
+# Cargo's -Z flags need RUSTC_BOOTSTRAP in cargo's own environment (.cargo/config.toml's [env]
+# reaches only the processes cargo starts). The cargo feature `harden` gives the code the layouts.
+HARDEN     ?=
+HSUFFIX    := $(if $(filter 1,$(HARDEN)),-harden)
+KTARGET_DIR := target$(if $(HSUFFIX),/harden)
+KHARDEN    := $(if $(HSUFFIX),--features harden --target-dir $(KTARGET_DIR) -Z build-std=core$(,)alloc \
+              --config 'target.$(TARGET).rustflags=["-Z"$(,)"branch-protection=bti$(,)pac-ret"]')
+KCARGO     := $(if $(HSUFFIX),RUSTC_BOOTSTRAP=1 )cargo
+KERNEL_ELF := target/$(BSP)$(HSUFFIX)/kernel
+CARGO_KERNEL := $(KTARGET_DIR)/$(TARGET)/release/kernel
 # The serial-console kernel (`make console`): the self-check, then a shell on the UART.
-CONSOLE_ELF := target/$(BSP)/console
-CARGO_CONSOLE := target/$(TARGET)/release/console
+CONSOLE_ELF := target/$(BSP)$(HSUFFIX)/console
+CARGO_CONSOLE := $(KTARGET_DIR)/$(TARGET)/release/console
 PB         := target/release/pb
 QEMU       := qemu-system-aarch64
 CARGO      := cargo
@@ -104,7 +117,7 @@ deps:
 
 # --- build --------------------------------------------------------------------------------------
 build:
-	$(CARGO) build $(KFLAGS) --bin kernel
+	$(KCARGO) build $(KFLAGS) $(KHARDEN) --bin kernel
 	@mkdir -p $(dir $(KERNEL_ELF)) && cp $(CARGO_KERNEL) $(KERNEL_ELF)
 
 pb:
@@ -122,7 +135,7 @@ qemu: deps build pb $(if $(ICACHE),icache-plugin)
 
 # --- the serial console -------------------------------------------------------------------------
 console-build:
-	$(CARGO) build $(KFLAGS) --bin console
+	$(KCARGO) build $(KFLAGS) $(KHARDEN) --bin console
 	@mkdir -p $(dir $(CONSOLE_ELF)) && cp $(CARGO_CONSOLE) $(CONSOLE_ELF)
 
 # QEMU virt: pb boots the console kernel with its serial on the terminal. A Raspberry Pi: push
@@ -224,7 +237,7 @@ test-host:
 test-kernel: pb icache-plugin
 	@mkdir -p target
 	set -o pipefail; PB_ICACHE=strict CARGO_TARGET_AARCH64_UNKNOWN_NONE_SOFTFLOAT_RUNNER="$(abspath $(PB)) run" \
-	    $(CARGO) test $(KFLAGS) 2>&1 | tee target/test-kernel.log
+	    $(KCARGO) test $(KFLAGS) $(KHARDEN) 2>&1 | tee target/test-kernel$(HSUFFIX).log
 	@passed=$$(tr -d '\r' < target/test-kernel.log | awk '/ Running /{bin=$$2} \
 	    /^[0-9]+ passed, 0 failed$$/{n[bin]=$$1} /^pb: exited with [0-9]+ as expected$$/{if (!(bin in n)) n[bin]=1} \
 	    END{for (b in n) s+=n[b]; print s+0}'); \

@@ -1,13 +1,15 @@
 //! BRK probes (kprobe-style): the slow baseline the other mechanisms are compared against.
 //!
-//! Probing a site writes `brk #KPROBE_BRK` over its entry NOP (func+0; NOP <-> BRK is
+//! Probing a site writes `brk #KPROBE_BRK` over its entry NOP (`Site::entry`: func+0, or func+4
+//! after the hardened build's `bti c`, which a BRK never displaces; NOP <-> BRK is
 //! CMODX-safe). Calling the function then takes a synchronous exception; the handler registered
 //! for exception class 0x3c recognises the immediate and the address, runs the probe's handler
 //! with the full register state ([`ExceptionFrame`]) and resumes *after* the displaced
 //! instruction: it was a NOP, so nothing needs to be emulated or single-stepped.
 //!
-//! A kretprobe-style probe also hooks the return from the exception path: at func+0 the
-//! caller's return address is still in x30, so [`rethook::push`] takes `frame.x[30]`.
+//! A kretprobe-style probe also hooks the return from the exception path: at the entry NOP the
+//! caller's return address is still in x30, unsigned (a `pac-ret` body signs it only after the
+//! entry NOPs, see `patchbay_pure::harden`), so [`rethook::push`] takes `frame.x[30]`.
 //!
 //! The handler runs on the exception stack under the same recursion guard as the trampolines;
 //! a probe hit inside a handler is counted and resumed without running the handler. For
@@ -45,7 +47,10 @@ pub struct ProbeId(pub u64);
 #[derive(Clone, Copy)]
 struct Probe {
     id: u64,
+    /// The probed function's address (the `ip` its handlers see).
     addr: u64,
+    /// Where the BRK is: the site's entry NOP (after the hardened build's `bti c`).
+    brk: u64,
     name: &'static str,
     entry: Option<ProbeHandler>,
     exit: Option<rethook::ExitFn>,
@@ -76,6 +81,7 @@ fn register(
     PROBES.lock().push(Probe {
         id,
         addr: site.func,
+        brk: site.entry(),
         name: site.name,
         entry,
         exit,
@@ -111,7 +117,7 @@ pub fn register_kretprobe(
 pub fn unregister(id: ProbeId) -> Result<(), TraceError> {
     let p = PROBES.lock().iter().find(|p| p.id == id.0).copied();
     let p = p.ok_or(TraceError::UnknownOps(OpsId(id.0)))?;
-    poke::poke(p.addr, insn::brk(KPROBE_BRK), insn::NOP).map_err(TraceError::from)?;
+    poke::poke(p.brk, insn::brk(KPROBE_BRK), insn::NOP).map_err(TraceError::from)?;
     PROBES.lock().retain(|q| q.id != id.0);
     Ok(())
 }
@@ -152,7 +158,7 @@ fn on_brk(frame: &mut ExceptionFrame) -> bool {
         return false;
     }
     let probe = match PROBES.try_lock() {
-        Some(ps) => ps.iter().find(|p| p.addr == frame.elr).copied(),
+        Some(ps) => ps.iter().find(|p| p.brk == frame.elr).copied(),
         // Registering or removing right now (on this CPU, from a handler): resume untraced.
         None => None,
     };

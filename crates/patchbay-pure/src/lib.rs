@@ -10,6 +10,7 @@
 //! | [`cache`] | CTR_EL0 decoding and the I-cache maintenance plan for modified text |
 //! | [`dispatch`] | the list dispatcher's table: tracers keyed by function, one load/compare/branch each |
 //! | [`esr`] | decoding of ESR_ELx for crash reports |
+//! | [`harden`] | the hardened build (BTI, pac-ret): site layout, landing pads, CPU features |
 //! | [`ksyms`] | the kernel symbol table blob the host tool embeds into the image |
 //! | [`pagetable`] | stage-1 4 KiB-granule descriptors and a table walker |
 //! | [`psci`] | PSCI function IDs and return codes (typed errors for CPU bring-up) |
@@ -30,6 +31,7 @@ pub mod batch;
 pub mod cache;
 pub mod dispatch;
 pub mod esr;
+pub mod harden;
 pub mod hash;
 pub mod insn;
 pub mod ksyms;

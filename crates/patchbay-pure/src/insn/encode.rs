@@ -622,6 +622,10 @@ mod tests {
         let mut cases: Vec<(u32, String)> = vec![
             (NOP, "nop".into()),
             (BTI_C, "bti c".into()),
+            (BTI_J, "bti j".into()),
+            (BTI_JC, "bti jc".into()),
+            (PACIASP, "paciasp".into()),
+            (AUTIASP, "autiasp".into()),
             (ISB, "isb".into()),
             (RET, "ret".into()),
             (MOV_X9_X30, "mov x9, x30".into()),
@@ -1026,6 +1030,10 @@ mod tests {
         let cases: Vec<(&str, u32)> = vec![
             ("nop", NOP),
             ("bti c", BTI_C),
+            ("bti j", BTI_J),
+            ("bti jc", BTI_JC),
+            ("paciasp", PACIASP),
+            ("autiasp", AUTIASP),
             ("isb", ISB),
             ("ret", RET),
             ("mov x9, x30", MOV_X9_X30),
