@@ -73,7 +73,7 @@ RPI4_TESTS := $(PI_TESTS) --test board_rpi4
 
 BASE       ?= bench/baseline.jsonl
 
-.PHONY: help deps build pb icache-plugin test-icache qemu test test-host test-kernel bench bench-compare bench-baseline \
+.PHONY: help deps build pb icache-plugin test-icache qemu test test-host test-kernel test-kernel-harden bench bench-compare bench-baseline \
         clippy fmt fmt-check layers gdb objdump nm clean image flash unflash chainloader \
         flash-chainloader chainboot capture test-rpi3 test-rpi4 test-pi test-boards pi-board linux-compare \
         console console-build test-console test-report report
@@ -82,11 +82,12 @@ help:
 	@echo "patchbay make targets (BSP=$(BSP)):"
 	@echo "  make qemu [SMP=n] [GIC=2|3]  build, boot on QEMU virt (icount), run the suite, print the tables, exit"
 	@echo "  make console    boot the serial console under QEMU (BSP=rpi3/rpi4: chainload it, SERIAL=...)"
-	@echo "  make test       host unit tests + QEMU-booted kernel tests (what CI runs)"
+	@echo "  make test       host unit tests + QEMU-booted kernel tests, plain and hardened (what CI runs)"
 	@echo "  make report     target/bench/report.html again from target/bench/latest.jsonl"
 	@echo "  make test-icache  the stale-I-cache model must catch each dropped maintenance step"
 	@echo "  make qemu ICACHE=1  the main job under the stale-I-cache model (strict)"
 	@echo "  make bench      run the benchmark suite: target/bench/latest.{jsonl,csv,svg,log}"
+	@echo "  make qemu|bench|build HARDEN=1  the hardened build (BTI + pac-ret enforced, QEMU max)"
 	@echo "  make bench-compare [BASE=file]  bench, then compare with the baseline (CI gate)"
 	@echo "  make bench-baseline  adopt target/bench/latest.jsonl as bench/baseline.jsonl"
 	@echo "  make linux-compare [KERNEL=6.1] [PATCHBAY=file] [REPEAT=n]  Linux's own hooks on the same QEMU, beside patchbay's"
@@ -131,7 +132,7 @@ icache-plugin:
 # Under icount PMCCNTR counts retired instructions exactly, so the table is reproducible.
 # BSP=rpi3 runs under QEMU raspi3b, BSP=rpi4 under raspi4b (QEMU >= 9.0; make deps installs 10.0).
 qemu: deps build pb $(if $(ICACHE),icache-plugin)
-	$(PB) run --icount --table --records target/qemu $(if $(ICACHE),--icache) $(QEMU_ARGS) $(RUN_ARGS) $(KERNEL_ELF)
+	$(PB) run --icount --table --records target/qemu$(HSUFFIX) $(if $(ICACHE),--icache) $(QEMU_ARGS) $(RUN_ARGS) $(KERNEL_ELF)
 
 # --- the serial console -------------------------------------------------------------------------
 console-build:
@@ -149,8 +150,9 @@ console: deps console-build pb
 	fi
 
 # --- benchmarks ---------------------------------------------------------------------------------
+# HARDEN=1: the hardened build's table (header "build":"hardened") in target/bench-harden.
 bench: deps build pb
-	$(PB) bench --kernel $(KERNEL_ELF) --out target/bench
+	$(PB) bench --kernel $(KERNEL_ELF) --out target/bench$(HSUFFIX)
 
 # Instruction counts are exact under icount: any increase over the baseline is a regression.
 bench-compare: bench
@@ -217,7 +219,7 @@ capture: pb
 	@echo "now: $(PB) parse $(LOG)"
 
 # --- tests --------------------------------------------------------------------------------------
-test: deps test-host layers test-kernel test-icache test-rpi3 test-rpi4 test-boards test-console \
+test: deps test-host layers test-kernel test-kernel-harden test-icache test-rpi3 test-rpi4 test-boards test-console \
       test-report
 
 # The import graph: no circle in any crate's modules; the kernel's imports follow the layer
@@ -238,10 +240,15 @@ test-kernel: pb icache-plugin
 	@mkdir -p target
 	set -o pipefail; PB_ICACHE=strict CARGO_TARGET_AARCH64_UNKNOWN_NONE_SOFTFLOAT_RUNNER="$(abspath $(PB)) run" \
 	    $(KCARGO) test $(KFLAGS) $(KHARDEN) 2>&1 | tee target/test-kernel$(HSUFFIX).log
-	@passed=$$(tr -d '\r' < target/test-kernel.log | awk '/ Running /{bin=$$2} \
+	@passed=$$(tr -d '\r' < target/test-kernel$(HSUFFIX).log | awk '/ Running /{bin=$$2} \
 	    /^[0-9]+ passed, 0 failed$$/{n[bin]=$$1} /^pb: exited with [0-9]+ as expected$$/{if (!(bin in n)) n[bin]=1} \
 	    END{for (b in n) s+=n[b]; print s+0}'); \
-	echo "kernel: $$passed passed, 0 failed"
+	echo "kernel$(if $(HSUFFIX), (hardened)): $$passed passed, 0 failed"
+
+# The same suite in the hardened build (BTI + pac-ret enforced on QEMU max), plus the tests
+# that only it has (required-features = ["harden"]: BTI and authentication failures).
+test-kernel-harden:
+	$(MAKE) --no-print-directory test-kernel HARDEN=1
 
 # The model's teeth: the patching tests built with the test-only feature icache-teeth, booted once
 # per dropped step (boot argument icache.break=); each run must fail naming that step. The same
@@ -319,6 +326,7 @@ clippy:
 	$(CARGO) clippy --workspace --exclude patchbay --all-targets -- -D warnings
 	$(CARGO) clippy $(KFLAGS) --lib --bins --tests -- -D warnings
 	$(CARGO) clippy $(KFLAGS),icache-teeth --lib -- -D warnings
+	$(CARGO) clippy $(KFLAGS),harden --lib --bins --tests -- -D warnings
 	$(CARGO) clippy $(RPI3_FLAGS) --lib --bins --tests -- -D warnings
 	$(CARGO) clippy $(RPI4_FLAGS) --lib --bins -- -D warnings
 	$(CARGO) clippy -p patchbay-chainloader --target $(TARGET) --release --bins -- -D warnings

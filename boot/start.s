@@ -99,6 +99,11 @@ from_el3:
         // SCR_EL3: RW=1 (EL2 is AArch64), HCE=1 (HVC enabled), SMD=1 (no secure monitor here),
         // bits 5:4 RES1, NS=1 (EL2 and EL1 are non-secure).
         mov     x1, #0x5b1
+.if {harden}
+        // API, APK (bits 17, 16): pointer-authentication instructions and key registers do not
+        // trap to EL3 (RES0, ignored, on a CPU without FEAT_PAuth).
+        orr     x1, x1, #(3 << 16)
+.endif
         msr     scr_el3, x1
         // CPTR_EL3 = 0 (no FP/SIMD traps to EL3); MDCR_EL3 = 0 (no PMU or debug traps to EL3).
         msr     cptr_el3, xzr
@@ -124,6 +129,11 @@ from_el2:
 
         // HCR_EL2: RW=1 (EL1 is AArch64); no stage 2, no traps to EL2.
         mov     x1, #(1 << 31)
+.if {harden}
+        // API, APK (bits 41, 40): pointer-authentication instructions and key registers at EL1
+        // do not trap to EL2 (RES0, ignored, on a CPU without FEAT_PAuth).
+        orr     x1, x1, #(3 << 40)
+.endif
         msr     hcr_el2, x1
 
         // CPTR_EL2: do not trap FP/SIMD (TFP=0); bits 13:12 and 9:0 are RES1.

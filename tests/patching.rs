@@ -424,10 +424,12 @@ fn maintenance_of_a_batch_covers_every_written_line_once() {
     phase(entries.clone());
     phase(entries.iter().map(|e| e + 4).collect());
     assert_eq!(ops, expect);
-    // Each written word's line is cleaned and invalidated.
+    // Each written word's line is cleaned and invalidated — unless CTR_EL0 says the CPU needs
+    // neither (IDC, DIC: QEMU's `max`, which the hardened build runs on, has both).
     for s in &gens {
         let line = s.call() & !(ctr.dcache_line() - 1);
-        assert!(ops.contains(&Op::DcCvau(line)) && ops.contains(&Op::IcIvau(line)));
+        assert!(ctr.idc() || ops.contains(&Op::DcCvau(line)));
+        assert!(ctr.dic() || ops.contains(&Op::IcIvau(line)));
     }
     let n_isb = ops.iter().filter(|o| **o == Op::Isb).count();
     assert_eq!(n_isb, 2, "one ISB per phase, not per site");

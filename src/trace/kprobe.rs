@@ -23,7 +23,7 @@
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use patchbay_pure::{esr, insn};
+use patchbay_pure::{esr, harden, insn};
 
 use super::{
     recursion, rethook,
@@ -49,8 +49,11 @@ struct Probe {
     id: u64,
     /// The probed function's address (the `ip` its handlers see).
     addr: u64,
-    /// Where the BRK is: the site's entry NOP (after the hardened build's `bti c`).
+    /// Where the BRK is: the site's entry NOP (after the hardened build's `bti c`), or what
+    /// [`register_kprobe_at`] was given.
     brk: u64,
+    /// The instruction the BRK displaced: a NOP, or a landing pad (emulated on resume).
+    displaced: u32,
     name: &'static str,
     entry: Option<ProbeHandler>,
     exit: Option<rethook::ExitFn>,
@@ -71,23 +74,40 @@ fn install_handler() {
 
 fn register(
     site: &Site<'static>,
+    at: u64,
     entry: Option<ProbeHandler>,
     exit: Option<rethook::ExitFn>,
     data: u64,
 ) -> Result<ProbeId, TraceError> {
+    if !(site.func..=site.body()).contains(&at) || !at.is_multiple_of(4) {
+        return Err(TraceError::ProbeOutsideSite {
+            addr: at,
+            site: site.name,
+        });
+    }
+    // SAFETY: `at` is a word of the site's compiled text (checked above), mapped readable.
+    let displaced = unsafe { (at as *const u32).read_volatile() };
+    // A landing pad is emulated on resume and `paciasp`/`autiasp` are refused; any other word
+    // but a NOP is refused by the poke below, which expects a NOP.
+    let displaced = match insn::pointer_auth_or_landing_pad(displaced) {
+        Some(_) if harden::bti_accepts(displaced, 0).is_some() => displaced,
+        Some(insn) => return Err(TraceError::ProbeOnPointerAuth { addr: at, insn }),
+        None => insn::NOP,
+    };
     install_handler();
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
     // Listed before the BRK is written, so the first hit finds it.
     PROBES.lock().push(Probe {
         id,
         addr: site.func,
-        brk: site.entry(),
+        brk: at,
+        displaced,
         name: site.name,
         entry,
         exit,
         data,
     });
-    if let Err(e) = poke::poke(site.entry(), insn::NOP, insn::brk(KPROBE_BRK)) {
+    if let Err(e) = poke::poke(at, displaced, insn::brk(KPROBE_BRK)) {
         PROBES.lock().retain(|p| p.id != id);
         return Err(e.into());
     }
@@ -100,7 +120,21 @@ pub fn register_kprobe(
     handler: ProbeHandler,
     data: u64,
 ) -> Result<ProbeId, TraceError> {
-    register(site, Some(handler), None, data)
+    register(site, site.entry(), Some(handler), None, data)
+}
+
+/// Probe `site` at `at`: one of its words from the function's address up to the first
+/// instruction of its body. Besides the entry NOPs, that is the hardened build's `bti c` at the
+/// function's address — emulated: the probe resumes after it, having checked that it accepts
+/// the branch that arrived (PSTATE.BTYPE, saved in SPSR_EL1), as the landing pad would have —
+/// and the body's `paciasp`, refused ([`TraceError::ProbeOnPointerAuth`]).
+pub fn register_kprobe_at(
+    site: &Site<'static>,
+    at: u64,
+    handler: ProbeHandler,
+    data: u64,
+) -> Result<ProbeId, TraceError> {
+    register(site, at, Some(handler), None, data)
 }
 
 /// Probe `site` with an exit handler (and optionally an entry handler), kretprobe-style.
@@ -110,14 +144,14 @@ pub fn register_kretprobe(
     exit: rethook::ExitFn,
     data: u64,
 ) -> Result<ProbeId, TraceError> {
-    register(site, entry, Some(exit), data)
+    register(site, site.entry(), entry, Some(exit), data)
 }
 
 /// Remove a probe: the original NOP goes back, then the probe is forgotten.
 pub fn unregister(id: ProbeId) -> Result<(), TraceError> {
     let p = PROBES.lock().iter().find(|p| p.id == id.0).copied();
     let p = p.ok_or(TraceError::UnknownOps(OpsId(id.0)))?;
-    poke::poke(p.brk, insn::brk(KPROBE_BRK), insn::NOP).map_err(TraceError::from)?;
+    poke::poke(p.brk, insn::brk(KPROBE_BRK), p.displaced).map_err(TraceError::from)?;
     PROBES.lock().retain(|q| q.id != id.0);
     Ok(())
 }
@@ -151,6 +185,13 @@ core::arch::global_asm!(
     "    ret",
     ".size __patchbay_call_with_frame, . - __patchbay_call_with_frame",
 );
+
+/// SPSR_EL1.BTYPE (bits 11:10): PSTATE.BTYPE when the exception was taken.
+const SPSR_BTYPE: u64 = 3 << 10;
+
+fn spsr_btype(spsr: u64) -> u8 {
+    ((spsr & SPSR_BTYPE) >> 10) as u8
+}
 
 /// The synchronous-exception hook for BRK.
 fn on_brk(frame: &mut ExceptionFrame) -> bool {
@@ -200,7 +241,19 @@ fn on_brk(frame: &mut ExceptionFrame) -> bool {
             rethook::push(&mut frame.x[30], sp, fp, p.addr, exit, p.id, p.data);
         }
     });
-    // Resume after the displaced NOP.
+    // Resume after the displaced instruction. A landing pad's check is the one thing to
+    // emulate: the BRK took the branch's PSTATE.BTYPE into SPSR_EL1; if the pad accepts it,
+    // the pad would have cleared it, else the branch would have faulted there.
+    if let Some(ok) = harden::bti_accepts(p.displaced, spsr_btype(frame.spsr)) {
+        assert!(
+            ok,
+            "kprobe at {:#x}: the displaced `{}` does not accept the branch that arrived (PSTATE.BTYPE {:#04b}): a Branch Target exception without the probe",
+            p.brk,
+            insn::describe(p.displaced, p.brk),
+            spsr_btype(frame.spsr)
+        );
+        frame.spsr &= !SPSR_BTYPE;
+    }
     frame.elr += 4;
     true
 }

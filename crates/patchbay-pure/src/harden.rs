@@ -159,6 +159,21 @@ pub const fn has_pac_bits(addr: u64) -> bool {
     addr & PAC_BITS != 0
 }
 
+/// Does the landing pad `word` accept an arrival with PSTATE.BTYPE `btype` (SCTLR_EL1.BT1 set,
+/// as the hardened build runs)? `None` if `word` is no `bti` — the question a BRK probe that
+/// displaced one must answer before resuming after it (`trace::kprobe`).
+pub const fn bti_accepts(word: u32, btype: u8) -> Option<bool> {
+    use crate::insn::{BTI, BTI_C, BTI_J, BTI_JC};
+    let btype = btype & 3;
+    Some(match word {
+        BTI => btype == 0,
+        BTI_C => btype != 0b11,
+        BTI_J => btype != 0b10,
+        BTI_JC => true,
+        _ => return None,
+    })
+}
+
 /// ESR_ELx.EC of a Branch Target exception.
 pub const EC_BTI: u8 = 0x0d;
 /// ESR_ELx.EC of a pointer-authentication failure (FEAT_FPAC).
@@ -241,6 +256,19 @@ mod tests {
         assert_ne!(a[0], a[1]);
         // SplitMix64's published first output for seed 0.
         assert_eq!(key_from_counter(0)[0], 0xe220_a839_7b1d_cdaf);
+    }
+
+    #[test]
+    fn landing_pads_accept_what_the_arm_arm_says() {
+        use crate::insn::{BTI_C, BTI_J, BTI_JC, NOP, PACIASP};
+        // BTYPE: 0b00 none, 0b01 BR x16/x17, 0b10 BLR, 0b11 other BR.
+        let accepts = |w| [0, 1, 2, 3].map(|b| bti_accepts(w, b).unwrap());
+        assert_eq!(accepts(BTI_C), [true, true, true, false]);
+        assert_eq!(accepts(BTI_J), [true, true, false, true]);
+        assert_eq!(accepts(BTI_JC), [true; 4]);
+        assert_eq!(accepts(crate::insn::BTI), [true, false, false, false]);
+        assert_eq!(bti_accepts(NOP, 0), None);
+        assert_eq!(bti_accepts(PACIASP, 2), None);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use core::fmt;
 
 use super::{
-    ADD_IMM_OP, ADD_SUB_IMM_MASK, AUTIASP, BTI_J, BTI_JC, PACIASP, ADR_MASK, ADR_OP, ADRP_OP, B_COND_MASK, B_COND_OP, B_MASK, B_OP,
+    ADD_IMM_OP, ADD_SUB_IMM_MASK, AUTIASP, BTI, BTI_J, BTI_JC, PACIASP, ADR_MASK, ADR_OP, ADRP_OP, B_COND_MASK, B_COND_OP, B_MASK, B_OP,
     BL_OP, BLR_OP, BR_OP, BRANCH_REG_MASK, BRK_OP, BTI_C, CBNZ_OP, CBZ_OP, EXCEPTION_MASK, HVC_OP,
     IMM19_MASK, ISB_MASK, ISB_OP, LDP_OFF_OP, LDP_POST_OP, LDP_PRE_OP, LDR_IMM_OP, LDR_LIT_OP,
     LDST_MASK, MOV_REG_MASK, MOV_REG_OP, MOVE_WIDE_MASK, MOVK_OP, MOVZ_OP, NOP, RET, RET_OP,
@@ -23,6 +23,7 @@ const fn sign_extend(value: u32, bits: u32) -> i64 {
 /// instructions a BRK probe must not simply displace (see `trace::kprobe`).
 pub const fn pointer_auth_or_landing_pad(w: u32) -> Option<&'static str> {
     match w {
+        BTI => Some("bti"),
         BTI_C => Some("bti c"),
         BTI_J => Some("bti j"),
         BTI_JC => Some("bti jc"),

@@ -621,6 +621,7 @@ mod tests {
     fn fixed_words_and_register_forms_match_llvm() {
         let mut cases: Vec<(u32, String)> = vec![
             (NOP, "nop".into()),
+            (BTI, "bti".into()),
             (BTI_C, "bti c".into()),
             (BTI_J, "bti j".into()),
             (BTI_JC, "bti jc".into()),
@@ -1029,6 +1030,7 @@ mod tests {
         let base = 0xffff_8000_0010_0000u64;
         let cases: Vec<(&str, u32)> = vec![
             ("nop", NOP),
+            ("bti", BTI),
             ("bti c", BTI_C),
             ("bti j", BTI_J),
             ("bti jc", BTI_JC),

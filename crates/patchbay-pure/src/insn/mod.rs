@@ -88,6 +88,8 @@ pub use regs::*;
 
 /// `nop`
 pub const NOP: u32 = 0xd503_201f; // nop
+/// `bti`: landing pad for no indirect branch at all (`hint #32`)
+pub const BTI: u32 = 0xd503_241f; // bti
 /// `bti c`: landing pad for indirect calls (`hint #34`, a NOP without FEAT_BTI)
 pub const BTI_C: u32 = 0xd503_245f; // bti c
 /// `bti j`: landing pad for indirect jumps (`hint #36`)
