@@ -60,6 +60,31 @@ struct Probe {
     data: u64,
 }
 
+/// What a hit needs of its [`Probe`], copied out under the lock field by field (a whole `Probe`
+/// is copied with a `memcpy` call under strict alignment, on every hit).
+#[derive(Clone, Copy)]
+struct Hit {
+    id: u64,
+    addr: u64,
+    displaced: u32,
+    entry: Option<ProbeHandler>,
+    exit: Option<rethook::ExitFn>,
+    data: u64,
+}
+
+impl Probe {
+    fn hit(&self) -> Hit {
+        Hit {
+            id: self.id,
+            addr: self.addr,
+            displaced: self.displaced,
+            entry: self.entry,
+            exit: self.exit,
+            data: self.data,
+        }
+    }
+}
+
 static PROBES: spin::Mutex<Vec<Probe>> = spin::Mutex::new(Vec::new());
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 static HITS: AtomicU64 = AtomicU64::new(0);
@@ -199,7 +224,7 @@ fn on_brk(frame: &mut ExceptionFrame) -> bool {
         return false;
     }
     let probe = match PROBES.try_lock() {
-        Some(ps) => ps.iter().find(|p| p.brk == frame.elr).copied(),
+        Some(ps) => ps.iter().find(|p| p.brk == frame.elr).map(Probe::hit),
         // Registering or removing right now (on this CPU, from a handler): resume untraced.
         None => None,
     };
@@ -244,12 +269,16 @@ fn on_brk(frame: &mut ExceptionFrame) -> bool {
     // Resume after the displaced instruction. A landing pad's check is the one thing to
     // emulate: the BRK took the branch's PSTATE.BTYPE into SPSR_EL1; if the pad accepts it,
     // the pad would have cleared it, else the branch would have faulted there.
-    if let Some(ok) = harden::bti_accepts(p.displaced, spsr_btype(frame.spsr)) {
+    // (Only the hardened build has landing pads to displace.)
+    let pad = harden::HARDENED
+        .then(|| harden::bti_accepts(p.displaced, spsr_btype(frame.spsr)))
+        .flatten();
+    if let Some(ok) = pad {
         assert!(
             ok,
             "kprobe at {:#x}: the displaced `{}` does not accept the branch that arrived (PSTATE.BTYPE {:#04b}): a Branch Target exception without the probe",
-            p.brk,
-            insn::describe(p.displaced, p.brk),
+            frame.elr,
+            insn::describe(p.displaced, frame.elr),
             spsr_btype(frame.spsr)
         );
         frame.spsr &= !SPSR_BTYPE;
