@@ -228,8 +228,12 @@ layers: pb
 	$(PB) layers src --layers docs/architecture.md
 	@for d in crates/*/src tools/pb/src tools/icache-plugin/src tools/icache-plugin/model/src chainloader/src; do $(PB) layers $$d || exit 1; done
 
+# Then the pure crate's build-agnostic layout tests again with the hardened layouts (feature
+# harden: `bti c` first in sites and generated trampolines).
 test-host:
 	$(CARGO) test --workspace --exclude patchbay
+	$(CARGO) test -p patchbay-pure --features harden -- harden:: every_trampoline_starts_with \
+	    the_layout_check_wants
 
 # Every kernel test binary (the library's unit tests and tests/*.rs) is booted by `pb run`,
 # which reads the binary's QEMU directives, enforces its timeout and checks its exit code, all

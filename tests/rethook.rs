@@ -236,7 +236,10 @@ fn return_hooks_replace_the_unsigned_return_address() {
     // It is the address after this test's `bl leaf`.
     assert!(insn::is_bl(word(parent - 4)), "{parent:#x}");
     assert_eq!(
-        (ENTRIES.load(Ordering::Relaxed), EXITS.load(Ordering::Relaxed)),
+        (
+            ENTRIES.load(Ordering::Relaxed),
+            EXITS.load(Ordering::Relaxed)
+        ),
         (0, 1)
     );
 }
@@ -273,7 +276,10 @@ fn brk_probes_emulate_landing_pads_and_refuse_signing() {
         assert_eq!(word(s.body()), before.1, "nothing was written");
     }
     let outside = kprobe::register_kprobe_at(s, s.body() + 4, kp_entry, 0).unwrap_err();
-    assert!(matches!(outside, trace::TraceError::ProbeOutsideSite { .. }));
+    assert!(matches!(
+        outside,
+        trace::TraceError::ProbeOutsideSite { .. }
+    ));
 }
 
 #[kernel_test]

@@ -71,10 +71,7 @@ pub unsafe fn init() {
         t.iter().try_for_each(|s| {
             // SAFETY: a site's first words are compiled text, mapped readable, not yet patched.
             let words = unsafe {
-                core::slice::from_raw_parts(
-                    s.func as *const u32,
-                    (sites::BODY_OFFSET / 4) as usize,
-                )
+                core::slice::from_raw_parts(s.func as *const u32, (sites::BODY_OFFSET / 4) as usize)
             };
             sites::check_layout(s.func, words)
         })?;

@@ -48,10 +48,16 @@ pub enum TraceError {
     /// A BRK probe would displace `paciasp`/`autiasp` (hardened build): emulating them means
     /// signing or authenticating x30 with the interrupted SP in the exception handler, which a
     /// probe does not do; nothing was written.
-    ProbeOnPointerAuth { addr: u64, insn: &'static str },
+    ProbeOnPointerAuth {
+        addr: u64,
+        insn: &'static str,
+    },
     /// A BRK probe's address is not a word of its site (the function's address up to the first
     /// instruction of its body).
-    ProbeOutsideSite { addr: u64, site: &'static str },
+    ProbeOutsideSite {
+        addr: u64,
+        site: &'static str,
+    },
 }
 
 impl From<TrampError> for TraceError {

@@ -137,7 +137,10 @@ impl fmt::Display for Enforcement {
                 KeySource::Rndr => "random from RNDR",
                 KeySource::Counter => "from the counter (no FEAT_RNG)",
             };
-            write!(f, "; return addresses signed (SCTLR_EL1.EnIA, APIA key {key}")?;
+            write!(
+                f,
+                "; return addresses signed (SCTLR_EL1.EnIA, APIA key {key}"
+            )?;
             f.write_str(if self.cpu.fpac {
                 ", FPAC: a failed authentication traps)"
             } else {

@@ -294,9 +294,7 @@ impl core::fmt::Display for SiteTableError {
 /// (`words[i]` at `func + 4 i`, at least [`BODY_OFFSET`] / 4 of them, as compiled): the
 /// hardened build's landing pad, then the two entry NOPs.
 pub fn check_layout(func: u64, words: &[u32]) -> Result<(), SiteTableError> {
-    let expected = ENTRY_LANDING_PAD
-        .into_iter()
-        .chain([insn::NOP, insn::NOP]);
+    let expected = ENTRY_LANDING_PAD.into_iter().chain([insn::NOP, insn::NOP]);
     for (i, expected) in expected.enumerate() {
         let found = words.get(i).copied().unwrap_or(0);
         if found != expected {

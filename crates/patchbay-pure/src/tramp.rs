@@ -143,12 +143,12 @@
 use alloc::vec::Vec;
 
 use crate::{
-    insn::{
-        self, EncodeError, Index, Reg, SP, X0, X1, X2, X8, X9, X16, X17, X29, X30, add_imm, adr, b, bl,
-        blr, br, in_branch_range, ldp, ldr_imm, ldr_literal, mov_from_sp, ret_reg, stp, str_imm,
-        sub_imm,
-    },
     harden::{HARDENED, TRAMPOLINE_LANDING_PAD},
+    insn::{
+        self, EncodeError, Index, Reg, SP, X0, X1, X2, X8, X9, X16, X17, X29, X30, add_imm, adr, b,
+        bl, blr, br, in_branch_range, ldp, ldr_imm, ldr_literal, mov_from_sp, ret_reg, stp,
+        str_imm, sub_imm,
+    },
     sites::{ARG_REGS, ArgRegs, StackWords},
 };
 
@@ -557,7 +557,11 @@ mod tests {
         let r = regs(2, false, 0);
         for (what, words, n_literals) in [
             ("entry", entry(r, 0x1000, 7, None).unwrap(), 2),
-            ("entry_lean", entry_lean(r, 0x1000, 7, 0x2000, None).unwrap(), 3),
+            (
+                "entry_lean",
+                entry_lean(r, 0x1000, 7, 0x2000, None).unwrap(),
+                3,
+            ),
             ("fexit", fexit(r, 0x1000, 7, None).unwrap(), 2),
         ] {
             assert_eq!(

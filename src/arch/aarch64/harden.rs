@@ -65,11 +65,7 @@ extern "C" fn __patchbay_harden_boot() -> u64 {
     TCR_EL1.write(TCR_EL1::T0SZ.val(T0SZ));
     let cpu = cpu();
     if cpu.pauth {
-        let random = if cpu.rng {
-            rndr().zip(rndr())
-        } else {
-            None
-        };
+        let random = if cpu.rng { rndr().zip(rndr()) } else { None };
         let key = match random {
             Some((lo, hi)) => [lo, hi],
             None => key_from_counter(crate::read_sysreg!(cntpct_el0)),
