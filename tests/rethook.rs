@@ -214,8 +214,7 @@ fn fp_entry_parent(_ip: u64, regs: &mut FtraceRegs, _data: &mut u64) -> bool {
 #[kernel_test]
 fn return_hooks_replace_the_unsigned_return_address() {
     let s = site("patchbay::subjects::leaf");
-    // SAFETY: the words of a site and its body are mapped, readable kernel text.
-    let word = |a: u64| unsafe { (a as *const u32).read_volatile() };
+    let word = |a: u64| poke::read(a, poke::Width::Insn) as u32;
     assert_eq!(word(s.func) == insn::BTI_C, harden::HARDENED);
     assert_eq!(word(s.body()) == insn::PACIASP, harden::HARDENED);
     reset();
@@ -250,8 +249,7 @@ fn return_hooks_replace_the_unsigned_return_address() {
 #[kernel_test]
 fn brk_probes_emulate_landing_pads_and_refuse_signing() {
     let s = site("patchbay::subjects::leaf");
-    // SAFETY: the words of a site and its body are mapped, readable kernel text.
-    let word = |a: u64| unsafe { (a as *const u32).read_volatile() };
+    let word = |a: u64| poke::read(a, poke::Width::Insn) as u32;
     let before = (word(s.func), word(s.body()));
     reset();
     let id = kprobe::register_kprobe_at(s, s.func, kp_entry, 0).unwrap();
