@@ -9,15 +9,28 @@
 # in rust-toolchain.toml.
 
 SHELL      := /bin/bash
+, := ,
 BSP        ?= qemu_virt
 TARGET     := aarch64-unknown-none-softfloat
 # Each board's kernel has its own path, so building one board never overwrites another's:
 # cargo's output (shared by every board's build) is copied there as soon as it is built.
-KERNEL_ELF := target/$(BSP)/kernel
-CARGO_KERNEL := target/$(TARGET)/release/kernel
+# The hardened variant (README "Hardened build"): make qemu HARDEN=1, make bench HARDEN=1, ...
+# builds the kernel and everything it links, core and alloc included (from the rust-src
+# component: the precompiled ones have no landing pads), with BTI landing pads and pac-ret
+# return-address signing, in its own target directory so the plain build's cache stays valid.
+# Cargo's -Z flags need RUSTC_BOOTSTRAP in cargo's own environment (.cargo/config.toml's [env]
+# reaches only the processes cargo starts). The cargo feature `harden` gives the code the layouts.
+HARDEN     ?=
+HSUFFIX    := $(if $(filter 1,$(HARDEN)),-harden)
+KTARGET_DIR := target$(if $(HSUFFIX),/harden)
+KHARDEN    := $(if $(HSUFFIX),--features harden --target-dir $(KTARGET_DIR) -Z build-std=core$(,)alloc \
+              --config 'target.$(TARGET).rustflags=["-Z"$(,)"branch-protection=bti$(,)pac-ret"]')
+KCARGO     := $(if $(HSUFFIX),RUSTC_BOOTSTRAP=1 )cargo
+KERNEL_ELF := target/$(BSP)$(HSUFFIX)/kernel
+CARGO_KERNEL := $(KTARGET_DIR)/$(TARGET)/release/kernel
 # The serial-console kernel (`make console`): the self-check, then a shell on the UART.
-CONSOLE_ELF := target/$(BSP)/console
-CARGO_CONSOLE := target/$(TARGET)/release/console
+CONSOLE_ELF := target/$(BSP)$(HSUFFIX)/console
+CARGO_CONSOLE := $(KTARGET_DIR)/$(TARGET)/release/console
 PB         := target/release/pb
 QEMU       := qemu-system-aarch64
 CARGO      := cargo
@@ -61,7 +74,7 @@ RPI4_TESTS := $(PI_TESTS) --test board_rpi4 --test smp_trace
 
 BASE       ?= bench/baseline.jsonl
 
-.PHONY: help deps build pb icache-plugin test-icache qemu test test-host test-kernel bench bench-compare bench-baseline bench-smp \
+.PHONY: help deps build pb icache-plugin test-icache qemu test test-host test-kernel test-kernel-harden bench bench-compare bench-baseline bench-smp \
         clippy fmt fmt-check layers gdb objdump nm clean image flash unflash chainloader \
         flash-chainloader chainboot capture test-rpi3 test-rpi4 test-pi test-boards pi-board linux-compare \
         console console-build test-console test-report report test-guard-teeth
@@ -70,12 +83,13 @@ help:
 	@echo "patchbay make targets (BSP=$(BSP)):"
 	@echo "  make qemu [SMP=n] [GIC=2|3]  build, boot on QEMU virt (icount), run the suite, print the tables, exit"
 	@echo "  make console    boot the serial console under QEMU (BSP=rpi3/rpi4: chainload it, SERIAL=...)"
-	@echo "  make test       host unit tests + QEMU-booted kernel tests (what CI runs)"
+	@echo "  make test       host unit tests + QEMU-booted kernel tests, plain and hardened (what CI runs)"
 	@echo "  make report     target/bench/report.html again from target/bench/latest.jsonl"
 	@echo "  make test-icache  the stale-I-cache model must catch each dropped maintenance step"
 	@echo "  make test-guard-teeth  the interrupt-context tracing test must catch one guard for both contexts"
 	@echo "  make qemu ICACHE=1  the main job under the stale-I-cache model (strict)"
 	@echo "  make bench      run the benchmark suite: target/bench/latest.{jsonl,csv,svg,log}"
+	@echo "  make qemu|bench|build HARDEN=1  the hardened build (BTI + pac-ret enforced, QEMU max)"
 	@echo "  make bench-compare [BASE=file]  bench, then compare with the baseline (CI gate)"
 	@echo "  make bench-smp  the suite with 2 and 4 CPUs: target/bench-smp{2,4}/ (IPI, CPU 1, stop-the-world)"
 	@echo "  make bench-baseline  adopt target/bench/latest.jsonl as bench/baseline.jsonl"
@@ -107,7 +121,7 @@ deps:
 
 # --- build --------------------------------------------------------------------------------------
 build:
-	$(CARGO) build $(KFLAGS) --bin kernel
+	$(KCARGO) build $(KFLAGS) $(KHARDEN) --bin kernel
 	@mkdir -p $(dir $(KERNEL_ELF)) && cp $(CARGO_KERNEL) $(KERNEL_ELF)
 
 pb:
@@ -121,11 +135,11 @@ icache-plugin:
 # Under icount PMCCNTR counts retired instructions exactly, so the table is reproducible.
 # BSP=rpi3 runs under QEMU raspi3b, BSP=rpi4 under raspi4b (QEMU >= 9.0; make deps installs 10.0).
 qemu: deps build pb $(if $(ICACHE),icache-plugin)
-	$(PB) run --icount --table --records target/qemu $(if $(ICACHE),--icache) $(QEMU_ARGS) $(RUN_ARGS) $(KERNEL_ELF)
+	$(PB) run --icount --table --records target/qemu$(HSUFFIX) $(if $(ICACHE),--icache) $(QEMU_ARGS) $(RUN_ARGS) $(KERNEL_ELF)
 
 # --- the serial console -------------------------------------------------------------------------
 console-build:
-	$(CARGO) build $(KFLAGS) --bin console
+	$(KCARGO) build $(KFLAGS) $(KHARDEN) --bin console
 	@mkdir -p $(dir $(CONSOLE_ELF)) && cp $(CARGO_CONSOLE) $(CONSOLE_ELF)
 
 # QEMU virt: pb boots the console kernel with its serial on the terminal. A Raspberry Pi: push
@@ -139,8 +153,9 @@ console: deps console-build pb
 	fi
 
 # --- benchmarks ---------------------------------------------------------------------------------
+# HARDEN=1: the hardened build's table (header "build":"hardened") in target/bench-harden.
 bench: deps build pb
-	$(PB) bench --kernel $(KERNEL_ELF) --out target/bench
+	$(PB) bench --kernel $(KERNEL_ELF) --out target/bench$(HSUFFIX)
 
 # The SMP suite's multi-CPU rows (IPI round trip, every mechanism on CPU 1, stop-the-world with 2
 # and 4 CPUs): the whole suite booted with 2 and with 4 CPUs, into target/bench-smp2 and -smp4.
@@ -214,7 +229,7 @@ capture: pb
 	@echo "now: $(PB) parse $(LOG)"
 
 # --- tests --------------------------------------------------------------------------------------
-test: deps test-host layers test-kernel test-icache test-guard-teeth test-rpi3 test-rpi4 test-boards test-console \
+test: deps test-host layers test-kernel test-kernel-harden test-icache test-guard-teeth test-rpi3 test-rpi4 test-boards test-console \
       test-report
 
 # The import graph: no circle in any crate's modules; the kernel's imports follow the layer
@@ -223,8 +238,12 @@ layers: pb
 	$(PB) layers src --layers docs/architecture.md
 	@for d in crates/*/src tools/pb/src tools/icache-plugin/src tools/icache-plugin/model/src chainloader/src; do $(PB) layers $$d || exit 1; done
 
+# Then the pure crate's build-agnostic layout tests again with the hardened layouts (feature
+# harden: `bti c` first in sites and generated trampolines).
 test-host:
 	$(CARGO) test --workspace --exclude patchbay
+	$(CARGO) test -p patchbay-pure --features harden -- harden:: every_trampoline_starts_with \
+	    the_layout_check_wants
 
 # Every kernel test binary (the library's unit tests and tests/*.rs) is booted by `pb run`,
 # which reads the binary's QEMU directives, enforces its timeout and checks its exit code, all
@@ -234,11 +253,16 @@ test-host:
 test-kernel: pb icache-plugin
 	@mkdir -p target
 	set -o pipefail; PB_ICACHE=strict CARGO_TARGET_AARCH64_UNKNOWN_NONE_SOFTFLOAT_RUNNER="$(abspath $(PB)) run" \
-	    $(CARGO) test $(KFLAGS) 2>&1 | tee target/test-kernel.log
-	@passed=$$(tr -d '\r' < target/test-kernel.log | awk '/ Running /{bin=$$2} \
+	    $(KCARGO) test $(KFLAGS) $(KHARDEN) 2>&1 | tee target/test-kernel$(HSUFFIX).log
+	@passed=$$(tr -d '\r' < target/test-kernel$(HSUFFIX).log | awk '/ Running /{bin=$$2} \
 	    /^[0-9]+ passed, 0 failed$$/{n[bin]=$$1} /^pb: exited with [0-9]+ as expected$$/{if (!(bin in n)) n[bin]=1} \
 	    END{for (b in n) s+=n[b]; print s+0}'); \
-	echo "kernel: $$passed passed, 0 failed"
+	echo "kernel$(if $(HSUFFIX), (hardened)): $$passed passed, 0 failed"
+
+# The same suite in the hardened build (BTI + pac-ret enforced on QEMU max), plus the tests
+# that only it has (required-features = ["harden"]: BTI and authentication failures).
+test-kernel-harden:
+	$(MAKE) --no-print-directory test-kernel HARDEN=1
 
 # The model's teeth: the patching tests built with the test-only feature icache-teeth, booted once
 # per dropped step (boot argument icache.break=); each run must fail naming that step. The same
@@ -350,6 +374,7 @@ clippy:
 	$(CARGO) clippy $(KFLAGS) --lib --bins --tests -- -D warnings
 	$(CARGO) clippy $(KFLAGS),icache-teeth,smp-teeth --lib -- -D warnings
 	$(CARGO) clippy $(KFLAGS),guard-teeth --lib -- -D warnings
+	$(CARGO) clippy $(KFLAGS),harden --lib --bins --tests -- -D warnings
 	$(CARGO) clippy $(RPI3_FLAGS) --lib --bins --tests -- -D warnings
 	$(CARGO) clippy $(RPI4_FLAGS) --lib --bins -- -D warnings
 	$(CARGO) clippy -p patchbay-chainloader --target $(TARGET) --release --bins -- -D warnings

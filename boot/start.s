@@ -16,7 +16,25 @@
 //   3. set SP_EL1 (exception stack) and SP_EL0 (kernel stack) and run on SP_EL0 (EL1t),
 //      so that an overflow of the kernel stack can still be reported on the exception stack,
 //   4. zero .bss,
-//   5. call __patchbay_early_main(dtb, entry_el).
+//   5. in the hardened build, turn BTI and pointer authentication on (below),
+//   6. call __patchbay_early_main(dtb, entry_el).
+//
+// This file is assembled through global_asm! (src/arch/aarch64/mod.rs) with {harden} = 1 in the
+// hardened build (README "Hardened build"), else 0.
+
+// Load this boot's APIA key (chosen by the boot CPU's __patchbay_harden_boot) into
+// APIAKeyLo/Hi_EL1 if \sctlr (the SCTLR_EL1 value this CPU runs with) has EnIA (bit 31) set.
+// Before EnIA, every paciasp/autiasp was a NOP; after it, every function signs and checks x30
+// with this key, so it is loaded before the first Rust function that returns.
+.macro  PB_APIA_KEY_LOAD sctlr, tmp1, tmp2
+        tbz     \sctlr, #31, 9f
+        adrp    \tmp1, __patchbay_apia_key
+        add     \tmp1, \tmp1, :lo12:__patchbay_apia_key
+        ldp     \tmp1, \tmp2, [\tmp1]
+        msr     s3_0_c2_c1_0, \tmp1     // APIAKeyLo_EL1
+        msr     s3_0_c2_c1_1, \tmp2     // APIAKeyHi_EL1
+9:
+.endm
 
         .section .text.boot, "ax"
         .global _start
@@ -81,6 +99,11 @@ from_el3:
         // SCR_EL3: RW=1 (EL2 is AArch64), HCE=1 (HVC enabled), SMD=1 (no secure monitor here),
         // bits 5:4 RES1, NS=1 (EL2 and EL1 are non-secure).
         mov     x1, #0x5b1
+.if {harden}
+        // API, APK (bits 17, 16): pointer-authentication instructions and key registers do not
+        // trap to EL3 (RES0, ignored, on a CPU without FEAT_PAuth).
+        orr     x1, x1, #(3 << 16)
+.endif
         msr     scr_el3, x1
         // CPTR_EL3 = 0 (no FP/SIMD traps to EL3); MDCR_EL3 = 0 (no PMU or debug traps to EL3).
         msr     cptr_el3, xzr
@@ -106,6 +129,11 @@ from_el2:
 
         // HCR_EL2: RW=1 (EL1 is AArch64); no stage 2, no traps to EL2.
         mov     x1, #(1 << 31)
+.if {harden}
+        // API, APK (bits 41, 40): pointer-authentication instructions and key registers at EL1
+        // do not trap to EL2 (RES0, ignored, on a CPU without FEAT_PAuth).
+        orr     x1, x1, #(3 << 40)
+.endif
         msr     hcr_el2, x1
 
         // CPTR_EL2: do not trap FP/SIMD (TFP=0); bits 13:12 and 9:0 are RES1.
@@ -159,6 +187,18 @@ at_el1:
         stp     xzr, xzr, [x1], #16
         b       1b
 2:
+.if {harden}
+        // BTI and pointer authentication (src/arch/aarch64/harden.rs): the Rust half picks the
+        // key and returns the SCTLR_EL1 bits this CPU can enforce (BT1, EnIA); it returns before
+        // they are set, as its own prologue ran with signing off.
+        bl      __patchbay_harden_boot
+        PB_APIA_KEY_LOAD x0, x1, x2
+        mrs     x1, sctlr_el1
+        orr     x1, x1, x0
+        msr     sctlr_el1, x1
+        // The key and SCTLR_EL1 writes take effect before the first signing instruction.
+        isb
+.endif
         // A null frame record terminates every backtrace.
         mov     x29, xzr
         mov     x30, xzr
@@ -217,6 +257,12 @@ secondary_el1:
         msr     sctlr_el1, x1
         // MMU on before the next instruction fetch.
         isb
+.if {harden}
+        // The boot CPU's SCTLR_EL1 (just set) carries its BT1/EnIA; the key goes with it, and
+        // takes effect before the first signing instruction.
+        PB_APIA_KEY_LOAD x1, x2, x3
+        isb
+.endif
 
         // This CPU's stacks: block = __stacks_start + cpu * __cpu_stack_block, laid out
         // [guard][kernel stack][guard][exception stack] (linker.ld).

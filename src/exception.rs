@@ -32,7 +32,10 @@ use core::{
     sync::atomic::{AtomicU8, AtomicUsize, Ordering},
 };
 
-use patchbay_pure::esr::{self, Decoded};
+use patchbay_pure::{
+    esr::{self, Decoded},
+    harden,
+};
 
 use crate::{
     arch, console,
@@ -227,7 +230,22 @@ fn hint(d: &Decoded, far: u64) -> Option<&'static str> {
             "the kernel is built for general registers only (aarch64-unknown-none-softfloat) and FP/SIMD traps at EL1: an FP/SIMD instruction in kernel code (inline asm, or a target/flags change) is a bug",
         );
     }
+    if d.class() == harden::EC_BTI {
+        return Some(
+            "BTI is enforced (hardened build): a BLR/BR landed on an instruction that is no landing pad; whatever is reached indirectly (a function pointer, a trampoline behind `br x16`/`br x17`) must start with `bti c` (or `paciasp`), see README \"Hardened build\"",
+        );
+    }
+    if d.class() == harden::EC_FPAC {
+        return Some(
+            "pointer authentication is enforced (hardened build): `autiasp` found a return address that its function did not sign with this SP — it was overwritten (stack corruption, or a return hook that replaced a signed address) or the key changed",
+        );
+    }
     let fsc = d.fault_status()?;
+    if fsc & 0x3c == 0x04 && harden::has_pac_bits(far) {
+        return Some(
+            "the address carries pointer-authentication bits: without FEAT_FPAC a failed `autiasp` corrupts the return address and the `ret` faults here — a signed return address was overwritten (stack corruption, or a return hook that replaced a signed address)",
+        );
+    }
     let region = memory::describe(far);
     Some(match (fsc & 0x3c, d.is_write()) {
         (0x0c, Some(true)) if region.contains("text") || region.contains("pool") => {

@@ -64,8 +64,13 @@ pub use patchbay_macros::{kernel_test, patchable};
 /// Version and git revision of this build.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub const GIT_REV: &str = env!("PATCHBAY_GIT_REV");
-/// The build variant every `@bench` header names: `plain` (no branch protection enforced).
-pub const BUILD: &str = "plain";
+/// The build variant every `@bench` header names: `plain` (no branch protection), or `hardened`
+/// (BTI landing pads and pac-ret, enforced on a CPU that has them: `patchbay_pure::harden`).
+pub const BUILD: &str = if patchbay_pure::harden::HARDENED {
+    "hardened"
+} else {
+    "plain"
+};
 
 #[cfg(test)]
 #[unsafe(no_mangle)]

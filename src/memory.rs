@@ -255,7 +255,9 @@ pub unsafe fn init() {
     // The root first: `root()` is table 0.
     let _ = BootAlloc.alloc_table();
 
-    map(img.text.start, img.text.len(), Attrs::TEXT);
+    // Guarded (BTI) in the hardened build: every indirect branch must land on a landing pad.
+    let text = arch::harden::text_attrs();
+    map(img.text.start, img.text.len(), text);
     map(img.rodata.start, img.rodata.len(), Attrs::RODATA);
     map(img.data.start, img.data.len(), Attrs::DATA);
     for cpu in 0..MAX_CPUS {
@@ -263,8 +265,8 @@ pub unsafe fn init() {
         map(k.start, k.len(), Attrs::DATA);
         map(e.start, e.len(), Attrs::DATA);
     }
-    map(plan.near_pool.start, plan.near_pool.len(), Attrs::TEXT);
-    map(plan.far_pool.start, plan.far_pool.len(), Attrs::TEXT);
+    map(plan.near_pool.start, plan.near_pool.len(), text);
+    map(plan.far_pool.start, plan.far_pool.len(), text);
     // Everything else in RAM (heap, DTB, free memory) is plain data; devices are device memory.
     // The null page stays unmapped in both.
     let holes = [NULL_PAGE, img.image, plan.near_pool, plan.far_pool];

@@ -37,6 +37,9 @@ pub fn banner() {
     if !info.bootargs.as_str().is_empty() {
         println!("bootargs: {}", info.bootargs.as_str());
     }
+    if let Some(e) = arch::harden::enforcement() {
+        println!("{e}");
+    }
     cpus();
     match irq::tick_hz() {
         0 => println!(

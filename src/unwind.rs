@@ -11,6 +11,8 @@
 //! - a return-hooked function's saved return address is the return trampoline; the walk
 //!   replaces each one, innermost first, with the real return address from this CPU's shadow
 //!   stack ([`Hooks::real_return_address`]);
+//! - in the hardened build, saved return addresses are signed (`pac-ret`): the walk strips the
+//!   pointer-authentication code (XPACLRI) before anything compares or symbolizes them;
 //! - frames whose return address lies inside a trampoline (static trampolines, the return
 //!   trampoline, the trampoline pools) are shown, or elided with [`Options::elide_trampolines`].
 //!
@@ -18,7 +20,7 @@
 //! to know ([`Hooks`]) at boot (`trace::init`). Before that, no address is a trampoline and no
 //! return address is translated.
 
-use crate::{memory, percpu::MAX_CPUS};
+use crate::{arch, memory, percpu::MAX_CPUS};
 
 /// What tracing tells the unwinder, once, at boot ([`register_hooks`]).
 #[derive(Clone, Copy)]
@@ -88,6 +90,9 @@ pub fn walk_with(mut fp: u64, max: usize, opts: Options, mut f: impl FnMut(Frame
         }
         // SAFETY: `fp` is 16-aligned and inside a mapped kernel stack (checked above).
         let (next, lr) = unsafe { (*(fp as *const u64), *((fp + 8) as *const u64)) };
+        // A `pac-ret` function saved its x30 signed (`paciasp` ran before the `stp`): the
+        // pointer-authentication code must go before the address is compared or symbolized.
+        let lr = arch::harden::strip_pac(lr);
         if lr == 0 {
             return;
         }

@@ -23,7 +23,7 @@ use patchbay::{
     },
     unwind,
 };
-use patchbay_pure::insn;
+use patchbay_pure::{harden, insn};
 
 patchbay::qemu_directives!("timeout=120");
 
@@ -199,6 +199,87 @@ fn entry_and_exit_counts_match_on_every_subject_and_path() {
     boot_state();
 }
 
+static PARENT: AtomicU64 = AtomicU64::new(0);
+
+fn fp_entry_parent(_ip: u64, regs: &mut FtraceRegs, _data: &mut u64) -> bool {
+    PARENT.store(regs.parent_ip(), Ordering::Relaxed);
+    true
+}
+
+/// Where `pac-ret` signs, proved on the image: `bti c` at the function's address (hardened
+/// build), the site's two entry words, then the body, whose first instruction is `paciasp`. A
+/// return hook therefore replaces the caller's *unsigned* return address at the site (x9 / x30
+/// before the `paciasp`); the function signs the return trampoline's address itself and
+/// authenticates it on the way out, and the hooked call returns normally.
+#[kernel_test]
+fn return_hooks_replace_the_unsigned_return_address() {
+    let s = site("patchbay::subjects::leaf");
+    let word = |a: u64| poke::read(a, poke::Width::Insn) as u32;
+    assert_eq!(word(s.func) == insn::BTI_C, harden::HARDENED);
+    assert_eq!(word(s.body()) == insn::PACIASP, harden::HARDENED);
+    reset();
+    let id = fprobe::register(
+        Filter::Addrs([s.func].into()),
+        Some(fp_entry_parent),
+        Some(fp_exit),
+        Mode::CallOps,
+    )
+    .unwrap();
+    subjects::leaf();
+    fprobe::unregister(id).unwrap();
+    let parent = PARENT.load(Ordering::Relaxed);
+    assert!(
+        !harden::has_pac_bits(parent),
+        "the site saw a signed return address {parent:#x}"
+    );
+    // It is the address after this test's `bl leaf`.
+    assert!(insn::is_bl(word(parent - 4)), "{parent:#x}");
+    assert_eq!(
+        (
+            ENTRIES.load(Ordering::Relaxed),
+            EXITS.load(Ordering::Relaxed)
+        ),
+        (0, 1)
+    );
+}
+
+/// A BRK probe at the function's address displaces the hardened build's `bti c` (the entry NOP in
+/// the plain build) and emulates it, for a direct call and for a `blr` (PSTATE.BTYPE 0b10, which
+/// `bti c` accepts); a probe on the body's `paciasp` is refused and writes nothing.
+#[kernel_test]
+fn brk_probes_emulate_landing_pads_and_refuse_signing() {
+    let s = site("patchbay::subjects::leaf");
+    let word = |a: u64| poke::read(a, poke::Width::Insn) as u32;
+    let before = (word(s.func), word(s.body()));
+    reset();
+    let id = kprobe::register_kprobe_at(s, s.func, kp_entry, 0).unwrap();
+    subjects::leaf();
+    let through_pointer = core::hint::black_box(subjects::leaf as fn());
+    through_pointer();
+    kprobe::unregister(id).unwrap();
+    assert_eq!(ENTRIES.load(Ordering::Relaxed), 2);
+    assert_eq!(word(s.func), before.0, "the landing pad is back");
+    if harden::HARDENED {
+        let err = kprobe::register_kprobe_at(s, s.body(), kp_entry, 0).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                trace::TraceError::ProbeOnPointerAuth {
+                    insn: "paciasp",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(word(s.body()), before.1, "nothing was written");
+    }
+    let outside = kprobe::register_kprobe_at(s, s.body() + 4, kp_entry, 0).unwrap_err();
+    assert!(matches!(
+        outside,
+        trace::TraceError::ProbeOutsideSite { .. }
+    ));
+}
+
 #[kernel_test]
 fn exit_handlers_see_return_values_and_per_call_data() {
     for path in PATHS {
@@ -319,8 +400,9 @@ fn recursion_beyond_the_shadow_stack_is_counted_and_stays_paired() {
 
 static BRK_HITS: AtomicU64 = AtomicU64::new(0);
 extern "C" fn count_brk(ip: u64, data: u64, frame: &mut ExceptionFrame) {
-    // `ip` is the probed function; its BRK sits at the call word (func+4, after the `mov`).
-    assert_eq!(frame.elr, ip + 4);
+    // `ip` is the probed function; its BRK sits at the call word (after the `mov x9, x30`, and
+    // after the hardened build's `bti c`).
+    assert_eq!(frame.elr, ip + harden::ENTRY_PAD + 4);
     assert_eq!(data, 5);
     BRK_HITS.fetch_add(1, Ordering::Relaxed);
 }

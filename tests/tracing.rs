@@ -318,6 +318,13 @@ fn unwinding_from_a_handler_sees_the_traced_function_and_its_caller() {
         outer_caller();
         trace::detach(id).unwrap();
         let frames = core::mem::take(&mut *FRAMES.lock());
+        // The hardened build saves signed return addresses; the unwinder hands out plain ones.
+        assert!(
+            frames
+                .iter()
+                .all(|&pc| !patchbay_pure::harden::has_pac_bits(pc)),
+            "{frames:x?}"
+        );
         let names: Vec<&str> = frames
             .iter()
             .filter_map(|&pc| symbols::lookup(pc - 4).map(|s| s.name))

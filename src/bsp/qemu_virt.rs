@@ -5,6 +5,15 @@ use patchbay_pure::layout::Range;
 
 pub const BOARD: &Board = &patchbay_board::QEMU_VIRT;
 
+/// The hardened build runs on a CPU with BTI and pointer authentication: QEMU's `max`, with the
+/// implementation-defined signing algorithm (cheap to emulate; the architected QARMA5 costs
+/// host time, not guest instructions). A run directive (`pb run` reads it), so every hardened
+/// kernel and test binary boots there without being told.
+#[cfg(feature = "harden")]
+#[used]
+#[unsafe(link_section = ".patchbay.qemu")]
+static HARDEN_CPU: [u8; 24] = *b"cpu=max,pauth-impdef=on\n";
+
 /// QEMU always describes its GIC in the DTB.
 pub const INTC: super::Intc = super::Intc::None;
 

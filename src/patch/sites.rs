@@ -67,7 +67,18 @@ pub unsafe fn init() {
             arg_regs: d.arg_regs,
         })
         .collect();
-    match sites::build(compiler_entries(), &descs) {
+    // Every site must also start as this build lays sites out (`bti c` first when hardened).
+    let checked = sites::build(compiler_entries(), &descs).and_then(|t| {
+        t.iter().try_for_each(|s| {
+            // SAFETY: a site's first words are compiled text, mapped readable, not yet patched.
+            let words = unsafe {
+                core::slice::from_raw_parts(s.func as *const u32, (sites::BODY_OFFSET / 4) as usize)
+            };
+            sites::check_layout(s.func, words)
+        })?;
+        Ok(t)
+    });
+    match checked {
         // SAFETY: single-CPU boot (caller).
         Ok(t) => unsafe { TABLE.set(t) },
         Err(e) => {
@@ -75,7 +86,8 @@ pub unsafe fn init() {
                 SiteTableError::UnregisteredEntry { entry } => entry + sites::PREFIX_BYTES,
                 SiteTableError::MissingEntry { func, .. }
                 | SiteTableError::Duplicate { func }
-                | SiteTableError::MisalignedLiteral { func } => func,
+                | SiteTableError::MisalignedLiteral { func }
+                | SiteTableError::Layout { func, .. } => func,
             };
             panic!("site table: {e} [function{}]", crate::symbols::Sym(func))
         }

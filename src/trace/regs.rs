@@ -66,8 +66,9 @@ const _: () = {
     assert!(FREGS_LR + 8 == FREGS_SIZE);
 };
 
-/// Bytes from a function's address to its body (the two entry words of the patch site).
-pub const SITE_ENTRY_BYTES: u64 = 8;
+/// Bytes from a function's address to its body (the two entry words of the patch site, after
+/// the hardened build's `bti c`).
+pub const SITE_ENTRY_BYTES: u64 = patchbay_pure::sites::BODY_OFFSET;
 
 impl FtraceRegs {
     /// Argument `n` (0..=7) as passed in x`n` (unspecified if the function receives nothing in

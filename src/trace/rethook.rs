@@ -38,6 +38,14 @@
 //!
 //! Unwinders see the return trampoline's address where a hooked function's return address
 //! should be; [`real_return_address`] translates it back (see `unwind`).
+//!
+//! In the hardened build (`pac-ret`) nothing here signs or authenticates: every entry path runs
+//! at the patch site (or the BRK on its entry NOP), before the body's `paciasp`, so the slot
+//! holds the caller's *unsigned* return address, and the hooked function signs the return
+//! trampoline's address in its own prologue and authenticates it in its own epilogue. The
+//! trampoline returns to the saved, unsigned address with `ret`, which no caller authenticates
+//! (a caller signs only its *own* return address). `patchbay_pure::harden` shows the layout;
+//! tests/rethook.rs proves it on the image (`return_hooks_replace_the_unsigned_return_address`).
 
 use core::cell::UnsafeCell;
 

@@ -61,7 +61,10 @@ use patchbay_pure::siteplan::CALLER_VARIANTS;
 use super::{
     ops::{LIST, LIST_OPS, OPS_DIRECT_CALL, SNAPSHOT_KEYED, SNAPSHOT_WIDE, list_func},
     recursion::{DEPTH_OFFSET, RECURSIONS_OFFSET, guard_enter, guard_exit, guard_refused},
-    regs::{FREGS_DIRECT_TRAMP, FREGS_FP, FREGS_LINK, FREGS_LR, FREGS_PC, FREGS_SIZE, FREGS_X0},
+    regs::{
+        FREGS_DIRECT_TRAMP, FREGS_FP, FREGS_LINK, FREGS_LR, FREGS_PC, FREGS_SIZE, FREGS_X0,
+        SITE_ENTRY_BYTES,
+    },
 };
 
 core::arch::global_asm!(
@@ -88,8 +91,9 @@ core::arch::global_asm!(
     ".if \\x8",
     "    str  x8, [sp, #{x8}]",
     ".endif",
-    // Dispatcher arguments: ip = the function (x30 - 8), parent ip, regs.
-    "    sub  x0, x30, #8",
+    // Dispatcher arguments: ip = the function (x30 - 8, or - 12 after the hardened build's
+    // `bti c`), parent ip, regs.
+    "    sub  x0, x30, #{body}",
     "    mov  x1, x9",
     "    mov  x3, sp",
     ".endm",
@@ -160,8 +164,9 @@ core::arch::global_asm!(
     "__patchbay_ftrace_ops_caller_\\pairs\\()_\\x8:",
     "    PB_FTRACE_SAVE \\pairs, \\x8",
     guard_enter!("2f"),
-    // x30 = func + 8 and func is 8-aligned, so the literal (func - 8) is at x30 - 16.
-    "    ldr  x2, [x30, #-16]",
+    // x30 = func + 8 (+ 4 hardened) and func is 8-aligned, so the literal (func - 8) is at
+    // x30 - 16 (- 20 hardened: the assembler picks `ldur`, still one instruction).
+    "    ldr  x2, [x30, #-{literal}]",
     // ops->func is at offset 0 of Ops: the handler itself, the list walker, or a nop.
     "    ldr  x4, [x2]",
     "    blr  x4",
@@ -205,7 +210,7 @@ core::arch::global_asm!(
     // Fast path: the literal's ops has a direct trampoline -> tail-call it with x9 and x30
     // untouched, which is exactly a direct trampoline's entry contract (BR, not BLR: the
     // return-stack predictor still pairs the site's BL with the body's RET).
-    "    ldr  x11, [x30, #-16]",
+    "    ldr  x11, [x30, #-{literal}]",
     "    ldr  x17, [x11, #{direct_call}]",
     "    cbz  x17, 1f",
     "    br   x17",
@@ -215,7 +220,7 @@ core::arch::global_asm!(
     "1:  PB_FTRACE_SAVE 4, 1",
     "    str  xzr, [sp, #{direct_tramp}]",
     guard_enter!("4f"),
-    "    ldr  x2, [x30, #-16]",
+    "    ldr  x2, [x30, #-{literal}]",
     "    ldr  x4, [x2]",
     "    blr  x4",
     guard_exit!(),
@@ -270,6 +275,8 @@ core::arch::global_asm!(
     x6 = const FREGS_X0 + 48,
     x8 = const FREGS_X0 + 64,
     size = const FREGS_SIZE,
+    body = const SITE_ENTRY_BYTES,
+    literal = const SITE_ENTRY_BYTES + 8,
     fp = const FREGS_FP,
     direct_call = const OPS_DIRECT_CALL,
     direct_tramp = const FREGS_DIRECT_TRAMP,

@@ -45,6 +45,19 @@ pub enum TraceError {
     },
     /// No direct trampoline can serve this site (e.g. fexit past its argument limit).
     Tramp(TrampError),
+    /// A BRK probe would displace `paciasp`/`autiasp` (hardened build): emulating them means
+    /// signing or authenticating x30 with the interrupted SP in the exception handler, which a
+    /// probe does not do; nothing was written.
+    ProbeOnPointerAuth {
+        addr: u64,
+        insn: &'static str,
+    },
+    /// A BRK probe's address is not a word of its site (the function's address up to the first
+    /// instruction of its body).
+    ProbeOutsideSite {
+        addr: u64,
+        site: &'static str,
+    },
 }
 
 impl From<TrampError> for TraceError {
@@ -63,6 +76,14 @@ impl fmt::Display for TraceError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             TraceError::Patch(e) => e.fmt(f),
+            TraceError::ProbeOnPointerAuth { addr, insn } => write!(
+                f,
+                "a BRK probe at {addr:#x} would displace `{insn}`, which signs or checks the return address: probe the site's entry instead; nothing was written"
+            ),
+            TraceError::ProbeOutsideSite { addr, site } => write!(
+                f,
+                "{addr:#x} is not a word of site {site} (its address up to the first instruction of its body); nothing was written"
+            ),
             TraceError::NoMatch { pattern } => {
                 write!(
                     f,

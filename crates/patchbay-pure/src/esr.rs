@@ -25,11 +25,14 @@ pub fn class_name(ec: u8) -> &'static str {
         0x00 => "Unknown reason (undefined instruction, e.g. UDF)",
         0x01 => "Trapped WFI/WFE",
         EC_FP_ACCESS => "Trapped SVE/SIMD/FP access",
+        0x09 => "Trapped pointer authentication instruction",
+        crate::harden::EC_BTI => "Branch Target exception (BTI: no landing pad)",
         0x0e => "Illegal execution state",
         0x15 => "SVC from AArch64",
         0x16 => "HVC from AArch64",
         0x17 => "SMC from AArch64",
         0x18 => "Trapped MSR/MRS/system instruction",
+        crate::harden::EC_FPAC => "Pointer authentication failure (FPAC)",
         0x20 => "Instruction Abort, lower EL",
         0x21 => "Instruction Abort, current EL",
         0x22 => "PC alignment fault",
@@ -127,6 +130,19 @@ impl fmt::Display for Decoded {
             write!(f, " (FSC {fsc:#04x})")
         } else if let Some(imm) = self.brk_immediate() {
             write!(f, "brk #{imm:#x}")
+        } else if self.class() == crate::harden::EC_BTI {
+            let btype = (iss(self.esr) & 3) as u8;
+            write!(
+                f,
+                "the target of an indirect branch into a guarded page is no landing pad: PSTATE.BTYPE {btype:#04b}, set by {}",
+                crate::harden::btype_name(btype)
+            )
+        } else if self.class() == crate::harden::EC_FPAC {
+            write!(
+                f,
+                "a signed pointer did not authenticate, {}",
+                crate::harden::fpac_key_name(iss(self.esr))
+            )
         } else {
             write!(f, "ISS {:#09x}", iss(self.esr))
         }
@@ -182,6 +198,23 @@ mod tests {
         let brk = (0x3cu64 << 26) | (1 << 25) | 0x4711;
         assert_eq!(Decoded::new(brk).brk_immediate(), Some(0x4711));
         assert_eq!(format!("{}", Decoded::new(brk)), "brk #0x4711");
+    }
+
+    #[test]
+    fn bti_and_fpac_exceptions_are_named() {
+        // EC 0x0d, IL=1, BTYPE 0b10 (a BLR).
+        let bti = (0x0du64 << 26) | (1 << 25) | 0b10;
+        let d = Decoded::new(bti);
+        assert!(d.class_name().starts_with("Branch Target exception"));
+        assert_eq!(
+            format!("{d}"),
+            "the target of an indirect branch into a guarded page is no landing pad: PSTATE.BTYPE 0b10, set by BLR: needs bti c or bti jc (or paciasp)"
+        );
+        // EC 0x1c, IL=1, ISS 0: instruction key A.
+        let fpac = (0x1cu64 << 26) | (1 << 25);
+        let d = Decoded::new(fpac);
+        assert_eq!(d.class_name(), "Pointer authentication failure (FPAC)");
+        assert!(format!("{d}").contains("APIA"));
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! | [`dispatch`] | the list dispatcher's table: tracers keyed by function, one load/compare/branch each |
 //! | [`esr`] | decoding of ESR_ELx for crash reports |
 //! | [`grace`] | grace periods: which CPUs one still waits for, which deferred frees it releases |
+//! | [`harden`] | the hardened build (BTI, pac-ret): site layout, landing pads, CPU features |
 //! | [`ksyms`] | the kernel symbol table blob the host tool embeds into the image |
 //! | [`pagetable`] | stage-1 4 KiB-granule descriptors and a table walker |
 //! | [`psci`] | PSCI function IDs and return codes (typed errors for CPU bring-up) |
@@ -32,6 +33,7 @@ pub mod cache;
 pub mod dispatch;
 pub mod esr;
 pub mod grace;
+pub mod harden;
 pub mod hash;
 pub mod insn;
 pub mod ksyms;

@@ -33,6 +33,10 @@ const ATTR_SHIFT: u64 = 2;
 const AP_RO: u64 = 1 << 7;
 const SH_INNER: u64 = 3 << 8;
 const AF: u64 = 1 << 10;
+/// GP, bit 50 of a stage-1 block or page descriptor (FEAT_BTI): instructions fetched from the
+/// page are guarded, so an indirect branch into it must land on a compatible `bti` (or
+/// `paciasp`). RES0 without FEAT_BTI, so it is safe to set on any CPU.
+const GP: u64 = 1 << 50;
 const PXN: u64 = 1 << 53;
 const UXN: u64 = 1 << 54;
 const ADDR_MASK: u64 = 0x0000_ffff_ffff_f000;
@@ -67,6 +71,8 @@ pub struct Attrs {
     pub mem: MemType,
     pub write: bool,
     pub exec: bool,
+    /// Executable and guarded (the [`GP`] bit): the hardened build's text and pools.
+    pub guarded: bool,
 }
 
 impl Attrs {
@@ -75,21 +81,30 @@ impl Attrs {
         mem: MemType::Normal,
         write: false,
         exec: true,
+        guarded: false,
+    };
+    /// [`Attrs::TEXT`] with branch-target guarding: indirect branches must land on a landing pad.
+    pub const GUARDED_TEXT: Attrs = Attrs {
+        guarded: true,
+        ..Attrs::TEXT
     };
     pub const RODATA: Attrs = Attrs {
         mem: MemType::Normal,
         write: false,
         exec: false,
+        guarded: false,
     };
     pub const DATA: Attrs = Attrs {
         mem: MemType::Normal,
         write: true,
         exec: false,
+        guarded: false,
     };
     pub const DEVICE: Attrs = Attrs {
         mem: MemType::Device,
         write: true,
         exec: false,
+        guarded: false,
     };
 
     fn bits(self) -> u64 {
@@ -102,6 +117,9 @@ impl Attrs {
         }
         if !self.exec {
             d |= PXN;
+        }
+        if self.guarded {
+            d |= GP;
         }
         d
     }
@@ -116,6 +134,7 @@ impl Attrs {
             mem,
             write: d & AP_RO == 0,
             exec: d & PXN == 0,
+            guarded: d & GP != 0,
         }
     }
 }
@@ -417,6 +436,10 @@ mod tests {
     fn descriptor_bits_are_exact() {
         // Normal, RO, executable page: AF | UXN | attr1 | SH inner | AP_RO | page | valid.
         assert_eq!(page_desc(0x4008_0000, Attrs::TEXT), 0x0040_0000_4008_0787);
+        // Guarded text: the same with GP (bit 50), and it reads back as guarded.
+        let guarded = page_desc(0x4008_0000, Attrs::GUARDED_TEXT);
+        assert_eq!(guarded, 0x0044_0000_4008_0787);
+        assert_eq!(Attrs::from_bits(guarded), Attrs::GUARDED_TEXT);
         // Device RW XN block: AF | UXN | PXN | attr0 | valid.
         assert_eq!(block_desc(0x0, Attrs::DEVICE), 0x0060_0000_0000_0401);
     }
@@ -475,6 +498,7 @@ mod tests {
             mem: MemType::Normal,
             write: true,
             exec: true,
+            guarded: false,
         };
         // SAFETY: as above.
         unsafe {

@@ -13,6 +13,10 @@
 //!   func + 4           : nop         (<-> bl target)
 //! ```
 //!
+//! The hardened build puts `bti c` at `func` and the two entry words after it
+//! ([`ENTRY_PAD`](crate::harden::ENTRY_PAD), see [`crate::harden`]); [`Site`]'s accessors and
+//! [`BODY_OFFSET`] include it, and [`check_layout`] proves at boot that every site has it.
+//!
 //! # Which registers a site's arguments live in
 //!
 //! Every record carries the site's [`ArgRegs`], computed by `#[patchable]` from the signature:
@@ -25,8 +29,17 @@
 
 use alloc::vec::Vec;
 
+use crate::{
+    harden::{ENTRY_LANDING_PAD, ENTRY_PAD},
+    insn,
+};
+
 /// Bytes from the compiler's entry (first prefix NOP) to the function symbol.
 pub const PREFIX_BYTES: u64 = 8;
+
+/// Bytes from a function's address to its body: the landing pad, if any, and the two entry
+/// words. An armed site's `bl` leaves x30 = func + `BODY_OFFSET`.
+pub const BODY_OFFSET: u64 = ENTRY_PAD + 8;
 
 /// How one parameter is passed, as `#[patchable]` proves it from the type's spelling (and the
 /// compiler then checks with a size assertion the macro emits next to the function).
@@ -197,17 +210,17 @@ impl Site<'_> {
     pub fn literal(&self) -> u64 {
         self.func - PREFIX_BYTES
     }
-    /// The word that becomes `mov x9, x30`.
+    /// The word that becomes `mov x9, x30` (after the hardened build's `bti c`).
     pub fn entry(&self) -> u64 {
-        self.func
+        self.func + ENTRY_PAD
     }
     /// The word toggled between `nop` and `bl`.
     pub fn call(&self) -> u64 {
-        self.func + 4
+        self.entry() + 4
     }
     /// Where the function body starts (the return address of the site's BL).
     pub fn body(&self) -> u64 {
-        self.func + 8
+        self.func + BODY_OFFSET
     }
     /// The last path component (`leaf`).
     pub fn short_name(&self) -> &str {
@@ -228,6 +241,15 @@ pub enum SiteTableError {
     Duplicate { func: u64 },
     /// The literal slot is not 8-aligned (function alignment flag missing).
     MisalignedLiteral { func: u64 },
+    /// The function does not start as this build lays sites out: `found` where `expected`
+    /// (`bti c` in the hardened build, the entry NOP in the plain one) should be — the kernel
+    /// was built with branch protection but without the `harden` feature, or the reverse.
+    Layout {
+        func: u64,
+        offset: u64,
+        expected: u32,
+        found: u32,
+    },
 }
 
 impl core::fmt::Display for SiteTableError {
@@ -249,8 +271,38 @@ impl core::fmt::Display for SiteTableError {
                 f,
                 "the literal slot of function {func:#x} is not 8-aligned; build with -Z min-function-alignment=8"
             ),
+            SiteTableError::Layout {
+                func,
+                offset,
+                expected,
+                found,
+            } => write!(
+                f,
+                "function {func:#x} + {offset} holds `{}` where this build's site layout has `{}`; build with `make HARDEN=1` (feature harden and -Z branch-protection=bti,pac-ret together) or with neither",
+                insn::describe(*found, func + offset),
+                insn::describe(*expected, func + offset)
+            ),
         }
     }
+}
+
+/// Check that the site at `func` is laid out as this build expects, given its first words
+/// (`words[i]` at `func + 4 i`, at least [`BODY_OFFSET`] / 4 of them, as compiled): the
+/// hardened build's landing pad, then the two entry NOPs.
+pub fn check_layout(func: u64, words: &[u32]) -> Result<(), SiteTableError> {
+    let expected = ENTRY_LANDING_PAD.into_iter().chain([insn::NOP, insn::NOP]);
+    for (i, expected) in expected.enumerate() {
+        let found = words.get(i).copied().unwrap_or(0);
+        if found != expected {
+            return Err(SiteTableError::Layout {
+                func,
+                offset: i as u64 * 4,
+                expected,
+                found,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Build the site table (sorted by address) from the compiler's entries and the registry.
@@ -539,6 +591,34 @@ mod tests {
             arg_regs: regs(2, true, 0),
         };
         assert_eq!(s.arg_regs.saved(), 3);
+    }
+
+    #[test]
+    fn the_layout_check_wants_this_builds_first_words() {
+        let nop = insn::NOP;
+        let (good, flipped): (&[u32], &[u32]) = if crate::harden::HARDENED {
+            (&[insn::BTI_C, nop, nop], &[nop, nop, insn::PACIASP])
+        } else {
+            (&[nop, nop, insn::PACIASP], &[insn::BTI_C, nop, nop])
+        };
+        assert_eq!(check_layout(0x1000, good), Ok(()));
+        let err = check_layout(0x1000, flipped).unwrap_err();
+        assert!(matches!(err, SiteTableError::Layout { offset, .. } if offset < BODY_OFFSET));
+        assert!(format!("{err}").contains("HARDEN=1"));
+        // An armed entry is not a compiled one.
+        let armed: Vec<u32> = ENTRY_LANDING_PAD
+            .into_iter()
+            .chain([insn::MOV_X9_X30, nop])
+            .collect();
+        assert!(check_layout(0x1000, &armed).is_err());
+        let s = Site {
+            func: 0x1000,
+            name: "f",
+            nargs: 0,
+        };
+        assert_eq!(s.call(), s.entry() + 4);
+        assert_eq!(s.body(), s.func + BODY_OFFSET);
+        assert_eq!(s.literal(), 0x1000 - 8);
     }
 
     #[test]

@@ -131,14 +131,23 @@
 //!
 //! The veneer touches no argument register, so the far trampoline behind it sees exactly what
 //! a near one does.
+//!
+//! # The hardened build (`crate::harden`)
+//!
+//! Every trampoline then starts with `bti c` ([`TRAMPOLINE_LANDING_PAD`]): reached by a `bl`
+//! it needs none, but the veneer's `br x16` and the direct caller's `br x17` set PSTATE.BTYPE
+//! 0b01, which `bti c` accepts. A trampoline's own indirect branches into a function body go
+//! through `ret` (`Asm::indirect`), which the body's missing landing pad cannot fault. The plain
+//! build emits exactly the code documented above.
 
 use alloc::vec::Vec;
 
 use crate::{
+    harden::{HARDENED, TRAMPOLINE_LANDING_PAD},
     insn::{
-        self, EncodeError, Index, Reg, SP, X0, X1, X2, X8, X9, X16, X17, X29, X30, add_imm, b, bl,
-        blr, br, in_branch_range, ldp, ldr_imm, ldr_literal, mov_from_sp, ret_reg, stp, str_imm,
-        sub_imm,
+        self, EncodeError, Index, Reg, SP, X0, X1, X2, X8, X9, X16, X17, X29, X30, add_imm, adr, b,
+        bl, blr, br, in_branch_range, ldp, ldr_imm, ldr_literal, mov_from_sp, ret_reg, stp,
+        str_imm, sub_imm,
     },
     sites::{ARG_REGS, ArgRegs, StackWords},
 };
@@ -286,13 +295,34 @@ struct Asm {
 }
 
 impl Asm {
+    /// Word 0 is the build's landing pad ([`TRAMPOLINE_LANDING_PAD`]), if any: every offset,
+    /// literal and `bl` after it is then computed from its real position.
     fn new(at: Option<u64>) -> Self {
+        let mut w = Vec::with_capacity(48);
+        w.extend(TRAMPOLINE_LANDING_PAD);
         Asm {
-            w: Vec::with_capacity(48),
+            w,
             at,
             fixups: Vec::new(),
             literals: Vec::new(),
         }
+    }
+    /// Branch to the address in `reg` (`link`: and come back, as `blr`). In the hardened build as
+    /// a `ret` (after `adr x30, <next>` when linking: one instruction more), never `br`/`blr`:
+    /// `ret` leaves PSTATE.BTYPE 0b00, so the target is not checked for a landing pad. Used for
+    /// function bodies, which need not start with one (`bti c` is at the function's address;
+    /// the body's first instruction is `paciasp` only when the compiler did not shrink-wrap it).
+    fn indirect(&mut self, reg: Reg, link: bool) -> Result<(), EncodeError> {
+        if !HARDENED {
+            self.emit(if link { blr(reg) } else { br(reg) });
+            return Ok(());
+        }
+        if link {
+            let here = self.w.len() as u64 * 4;
+            self.try_emit(adr(X30, here, here + 8))?;
+        }
+        self.emit(ret_reg(reg));
+        Ok(())
     }
     fn emit(&mut self, w: u32) {
         self.w.push(w);
@@ -326,8 +356,13 @@ impl Asm {
             }),
             _ => {
                 self.ldr_const(X16, target);
-                self.emit(if link { blr(X16) } else { br(X16) });
-                Ok(())
+                // A handler is a compiled function (landing pad first): `blr` is fine.
+                if link {
+                    self.emit(blr(X16));
+                    Ok(())
+                } else {
+                    self.indirect(X16, false)
+                }
             }
         }
     }
@@ -476,7 +511,7 @@ pub fn fexit(
     }
     a.slots(&saved_slots(regs, l.stack_words), l.view, false)?;
     a.try_emit(ldr_imm(X16, SP, l.out + 8))?;
-    a.emit(blr(X16));
+    a.indirect(X16, true)?;
     a.try_emit(stp(X0, X1, SP, l.ret as i32, Index::Offset))?;
     a.try_emit(add_imm(X1, SP, l.view, false))?;
     a.try_emit(add_imm(X2, SP, l.ret, false))?;
@@ -490,6 +525,8 @@ pub fn fexit(
 }
 
 /// A veneer to `target` anywhere in the address space (4 words: 2 instructions, 1 literal).
+/// Reached only by a site's `bl`, it needs no landing pad; its `br x16` lands on the
+/// trampoline's (`bti c` accepts BTYPE 0b01, which `br x16` sets).
 pub fn veneer(target: u64) -> [u32; 4] {
     // ldr x16, #8 ; br x16 ; .quad target — the literal is 8 bytes after the LDR.
     let ldr = ldr_literal(X16, 0, 8).expect("8 bytes is in LDR-literal range");
@@ -513,6 +550,35 @@ mod tests {
     /// The instruction part of a trampoline, disassembled (literal words excluded).
     fn text(words: &[u32], n_literals: usize) -> Vec<String> {
         disassemble(&words[..words.len() - 2 * n_literals])
+    }
+
+    #[test]
+    fn every_trampoline_starts_with_the_builds_landing_pad() {
+        let r = regs(2, false, 0);
+        for (what, words, n_literals) in [
+            ("entry", entry(r, 0x1000, 7, None).unwrap(), 2),
+            (
+                "entry_lean",
+                entry_lean(r, 0x1000, 7, 0x2000, None).unwrap(),
+                3,
+            ),
+            ("fexit", fexit(r, 0x1000, 7, None).unwrap(), 2),
+        ] {
+            assert_eq!(
+                words.first() == Some(&insn::BTI_C),
+                HARDENED,
+                "{what}: {:?}",
+                disassemble(&words[..1])
+            );
+            // No indirect branch into a body can need a landing pad: no `br`, and the only `blr`
+            // calls the handler (after its `ldr x16` literal), never the body.
+            let text = text(&words, n_literals);
+            assert_eq!(
+                text.iter().any(|l| l.starts_with("br ")),
+                !HARDENED && what == "entry_lean",
+                "{what}: {text:?}"
+            );
+        }
     }
 
     fn literals(words: &[u32], n: usize) -> Vec<u64> {

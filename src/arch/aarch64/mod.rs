@@ -5,11 +5,15 @@
 
 pub mod cache;
 pub mod cpu;
+pub mod harden;
 pub mod mmu;
 pub mod pmu;
 pub mod psci;
 pub mod semihosting;
 
 // The boot entry (`_start`) and the exception vector table.
-core::arch::global_asm!(include_str!("../../../boot/start.s"));
+core::arch::global_asm!(
+    include_str!("../../../boot/start.s"),
+    harden = const patchbay_pure::harden::HARDENED as u8,
+);
 core::arch::global_asm!(include_str!("../../../boot/vectors.s"));

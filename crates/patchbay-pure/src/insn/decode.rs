@@ -5,11 +5,12 @@
 use core::fmt;
 
 use super::{
-    ADD_IMM_OP, ADD_SUB_IMM_MASK, ADR_MASK, ADR_OP, ADRP_OP, B_COND_MASK, B_COND_OP, B_MASK, B_OP,
-    BL_OP, BLR_OP, BR_OP, BRANCH_REG_MASK, BRK_OP, BTI_C, CBNZ_OP, CBZ_OP, EXCEPTION_MASK, HVC_OP,
-    IMM19_MASK, ISB_MASK, ISB_OP, LDP_OFF_OP, LDP_POST_OP, LDP_PRE_OP, LDR_IMM_OP, LDR_LIT_OP,
-    LDST_MASK, MOV_REG_MASK, MOV_REG_OP, MOVE_WIDE_MASK, MOVK_OP, MOVZ_OP, NOP, RET, RET_OP,
-    SMC_OP, STP_OFF_OP, STP_POST_OP, STP_PRE_OP, STR_IMM_OP, SUB_IMM_OP, SVC_OP, encode::cond_name,
+    ADD_IMM_OP, ADD_SUB_IMM_MASK, ADR_MASK, ADR_OP, ADRP_OP, AUTIASP, B_COND_MASK, B_COND_OP,
+    B_MASK, B_OP, BL_OP, BLR_OP, BR_OP, BRANCH_REG_MASK, BRK_OP, BTI, BTI_C, BTI_J, BTI_JC,
+    CBNZ_OP, CBZ_OP, EXCEPTION_MASK, HVC_OP, IMM19_MASK, ISB_MASK, ISB_OP, LDP_OFF_OP, LDP_POST_OP,
+    LDP_PRE_OP, LDR_IMM_OP, LDR_LIT_OP, LDST_MASK, MOV_REG_MASK, MOV_REG_OP, MOVE_WIDE_MASK,
+    MOVK_OP, MOVZ_OP, NOP, PACIASP, RET, RET_OP, SMC_OP, STP_OFF_OP, STP_POST_OP, STP_PRE_OP,
+    STR_IMM_OP, SUB_IMM_OP, SVC_OP, encode::cond_name,
 };
 
 /// Sign-extend the low `bits` bits of `value`.
@@ -18,6 +19,21 @@ const fn sign_extend(value: u32, bits: u32) -> i64 {
 }
 
 /// Is `w` exactly `nop`?
+/// The name of a branch-protection hint — a landing pad (`bti`) or a return-address signing
+/// instruction (`paciasp`, `autiasp`) — or `None` for any other word. These are the
+/// instructions a BRK probe must not simply displace (see `trace::kprobe`).
+pub const fn pointer_auth_or_landing_pad(w: u32) -> Option<&'static str> {
+    match w {
+        BTI => Some("bti"),
+        BTI_C => Some("bti c"),
+        BTI_J => Some("bti j"),
+        BTI_JC => Some("bti jc"),
+        PACIASP => Some("paciasp"),
+        AUTIASP => Some("autiasp"),
+        _ => None,
+    }
+}
+
 pub const fn is_nop(w: u32) -> bool {
     w == NOP
 }
@@ -123,8 +139,8 @@ impl fmt::Display for Describe {
         if w == NOP {
             return f.write_str("nop");
         }
-        if w == BTI_C {
-            return f.write_str("bti c");
+        if let Some(name) = pointer_auth_or_landing_pad(w) {
+            return f.write_str(name);
         }
         if w & ISB_MASK == ISB_OP {
             return match (w >> 8) & 0xf {

@@ -621,7 +621,12 @@ mod tests {
     fn fixed_words_and_register_forms_match_llvm() {
         let mut cases: Vec<(u32, String)> = vec![
             (NOP, "nop".into()),
+            (BTI, "bti".into()),
             (BTI_C, "bti c".into()),
+            (BTI_J, "bti j".into()),
+            (BTI_JC, "bti jc".into()),
+            (PACIASP, "paciasp".into()),
+            (AUTIASP, "autiasp".into()),
             (ISB, "isb".into()),
             (RET, "ret".into()),
             (MOV_X9_X30, "mov x9, x30".into()),
@@ -1025,7 +1030,12 @@ mod tests {
         let base = 0xffff_8000_0010_0000u64;
         let cases: Vec<(&str, u32)> = vec![
             ("nop", NOP),
+            ("bti", BTI),
             ("bti c", BTI_C),
+            ("bti j", BTI_J),
+            ("bti jc", BTI_JC),
+            ("paciasp", PACIASP),
+            ("autiasp", AUTIASP),
             ("isb", ISB),
             ("ret", RET),
             ("mov x9, x30", MOV_X9_X30),

@@ -88,8 +88,19 @@ pub use regs::*;
 
 /// `nop`
 pub const NOP: u32 = 0xd503_201f; // nop
+/// `bti`: landing pad for no indirect branch at all (`hint #32`)
+pub const BTI: u32 = 0xd503_241f; // bti
 /// `bti c`: landing pad for indirect calls (`hint #34`, a NOP without FEAT_BTI)
 pub const BTI_C: u32 = 0xd503_245f; // bti c
+/// `bti j`: landing pad for indirect jumps (`hint #36`)
+pub const BTI_J: u32 = 0xd503_249f; // bti j
+/// `bti jc`: landing pad for both (`hint #38`)
+pub const BTI_JC: u32 = 0xd503_24df; // bti jc
+/// `paciasp`: sign x30 with the APIA key, SP as modifier (`hint #25`; an implicit `bti c`, or
+/// `bti jc` while SCTLR_EL1.BT1 is 0)
+pub const PACIASP: u32 = 0xd503_233f; // paciasp
+/// `autiasp`: authenticate x30 signed by `paciasp` (`hint #29`)
+pub const AUTIASP: u32 = 0xd503_23bf; // autiasp
 /// `isb` (option SY)
 pub const ISB: u32 = 0xd503_3fdf; // isb
 /// `ret` (returns through x30)
