@@ -243,8 +243,8 @@ fn return_hooks_replace_the_unsigned_return_address() {
     );
 }
 
-/// A BRK probe at the function's address displaces the hardened build's `bti c` (the entry NOP in
-/// the plain build) and emulates it, for a direct call and for a `blr` (PSTATE.BTYPE 0b10, which
+/// A BRK probe at the function's address displaces the hardened build's `bti c` (the entry's
+/// `mov x9, x30`, written at boot, in the plain build) and emulates it, for a direct call and for a `blr` (PSTATE.BTYPE 0b10, which
 /// `bti c` accepts); a probe on the body's `paciasp` is refused and writes nothing.
 #[kernel_test]
 fn brk_probes_emulate_landing_pads_and_refuse_signing() {

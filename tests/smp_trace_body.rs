@@ -130,7 +130,7 @@ extern "C" fn direct_entry(_: &DirectCtx, _: *mut u64) {
 extern "C" fn fexit(_: &DirectCtx, _: *mut u64, _: &mut u64) {
     on_entry(false);
 }
-fn exit(_: u64, _: u64, _: u64, _: &mut RetRegs) {
+extern "C" fn exit(_: u64, _: u64, _: u64, _: &mut RetRegs) {
     on_exit();
 }
 extern "C" fn rethook_entry(ip: u64, _: u64, _: &Ops, regs: &mut FtraceRegs) {

@@ -50,7 +50,7 @@
 
 pub use patchbay_pure::batch::{Width, Write};
 use patchbay_pure::{
-    batch as plan,
+    batch as plan, insn,
     layout::{POKE_SLOT_SIZE, Range},
     pagetable::{self, Attrs},
 };
@@ -361,11 +361,27 @@ pub fn apply_phases(
     Ok(stats)
 }
 
-/// Apply `writes` (CMODX-safe words and literals) all-or-nothing under [`Protocol::Live`]:
-/// validate every one, then write them through the alias, publish the instruction lines and
-/// kick the other CPUs. `writes` is sorted in place by address.
+/// Apply `writes` all-or-nothing: validate every one, then write them through the alias, publish
+/// the instruction lines and kick the other CPUs — live when every word is CMODX-safe, else under
+/// stop-the-world ([`protocol_for`]). `writes` is sorted in place by address.
 pub fn apply(writes: &mut [Write]) -> Result<PokeStats, PatchError> {
-    apply_phases(&mut [writes], Protocol::Live)
+    let protocol = protocol_for(writes);
+    apply_phases(&mut [writes], protocol)
+}
+
+/// The least protocol `writes` need: live when every instruction write replaces a CMODX-safe
+/// word with another (DDI0487 B2.2.5; literals are single-copy-atomic data), else stop-the-world
+/// (e.g. a BRK probe over the entry's `mov x9, x30` or a `bti c`).
+fn protocol_for(writes: &[Write]) -> Protocol {
+    let cmodx = |w: &Write| {
+        w.width == Width::Literal
+            || (insn::is_cmodx_safe(w.expected as u32) && insn::is_cmodx_safe(w.new as u32))
+    };
+    if writes.iter().all(cmodx) {
+        Protocol::Live
+    } else {
+        Protocol::StopMachine
+    }
 }
 
 /// Write a freshly generated block of code into trampoline-pool memory the caller owns (from

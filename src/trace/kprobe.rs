@@ -138,11 +138,14 @@ fn register(
     }
     // SAFETY: `at` is a word of the site's compiled text (checked above), mapped readable.
     let displaced = unsafe { (at as *const u32).read_volatile() };
-    // A landing pad is emulated on resume and `paciasp`/`autiasp` are refused; any other word
-    // but a NOP is refused by the poke below, which expects a NOP.
+    // A landing pad and the entry's `mov x9, x30` (written at boot) are emulated on resume and
+    // `paciasp`/`autiasp` are refused; any other word but a NOP is refused by the poke below,
+    // which expects a NOP. (`patch::poke` writes a BRK over a word outside the CMODX set, such as
+    // the `mov` or `bti c`, under stop-the-world.)
     let displaced = match insn::pointer_auth_or_landing_pad(displaced) {
         Some(_) if harden::bti_accepts(displaced, 0).is_some() => displaced,
         Some(insn) => return Err(TraceError::ProbeOnPointerAuth { addr: at, insn }),
+        None if displaced == insn::MOV_X9_X30 => displaced,
         None => insn::NOP,
     };
     install_handler();
@@ -268,6 +271,9 @@ fn on_brk(frame: &mut ExceptionFrame) -> bool {
     if esr::Decoded::new(frame.esr).brk_immediate() != Some(KPROBE_BRK) {
         return false;
     }
+    // The caller's return address as the displaced instruction would have seen it (a kretprobe
+    // replaces x30 below).
+    let x30_at_hit = frame.x[30];
     // IRQs are masked here (exception entry), and no holder of the lock runs probed code (the
     // module docs), so waiting for it cannot deadlock (`try_lock` here made a hit on one CPU,
     // while another looked its own hit up, a fatal "no probe"). The newest probe for the
@@ -332,6 +338,11 @@ fn on_brk(frame: &mut ExceptionFrame) -> bool {
             spsr_btype(frame.spsr)
         );
         frame.spsr &= !SPSR_BTYPE;
+    }
+    // A displaced `mov x9, x30` (a probe at the function's address in the plain build) is
+    // emulated with the return address it would have copied.
+    if p.displaced == insn::MOV_X9_X30 {
+        frame.x[9] = x30_at_hit;
     }
     frame.elr += 4;
     true

@@ -255,7 +255,7 @@ extern "C" fn on_ops_hook(ip: u64, _: u64, ops: &Ops, regs: &mut FtraceRegs) {
         "shadow stack overflow"
     );
 }
-fn on_hook_exit(_: u64, site: u64, _: u64, _: &mut RetRegs) {
+extern "C" fn on_hook_exit(_: u64, site: u64, _: u64, _: &mut RetRegs) {
     count(&EXITS, site);
 }
 extern "C" fn on_direct(ctx: &DirectCtx, _: *mut u64) {
@@ -274,7 +274,7 @@ fn on_fprobe_exit(ip: u64, _: u64, _: &mut RetRegs) {
 extern "C" fn on_brk(_: u64, site: u64, _: &mut ExceptionFrame) {
     count(&ENTRIES, site);
 }
-fn on_kret_exit(_: u64, _: u64, site: u64, _: &mut RetRegs) {
+extern "C" fn on_kret_exit(_: u64, _: u64, site: u64, _: &mut RetRegs) {
     count(&EXITS, site);
 }
 
@@ -313,11 +313,14 @@ fn worker(seed: u64) {
                 assert_eq!(
                     got,
                     want,
-                    "storm: CPU {me}: {} in stable {mode:?} (epoch {e0}) counted (entries, exits) {got:?}, expected {want:?} (entry word {:#010x}, {} probe hits, {} refused recursions here)",
+                    "storm: CPU {me}: {} in stable {mode:?} (epoch {e0}) counted (entries, exits) {got:?}, expected {want:?} (entry word {:#010x}, {} probe hits, {} refused recursions here, call word {:#010x}, shadow depth {}, overflows {})",
                     subject.name,
                     poke::read(FUNCS[s].load(Ordering::Relaxed), poke::Width::Insn),
                     kprobe::hits(),
                     percpu::this().trace_recursions.load(Ordering::Relaxed),
+                    poke::read(FUNCS[s].load(Ordering::Relaxed) + 4, poke::Width::Insn),
+                    patchbay::trace::rethook::depth(),
+                    patchbay::trace::rethook::overflows(),
                 );
                 if mode == Mode::Off {
                     DISARMED.fetch_add(1, Ordering::Relaxed);

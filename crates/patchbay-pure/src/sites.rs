@@ -614,7 +614,7 @@ mod tests {
         let s = Site {
             func: 0x1000,
             name: "f",
-            nargs: 0,
+            arg_regs: ArgRegs::from_bits(0),
         };
         assert_eq!(s.call(), s.entry() + 4);
         assert_eq!(s.body(), s.func + BODY_OFFSET);
