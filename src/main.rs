@@ -3,7 +3,7 @@
 #![no_main]
 
 use patchbay::{
-    bench::suite,
+    bench::all,
     exit::{ExitCode, exit},
     patch::sites,
     println, system, trace,
@@ -13,7 +13,7 @@ use patchbay::{
 fn kernel_main() -> ! {
     system::summary();
     println!("sites: {} patchable functions", sites::all().len());
-    suite::run_all();
+    all::run_all();
     // Nothing is dropped silently: what the guards and limits refused during the run.
     let (hooked, returned) = trace::rethook::counts();
     println!(

@@ -4,7 +4,7 @@
 #![no_main]
 
 use patchbay::{
-    bench::{record, suite},
+    bench::{all, record},
     exit, println,
 };
 
@@ -21,13 +21,9 @@ patchbay::qemu_directives!(
 
 #[unsafe(no_mangle)]
 fn kernel_main() -> ! {
-    suite::run_all();
+    all::run_all();
     let n = record::emitted();
-    assert_eq!(
-        n,
-        suite::expected_records(),
-        "the suite emitted {n} records"
-    );
+    assert_eq!(n, all::expected_records(), "the suite emitted {n} records");
     assert!(n >= 60);
     println!("1 passed, 0 failed");
     exit::exit(exit::ExitCode::Success)

@@ -1,4 +1,4 @@
-//! Tracing in normal and interrupt context on one CPU: QEMU `virt`, GICv2, under icount.
+//! Tracing in normal and interrupt context on one CPU: QEMU `virt`, GICv2.
 //! Body: tests/smp_trace_body.rs.
 #![no_std]
 #![no_main]
@@ -11,7 +11,6 @@ extern crate alloc;
 patchbay::qemu_directives!(
     "smp=1",
     "gic=2",
-    "icount=1",
     "timeout=300",
     "bootargs=patchbay.tick_hz=4000",
 );

@@ -1,4 +1,4 @@
-//! Tracing on every CPU, in normal and interrupt context: QEMU `virt` with 2 CPUs, GICv2, under icount.
+//! Tracing on every CPU, in normal and interrupt context: QEMU `virt` with 2 CPUs, GICv2.
 //! Body: tests/smp_trace_body.rs.
 #![no_std]
 #![no_main]
@@ -11,7 +11,6 @@ extern crate alloc;
 patchbay::qemu_directives!(
     "smp=2",
     "gic=2",
-    "icount=1",
     "timeout=300",
     "bootargs=patchbay.tick_hz=4000",
 );

@@ -1,5 +1,4 @@
-//! The benchmark suite: every mechanism × every subject, then patch latency, then the patch
-//! protocols.
+//! The mechanisms suite: every mechanism × every subject (the whole run: `bench::all`).
 //!
 //! Mechanisms come from one registry, [`MECHANISMS`]: a new mechanism adds one entry (its name,
 //! its baseline, how to attach it to a site and detach it) and the suite, the records and the
@@ -10,15 +9,10 @@ use alloc::vec::Vec;
 
 use super::{
     harness::{self, Iters},
-    interrupted,
     mechanisms::{self as m, nothing},
-    ops_scaling, patch_latency, protocols,
     record::{self, BenchResult},
-    smp,
 };
-use patchbay_wire::bootargs;
-
-use crate::{boot_info, patch::sites, percpu, println, subjects, trace::TraceError};
+use crate::{patch::sites, subjects, trace::TraceError};
 
 /// A function shape under test.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -259,42 +253,4 @@ pub fn run_mechanisms_where(iters: Iters, keep: impl Fn(&Mechanism) -> bool) {
             medians.push((m.name, summary.median));
         }
     }
-}
-
-/// Result records the whole suite emits: every mechanism on every subject, the ops-scaling
-/// table in both modes, one single poke and three metrics per batch size, then the SMP suite's
-/// (which depend on the CPUs online) and the interrupted calls (tick-less runs).
-pub fn expected_records() -> usize {
-    MECHANISMS.len() * Subject::ALL.len()
-        + 2 * ops_scaling::SHAPES.len()
-        + 1
-        + 3 * patch_latency::BATCHES.len()
-        + smp::expected_records(percpu::online() as usize)
-        + interrupted::expected_records()
-        + protocols::RECORDS
-}
-
-/// The whole suite, framed by the header and end records. The SMP and interrupted-call suites
-/// come last, so that the records before them are the same with one CPU or more (apart from
-/// batches that write `mov x9, x30`, which stop the other CPUs when there are any).
-pub fn run_all() {
-    record::header();
-    // `pb bench` boots the kernel again with more CPUs for the protocol records alone.
-    if boot_info::get().bootarg(bootargs::BENCH_ONLY) == Some(bootargs::PROTOCOLS) {
-        protocols::run();
-        record::end();
-        return;
-    }
-    run_mechanisms(Iters::DEFAULT);
-    ops_scaling::run(Iters::DEFAULT);
-    patch_latency::run();
-    for m in smp::run(Iters::DEFAULT) {
-        println!(
-            "bench: {} on {}: CPU 1 measured {} where CPU 0 measured {}",
-            m.mechanism, m.subject, m.secondary, m.cpu0
-        );
-    }
-    interrupted::run(Iters::DEFAULT);
-    protocols::run();
-    record::end();
 }
