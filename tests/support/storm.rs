@@ -37,7 +37,7 @@ use patchbay::{
     exception::ExceptionFrame,
     grace,
     patch::{poke, sites, text},
-    percpu, println, smp,
+    percpu, println, smp, stop,
     subjects::{
         self,
         signatures::{self as sig, Pair16},
@@ -379,6 +379,14 @@ fn attach(s: usize, mode: Mode) -> Held {
     r.unwrap_or_else(|e| panic!("storm: attaching {mode:?} to {}: {e}", site.name))
 }
 
+/// Register or remove a BRK probe with the other CPUs stopped: with only [`settle`], a stable
+/// BRK epoch still once counted no hit on all three CPUs with the BRK in memory (the same stale
+/// translation). `kprobe` itself pokes live (NOP <-> BRK is CMODX-safe); the storm stops the
+/// machine around it so that no vCPU translates the function while its entry is written.
+fn stopped<R>(f: impl FnOnce() -> R) -> R {
+    stop::stop_machine(f).unwrap_or_else(|e| panic!("storm: {e}"))
+}
+
 /// Wait until every worker has run all its subjects twice more.
 ///
 /// Multi-threaded TCG can leave a vCPU running a stale translation of a live-patched word. Seen
@@ -404,7 +412,7 @@ fn detach(held: Held) {
         Held::None => Ok(()),
         Held::Ops(id) => trace::detach(id),
         Held::Fprobe(id) => fprobe::unregister(id),
-        Held::Probe(id) => kprobe::unregister(id),
+        Held::Probe(id) => stopped(|| kprobe::unregister(id)),
     };
     r.unwrap_or_else(|e| panic!("storm: detaching {held:?}: {e}"));
 }
