@@ -391,8 +391,8 @@ fn try_attach(s: usize, mode: Mode) -> Result<Held, TraceError> {
     let data = s as u64;
     let glob = || Filter::Addrs(alloc::vec![site.func]);
     let direct = |kind, reach| trace::attach_direct(site, kind, data, reach);
-    let r = match mode {
-        Mode::Off => return Ok(Held::None),
+    match mode {
+        Mode::Off => Ok(Held::None),
         Mode::List => trace::attach(glob(), on_ops, data, TraceMode::List).map(Held::Ops),
         Mode::CallOps => trace::attach(glob(), on_ops, data, TraceMode::CallOps).map(Held::Ops),
         Mode::DirectNear => direct(DirectKind::Entry(on_direct), Reach::Near).map(Held::Ops),
@@ -409,12 +409,11 @@ fn try_attach(s: usize, mode: Mode) -> Result<Held, TraceError> {
             TraceMode::CallOps,
         )
         .map(Held::Fprobe),
-        Mode::Brk => kprobe::register_kprobe(site, on_brk, data).map(Held::Probe),
+        Mode::Brk => stopped(|| kprobe::register_kprobe(site, on_brk, data)).map(Held::Probe),
         Mode::Kretprobe => {
-            kprobe::register_kretprobe(site, None, on_kret_exit, data).map(Held::Probe)
+            stopped(|| kprobe::register_kretprobe(site, None, on_kret_exit, data)).map(Held::Probe)
         }
-    };
-    r
+    }
 }
 
 /// Register or remove a BRK probe with the other CPUs stopped: with only [`settle`], a stable
