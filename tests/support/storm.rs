@@ -36,15 +36,16 @@ use patchbay::{
     arch, boot_info,
     exception::ExceptionFrame,
     grace,
-    patch::{poke, sites, text},
+    patch::{PatchError, poke, sites, text},
     percpu, println, smp,
+    stop::{self, StopError},
     subjects::{
         self,
         signatures::{self as sig, Pair16},
     },
     trace::{
         self, DirectCtx, DirectKind, Filter, FtraceRegs, Mode as TraceMode, Ops, OpsId, Reach,
-        fprobe, kprobe,
+        TraceError, fprobe, kprobe,
         pool::{self, PoolKind},
         rethook::{self, RetRegs},
     },
@@ -351,13 +352,50 @@ enum Held {
     Probe(kprobe::ProbeId),
 }
 
+/// A stop-the-world that timed out (the host did not run a vCPU for a second): nothing was
+/// changed, so the switch is tried again, at most [`STOP_RETRIES`] times, and counted.
+fn stop_timed_out(e: &TraceError) -> bool {
+    matches!(
+        e,
+        TraceError::Patch(PatchError::Stop(StopError::Timeout { .. }))
+    )
+}
+
+const STOP_RETRIES: usize = 5;
+static RETRIES: AtomicU64 = AtomicU64::new(0);
+
+/// `f` again while it fails with a stop timeout, at most [`STOP_RETRIES`] more times.
+fn retrying<T>(mut f: impl FnMut() -> Result<T, TraceError>) -> Result<T, TraceError> {
+    let mut left = STOP_RETRIES;
+    loop {
+        match f() {
+            Err(e) if left > 0 && stop_timed_out(&e) => {
+                left -= 1;
+                RETRIES.fetch_add(1, Ordering::Relaxed);
+            }
+            r => return r,
+        }
+    }
+}
+
 fn attach(s: usize, mode: Mode) -> Held {
+    retrying(|| try_attach(s, mode)).unwrap_or_else(|e| {
+        panic!(
+            "storm: attaching {mode:?} to {}: {e}",
+            sites::by_addr(FUNCS[s].load(Ordering::Relaxed))
+                .unwrap()
+                .name
+        )
+    })
+}
+
+fn try_attach(s: usize, mode: Mode) -> Result<Held, TraceError> {
     let site = sites::by_addr(FUNCS[s].load(Ordering::Relaxed)).unwrap();
     let data = s as u64;
     let glob = || Filter::Addrs(alloc::vec![site.func]);
     let direct = |kind, reach| trace::attach_direct(site, kind, data, reach);
-    let r = match mode {
-        Mode::Off => return Held::None,
+    match mode {
+        Mode::Off => Ok(Held::None),
         Mode::List => trace::attach(glob(), on_ops, data, TraceMode::List).map(Held::Ops),
         Mode::CallOps => trace::attach(glob(), on_ops, data, TraceMode::CallOps).map(Held::Ops),
         Mode::DirectNear => direct(DirectKind::Entry(on_direct), Reach::Near).map(Held::Ops),
@@ -374,12 +412,21 @@ fn attach(s: usize, mode: Mode) -> Held {
             TraceMode::CallOps,
         )
         .map(Held::Fprobe),
-        Mode::Brk => kprobe::register_kprobe(site, on_brk, data).map(Held::Probe),
+        Mode::Brk => stopped(|| kprobe::register_kprobe(site, on_brk, data)).map(Held::Probe),
         Mode::Kretprobe => {
-            kprobe::register_kretprobe(site, None, on_kret_exit, data).map(Held::Probe)
+            stopped(|| kprobe::register_kretprobe(site, None, on_kret_exit, data)).map(Held::Probe)
         }
-    };
-    r.unwrap_or_else(|e| panic!("storm: attaching {mode:?} to {}: {e}", site.name))
+    }
+}
+
+/// Register or remove a BRK probe with the other CPUs stopped: with only [`settle`], a stable
+/// BRK epoch still once counted no hit on all three CPUs with the BRK in memory (the same stale
+/// translation). `kprobe` itself pokes live (NOP <-> BRK is CMODX-safe); the storm stops the
+/// machine around it so that no vCPU translates the function while its entry is written.
+fn stopped<T>(f: impl FnOnce() -> Result<T, TraceError>) -> Result<T, TraceError> {
+    stop::stop_machine(f)
+        .map_err(|e| TraceError::Patch(PatchError::Stop(e)))
+        .flatten()
 }
 
 /// Wait until every worker has run all its subjects twice more.
@@ -403,13 +450,16 @@ fn settle() {
 }
 
 fn detach(held: Held) {
-    let r = match held {
+    retrying(|| try_detach(held)).unwrap_or_else(|e| panic!("storm: detaching {held:?}: {e}"));
+}
+
+fn try_detach(held: Held) -> Result<(), TraceError> {
+    match held {
         Held::None => Ok(()),
         Held::Ops(id) => trace::detach(id),
         Held::Fprobe(id) => fprobe::unregister(id),
-        Held::Probe(id) => kprobe::unregister(id),
-    };
-    r.unwrap_or_else(|e| panic!("storm: detaching {held:?}: {e}"));
+        Held::Probe(id) => stopped(|| kprobe::unregister(id)),
+    }
 }
 
 /// xorshift64*: the switch sequence from the seed.
@@ -568,12 +618,13 @@ pub fn run() {
     let mut line = alloc::string::String::new();
     let _ = write!(
         line,
-        "storm: PASS seed {seed}: {switches} switches in {} s ({} s of it waiting for grace periods), {} calls, {armed} checked armed, {off} checked off, {} grace periods ({} deferred frees), {hooked} return hooks paired",
+        "storm: PASS seed {seed}: {switches} switches in {} s ({} s of it waiting for grace periods), {} calls, {armed} checked armed, {off} checked off, {} grace periods ({} deferred frees), {hooked} return hooks paired, {} switches retried after a stop timeout",
         seconds_since(start),
         sync_ticks / arch::pmu::counter_frequency(),
         CALLS.load(Ordering::Relaxed),
         g.completed - grace0.completed,
         g.freed - grace0.freed,
+        RETRIES.load(Ordering::Relaxed),
     );
     println!("{line}");
 }
