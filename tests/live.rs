@@ -6,8 +6,9 @@
 //! tests are also the model's multi-CPU check: another CPU runs the patched line right after the
 //! patch call returns, so a missing kick is a violation (`make test-icache` boots this binary
 //! with `icache.break=kick`). Built with the `smp-teeth` feature and booted with
-//! `smp.break=stop-machine`, [`stop_the_world_changes_are_never_seen_half_written`] must fail
-//! with a report naming the torn site (`make test-icache`).
+//! `smp.break=stop-machine`, [`stop_the_world_changes_are_never_seen_half_written`] fails with a
+//! report naming the torn site when CPU 1 runs the site inside the pause (not reliably yet, so
+//! `make test-icache` does not run it; README, "Patch protocols").
 //!
 //! QEMU 10 under multi-threaded TCG invalidates translations *before* it performs a store to
 //! code, so a vCPU that retranslates the page in between keeps the old code until the page is
