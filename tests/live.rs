@@ -6,8 +6,9 @@
 //! tests are also the model's multi-CPU check: another CPU runs the patched line right after the
 //! patch call returns, so a missing kick is a violation (`make test-icache` boots this binary
 //! with `icache.break=kick`). Built with the `smp-teeth` feature and booted with
-//! `smp.break=stop-machine`, [`stop_the_world_changes_are_never_seen_half_written`] must fail
-//! with a report naming the torn site (`make test-icache`).
+//! `smp.break=stop-machine`, [`stop_the_world_changes_are_never_seen_half_written`] fails with a
+//! report naming the torn site when CPU 1 runs the site inside the pause (not reliably yet, so
+//! `make test-icache` does not run it; README, "Patch protocols").
 //!
 //! QEMU 10 under multi-threaded TCG invalidates translations *before* it performs a store to
 //! code, so a vCPU that retranslates the page in between keeps the old code until the page is
@@ -37,12 +38,9 @@ use patchbay::{
 };
 use patchbay_pure::insn;
 
-patchbay::qemu_directives!(
-    "smp=4",
-    "tcg=multi",
-    "timeout=180",
-    "bootargs=patchbay.tick_hz=250"
-);
+// No timer tick: its exception entries would synchronize the other CPUs now and then, and hide a
+// missing kick from the stale-I-cache model.
+patchbay::qemu_directives!("smp=4", "tcg=multi", "timeout=180");
 
 patchbay::test_kernel_main!(BOOT.store(text_hash(), Ordering::Relaxed));
 
@@ -92,16 +90,19 @@ fn call_leaf(_: u64) {
 #[kernel_test]
 fn cmodx_safe_changes_are_live_and_kick_every_other_cpu() {
     let site = leaf();
+    // After each change the others run the changed line again, and the statistics are checked
+    // only at the end: without the kick, the stale-I-cache model reports the first of those.
+    let others_ran = || {
+        let before = CALLS.load(Ordering::Relaxed);
+        wait_until(|| CALLS.load(Ordering::Relaxed) > before + 30);
+    };
+    let mut stats = Vec::new();
     with_secondaries(&[1, 2, 3], call_leaf, || {
         for _ in 0..50 {
-            let armed = batch::arm(site, counter::target()).unwrap();
-            assert_eq!(armed.protocol, Protocol::Live);
-            assert_eq!(armed.poke.kicks, 1, "one phase with instructions: one kick");
-            let disarmed = batch::disarm(site).unwrap();
-            assert_eq!(
-                (disarmed.protocol, disarmed.poke.kicks),
-                (Protocol::Live, 1)
-            );
+            stats.push(batch::arm(site, counter::target()).unwrap());
+            others_ran();
+            stats.push(batch::disarm(site).unwrap());
+            others_ran();
         }
         // A literal alone is data: no instruction line changed, no kick.
         let mut b = Batch::new();
@@ -109,6 +110,10 @@ fn cmodx_safe_changes_are_live_and_kick_every_other_cpu() {
         assert_eq!(b.commit().unwrap().poke.kicks, 0);
         batch::restore(site).unwrap();
     });
+    for s in &stats {
+        assert_eq!(s.protocol, Protocol::Live);
+        assert_eq!(s.poke.kicks, 1, "one phase with instructions: one kick");
+    }
     assert_eq!(text_hash(), BOOT.load(Ordering::Relaxed));
     // Nobody else runs the page now: the patching CPU sees every change at once.
     batch::arm(site, counter::target()).unwrap();

@@ -11,6 +11,7 @@
 use alloc::vec::Vec;
 
 use patchbay_pure::stats;
+use patchbay_wire::bootargs;
 
 use super::{
     patch_latency::timed_batch,
@@ -68,7 +69,7 @@ fn switch(n: u32, protocol: Protocol, samples: u32) {
     }
     for (metric, mut samples) in METRICS.into_iter().zip([arms, disarms]) {
         let s = stats::summarize(&mut samples).expect("samples");
-        let mut r = BenchResult::new("patch-protocol", protocol.name(), subject(), metric, s);
+        let mut r = BenchResult::new(bootargs::PROTOCOLS, protocol.name(), subject(), metric, s);
         r.batch = Some(n);
         record::emit(&r);
     }

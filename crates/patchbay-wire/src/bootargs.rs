@@ -13,7 +13,7 @@ pub const CLOCK: &str = "patchbay.clock";
 pub const EMULATOR: &str = "patchbay.emulator";
 /// Run only one part of the benchmark suite.
 pub const BENCH_ONLY: &str = "bench.only";
-/// [`BENCH_ONLY`]'s value for the patch-protocol records.
+/// [`BENCH_ONLY`]'s value for the patch-protocol records, which is also their suite's name.
 pub const PROTOCOLS: &str = "patch-protocol";
 
 /// `key=value`, as it appears in the boot arguments.

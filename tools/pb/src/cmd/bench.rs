@@ -165,8 +165,13 @@ pub fn main(args: Args) -> Result<ExitCode> {
         return Ok(ExitCode::from(outcome.code));
     }
     let mut parsed = records::parse_log(&console);
-    // The patch-protocol records with more CPUs online: the same kernel, booted again.
-    if parsed.failures().is_empty() {
+    // The patch-protocol records with more CPUs online: the same kernel, booted again (only a
+    // kernel whose suite has them; only those records are kept).
+    let has_protocols = parsed
+        .results
+        .iter()
+        .any(|r| r.suite == bootargs::PROTOCOLS);
+    if has_protocols && parsed.failures().is_empty() {
         for cpus in PROTOCOL_CPUS {
             let extra = protocol_boot(&args, cpus)?;
             if !extra.failures().is_empty() {
@@ -176,8 +181,13 @@ pub fn main(args: Args) -> Result<ExitCode> {
                 );
                 return Ok(ExitCode::FAILURE);
             }
-            parsed.end = parsed.end.map(|n| n + extra.results.len());
-            parsed.results.extend(extra.results);
+            let kept: Vec<_> = extra
+                .results
+                .into_iter()
+                .filter(|r| r.suite == bootargs::PROTOCOLS)
+                .collect();
+            parsed.end = parsed.end.map(|n| n + kept.len());
+            parsed.results.extend(kept);
         }
     }
     outputs::finish(&parsed, &log.display().to_string(), &args.out)
