@@ -58,9 +58,9 @@ macro_rules! spin_site_asm {
             // sits in the literal's high word: this test never writes the literal.
             ".balign 8",
             "spin_site_literal:",
-            "    nop", // literal, low word (never executed)
+            "    nop",              // literal, low word (never executed)
             "1:  msr  daifclr, #2", // literal, high word
-            "spin_site:", // the site's function address
+            "spin_site:",           // the site's function address
             $pad,
             "    nop", // entry word: `mov x9, x30` since boot
             "    nop", // call word: `bl <trampoline>` when armed
