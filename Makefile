@@ -72,7 +72,8 @@ PI_TESTS   := --lib --test boot --test patching --test fault_null
 RPI3_TESTS := $(PI_TESTS) --test board_rpi3 --test board_rpi3_el3 --test clock_probe --test smp --test irq --test ipi --test stop --test smp_trace
 RPI4_TESTS := $(PI_TESTS) --test board_rpi4 --test smp_trace
 
-BASE       ?= bench/baseline.jsonl
+# The committed baseline of this build: bench/baseline.jsonl (plain), bench/baseline-harden.jsonl.
+BASE       ?= bench/baseline$(HSUFFIX).jsonl
 
 .PHONY: help deps build pb icache-plugin test-icache qemu test test-host test-kernel test-kernel-harden test-storm bench bench-compare bench-baseline bench-smp \
         clippy fmt fmt-check layers gdb objdump nm clean image flash unflash chainloader \
@@ -167,7 +168,7 @@ bench-smp: deps build pb
 
 # Instruction counts are exact under icount: any increase over the baseline is a regression.
 bench-compare: bench
-	$(PB) compare $(BASE) target/bench/latest.jsonl
+	$(PB) compare $(BASE) target/bench$(HSUFFIX)/latest.jsonl
 
 # Deliberately adopt the latest run as the baseline (commit it with the change that explains it).
 # The HTML report (and charts, CSV, SVG) again from the last `make bench`.
@@ -177,8 +178,8 @@ report: pb
 	@echo "open target/bench/report.html"
 
 bench-baseline:
-	@test -f target/bench/latest.jsonl || { echo "run 'make bench' first"; exit 1; }
-	cp target/bench/latest.jsonl bench/baseline.jsonl
+	@test -f target/bench$(HSUFFIX)/latest.jsonl || { echo "run 'make bench$(if $(HSUFFIX), HARDEN=1)' first"; exit 1; }
+	cp target/bench$(HSUFFIX)/latest.jsonl bench/baseline$(HSUFFIX).jsonl
 
 # Opt-in, not part of `make test`: Debian's arm64 kernel (the newest of bookworm + backports, or
 # KERNEL=<release start>, e.g. 6.1) and busybox through a private apt state, the guest program
