@@ -278,9 +278,10 @@ test-smp-icount: pb
 # The patch storm and its teeth (README, "Lifetimes"): 4 CPUs, multi-threaded TCG. Without the
 # stale-I-cache model for now: in strict mode it flags the storm's live `bl` retargets on a site
 # whose chunk saw a stop-the-world (not CMODX-safe) write earlier (the model keeps a chunk's
-# "not CMODX-safe" mark across completed changes), and the live protocol with its kick is not
-# in yet (issue 15). Not yet part of `make test`: a 10,000-switch run failed once after ~2,000
-# switches with a call through a freed ops (see the README), while runs of 1,000-3,000 passed.
+# "not CMODX-safe" mark while some CPU has not synchronized since). Not yet part of `make test`:
+# QEMU's multi-threaded TCG can keep a stale translation of a page patched live (it invalidates
+# before it stores; README "Patch protocols"), so a worker may run the old word for a whole
+# epoch — seen as an armed BRK epoch without hits, and once as a call through a freed ops.
 test-storm: pb
 	@mkdir -p target
 	set -o pipefail; CARGO_TARGET_AARCH64_UNKNOWN_NONE_SOFTFLOAT_RUNNER="$(abspath $(PB)) run" \
