@@ -26,7 +26,10 @@
 //! * Each CPU needs its *own* CSE after the invalidation completed. Before the kernel signals
 //!   that a change is published ([`Model::published`], executed after its kick of the other
 //!   CPUs), another CPU may still run the old or the new instruction if both are CMODX-safe
-//!   (`NOP, B, BL, BRK, SVC, HVC, SMC, ISB`: the Arm ARM's concurrent-modification exception);
+//!   (`NOP, B, BL, BRK, SVC, HVC, SMC, ISB`: the Arm ARM's concurrent-modification exception).
+//!   This is judged per word: a data store into the same line (the CALL_OPS literal beside a
+//!   site) or a non-CMODX change to another word does not take the exception away from a word
+//!   whose own changes were all CMODX-safe;
 //!   from that point any CPU executing the line without a CSE since the invalidation is a
 //!   violation. For the writing CPU itself the exception is off unless [`Config::cmodx_local`].
 //! * A CPU's first execution (its reset) counts as a CSE with an empty I-cache.
@@ -140,8 +143,10 @@ struct Chunk {
     /// Written 4-byte words of the chunk (bit n: offset 4n).
     words: u64,
     store: Store,
-    /// Every store since the chunk became stale replaced a CMODX-safe word with another.
-    cmodx: bool,
+    /// Words (bit n: offset 4n) that took a store since the chunk became stale that was not a
+    /// CMODX-safe word replaced by another (a data store, an unknown old word, a non-CMODX
+    /// instruction). The others may run old or new until publication.
+    unsafe_words: u64,
     /// An invalidation arrived before the clean completed.
     early_invalidate: bool,
     /// The kernel signalled publication after the last store.
@@ -236,20 +241,21 @@ impl Model {
         };
         let chunk = self.chunk;
         for w in (pa & !3..pa + size.max(1)).step_by(4) {
+            let bit = 1 << ((w & (chunk - 1)) / 4);
             let e = self.chunks.entry(w & !(chunk - 1)).or_insert(Chunk {
                 stage,
                 words: 0,
                 store,
-                cmodx: true,
+                unsafe_words: 0,
                 early_invalidate: false,
                 published: false,
                 reported: 0,
             });
             *e = Chunk {
                 stage,
-                words: e.words | 1 << ((w & (chunk - 1)) / 4),
+                words: e.words | bit,
                 store,
-                cmodx: e.cmodx && safe,
+                unsafe_words: e.unsafe_words | if safe { 0 } else { bit },
                 early_invalidate: false,
                 published: false,
                 reported: 0,
@@ -334,7 +340,8 @@ impl Model {
         self.start(cpu);
         let key = pa & !(self.chunk - 1);
         let e = self.chunks.get_mut(&key)?;
-        if e.words & 1 << ((pa & (self.chunk - 1)) / 4) == 0 {
+        let word = 1 << ((pa & (self.chunk - 1)) / 4);
+        if e.words & word == 0 {
             return None;
         }
         let bit = 1u64 << cpu;
@@ -353,7 +360,7 @@ impl Model {
             Stage::Done { .. } => Missing::Kick,
         };
         let local = e.store.cpu == cpu;
-        if e.cmodx && !e.published && (!local || self.cfg.cmodx_local) {
+        if e.unsafe_words & word == 0 && !e.published && (!local || self.cfg.cmodx_local) {
             self.stats.cmodx_tolerated += 1;
             return None;
         }

@@ -352,3 +352,40 @@ fn violation_report_names_everything() {
          completed"
     );
 }
+
+#[test]
+fn the_cmodx_exception_is_judged_per_word() {
+    // A site's CALL_OPS literal (data, 8 bytes at TEXT - 8) and its call word (NOP -> BL at
+    // TEXT) in one line, as an arm writes them: another CPU running the BL word before
+    // publication may see old or new, but running the literal's words is a violation.
+    let mut m = model(2);
+    m.cse(1);
+    m.store(st(0, ALIAS - 8, TEXT - 8), 8, None, 0x4000_1000);
+    write_bl(&mut m, 0);
+    assert_eq!(missing(&mut m, 1), None, "the BL word: CMODX-safe until published");
+    assert_eq!(m.stats().cmodx_tolerated, 1);
+    assert_eq!(
+        m.execute(1, TEXT - 8, TEXT - 8).map(|v| v.missing),
+        Some(Missing::DcClean),
+        "the literal's word is data"
+    );
+    // A non-CMODX change to another word of the line (the entry `mov x9, x30` over a NOP)
+    // does not take the exception away from the BL word, only from its own word.
+    let mut m = model(2);
+    m.cse(1);
+    m.store(st(0, ALIAS + 4, TEXT + 4), 4, Some(NOP), insn::MOV_X9_X30.into());
+    write_bl(&mut m, 0);
+    assert_eq!(missing(&mut m, 1), None);
+    assert_eq!(
+        m.execute(1, TEXT + 4, TEXT + 4).map(|v| v.missing),
+        Some(Missing::DcClean)
+    );
+    // After publication the BL word needs this CPU's own synchronization again.
+    let mut m = model(2);
+    m.cse(1);
+    m.store(st(0, ALIAS - 8, TEXT - 8), 8, None, 0x4000_1000);
+    write_bl(&mut m, 0);
+    publish_on(&mut m, 0, TEXT, "");
+    m.published(0);
+    assert_eq!(missing(&mut m, 1), Some(Missing::Kick));
+}
