@@ -362,7 +362,11 @@ fn the_cmodx_exception_is_judged_per_word() {
     m.cse(1);
     m.store(st(0, ALIAS - 8, TEXT - 8), 8, None, 0x4000_1000);
     write_bl(&mut m, 0);
-    assert_eq!(missing(&mut m, 1), None, "the BL word: CMODX-safe until published");
+    assert_eq!(
+        missing(&mut m, 1),
+        None,
+        "the BL word: CMODX-safe until published"
+    );
     assert_eq!(m.stats().cmodx_tolerated, 1);
     assert_eq!(
         m.execute(1, TEXT - 8, TEXT - 8).map(|v| v.missing),
@@ -373,7 +377,12 @@ fn the_cmodx_exception_is_judged_per_word() {
     // does not take the exception away from the BL word, only from its own word.
     let mut m = model(2);
     m.cse(1);
-    m.store(st(0, ALIAS + 4, TEXT + 4), 4, Some(NOP), insn::MOV_X9_X30.into());
+    m.store(
+        st(0, ALIAS + 4, TEXT + 4),
+        4,
+        Some(NOP),
+        insn::MOV_X9_X30.into(),
+    );
     write_bl(&mut m, 0);
     assert_eq!(missing(&mut m, 1), None);
     assert_eq!(
