@@ -63,6 +63,8 @@ fn stop_workers() {
 
 #[kernel_test]
 fn idle_cpus_end_a_grace_period_at_once() {
+    // Idle means in the idle loop: a CPU still returning from an earlier test's work is not.
+    wait_until("every other CPU to be idle", || (1..4).all(smp::idle_cpu));
     let before = grace::stats();
     grace::synchronize().unwrap();
     let after = grace::stats();
@@ -205,7 +207,11 @@ fn a_cpu_inside_a_direct_handler_holds_the_grace_period() {
     });
 }
 
+/// Set by [`masked_spin`] once it runs on its CPU.
+static SPINNING: AtomicBool = AtomicBool::new(false);
+
 fn masked_spin(_: u64) {
+    SPINNING.store(true, Ordering::Release);
     while HOLD.load(Ordering::Acquire) {
         core::hint::spin_loop();
     }
@@ -215,7 +221,13 @@ fn masked_spin(_: u64) {
 fn a_cpu_that_passes_no_quiescent_point_is_a_typed_timeout() {
     // CPU 3 spins in an IPI handler, IRQs masked: neither its interrupts nor the nudge reach it.
     HOLD.store(true, Ordering::Release);
+    SPINNING.store(false, Ordering::Release);
     ipi::call(CpuSet::one(3), masked_spin, 0, Wait::Posted).unwrap();
+    // Posted returns before CPU 3 runs it: a grace period begun while CPU 3 was still idle (an
+    // extended quiescent state) would rightly end at once.
+    while !SPINNING.load(Ordering::Acquire) {
+        core::hint::spin_loop();
+    }
     let e = grace::synchronize().unwrap_err();
     assert_eq!(e, GraceError::Timeout { cpu: 3 });
     assert!(alloc::format!("{e}").contains("CPU 3 passed no quiescent point"));
