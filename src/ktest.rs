@@ -96,3 +96,17 @@ macro_rules! test_kernel_main {
         }
     };
 }
+
+/// Spin until `done()` holds, failing the test (naming `what`) after `seconds` of the generic
+/// timer (host time without icount, virtual time with it). For tests that wait for another CPU.
+pub fn wait_until(what: &str, seconds: u64, done: impl Fn() -> bool) {
+    let start = crate::arch::pmu::cntvct();
+    let limit = crate::arch::pmu::counter_frequency() * seconds;
+    while !done() {
+        assert!(
+            crate::arch::pmu::cntvct() - start < limit,
+            "gave up after {seconds} s waiting for {what}"
+        );
+        core::hint::spin_loop();
+    }
+}

@@ -13,10 +13,9 @@ extern crate alloc;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use patchbay::{
-    arch,
     grace::{self, GraceError},
     ipi::{self, CpuSet, Wait},
-    kernel_test, memory,
+    kernel_test, ktest, memory,
     patch::{poke, sites},
     smp, subjects,
     trace::{self, DirectCtx, DirectKind, Filter, FtraceRegs, Mode, Ops, Reach},
@@ -44,27 +43,18 @@ fn trace_subject(name: &str, handler: trace::Handler, mode: Mode) -> trace::OpsI
 }
 static CALLS: AtomicU64 = AtomicU64::new(0);
 
-fn wait_until(what: &str, done: impl Fn() -> bool) {
-    let start = arch::pmu::cntvct();
-    while !done() {
-        assert!(
-            arch::pmu::cntvct() - start < arch::pmu::counter_frequency() * 10,
-            "gave up after 10 s waiting for {what}"
-        );
-        core::hint::spin_loop();
-    }
-}
-
 fn stop_workers() {
     QUIT.store(true, Ordering::Release);
-    wait_until("the workers to finish", || (1..4).all(smp::idle_cpu));
+    ktest::wait_until("the workers to finish", 10, || (1..4).all(smp::idle_cpu));
     QUIT.store(false, Ordering::Release);
 }
 
 #[kernel_test]
 fn idle_cpus_end_a_grace_period_at_once() {
     // Idle means in the idle loop: a CPU still returning from an earlier test's work is not.
-    wait_until("every other CPU to be idle", || (1..4).all(smp::idle_cpu));
+    ktest::wait_until("every other CPU to be idle", 10, || {
+        (1..4).all(smp::idle_cpu)
+    });
     let before = grace::stats();
     grace::synchronize().unwrap();
     let after = grace::stats();
@@ -92,7 +82,7 @@ fn busy_workers_pass_quiescent_points_between_calls() {
         smp::run_on(cpu, quiescent_worker, 0).unwrap();
     }
     let c = CALLS.load(Ordering::Relaxed);
-    wait_until("the workers to call", || {
+    ktest::wait_until("the workers to call", 10, || {
         CALLS.load(Ordering::Relaxed) > c + 1000
     });
     for _ in 0..20 {
@@ -167,7 +157,7 @@ fn a_cpu_inside_a_handler_holds_the_grace_period(attach: impl FnOnce() -> trace:
     FREED.store(false, Ordering::Release);
     let id = attach();
     smp::run_on(2, call_observe_once, 0).unwrap();
-    wait_until("CPU 2 to enter the handler", || {
+    ktest::wait_until("CPU 2 to enter the handler", 10, || {
         HELD.load(Ordering::Acquire) == 1
     });
     trace::detach(id).unwrap();
@@ -183,7 +173,7 @@ fn a_cpu_inside_a_handler_holds_the_grace_period(attach: impl FnOnce() -> trace:
         "freed during the grace period"
     );
     HOLD.store(false, Ordering::Release);
-    wait_until("CPU 2 to return", || smp::idle_cpu(2));
+    ktest::wait_until("CPU 2 to return", 10, || smp::idle_cpu(2));
     grace::synchronize().unwrap();
     assert!(
         FREED.load(Ordering::Acquire),

@@ -26,7 +26,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use patchbay::{
-    arch, exit, kernel_test,
+    exit, kernel_test, ktest,
     patch::{
         batch::{self, Batch, Protocol},
         counter, poke, sites,
@@ -50,17 +50,6 @@ static QUIT: AtomicBool = AtomicBool::new(false);
 /// Calls made by the secondaries (progress).
 static CALLS: AtomicU64 = AtomicU64::new(0);
 
-fn wait_until(done: impl Fn() -> bool) {
-    let start = arch::pmu::cntvct();
-    while !done() {
-        assert!(
-            arch::pmu::cntvct() - start < arch::pmu::counter_frequency() * 60,
-            "gave up after 60 s"
-        );
-        core::hint::spin_loop();
-    }
-}
-
 /// Start `work` on CPUs `cpus`, run `main` here, then stop them and wait until they are idle.
 fn with_secondaries(cpus: &[usize], work: fn(u64), main: impl FnOnce()) {
     QUIT.store(false, Ordering::Relaxed);
@@ -69,10 +58,14 @@ fn with_secondaries(cpus: &[usize], work: fn(u64), main: impl FnOnce()) {
         smp::run_on(cpu, work, cpu as u64).unwrap();
     }
     // Every secondary is running before the patching starts.
-    wait_until(|| CALLS.load(Ordering::Relaxed) > 1000);
+    ktest::wait_until("the secondaries to call the sites", 60, || {
+        CALLS.load(Ordering::Relaxed) > 1000
+    });
     main();
     QUIT.store(true, Ordering::Relaxed);
-    wait_until(|| cpus.iter().all(|&c| smp::idle_cpu(c)));
+    ktest::wait_until("the secondaries to be idle", 60, || {
+        cpus.iter().all(|&c| smp::idle_cpu(c))
+    });
 }
 
 fn leaf() -> &'static sites::Site<'static> {
@@ -94,7 +87,9 @@ fn cmodx_safe_changes_are_live_and_kick_every_other_cpu() {
     // only at the end: without the kick, the stale-I-cache model reports the first of those.
     let others_ran = || {
         let before = CALLS.load(Ordering::Relaxed);
-        wait_until(|| CALLS.load(Ordering::Relaxed) > before + 30);
+        ktest::wait_until("the secondaries to call the sites", 60, || {
+            CALLS.load(Ordering::Relaxed) > before + 30
+        });
     };
     let mut stats = Vec::new();
     with_secondaries(&[1, 2, 3], call_leaf, || {
@@ -182,13 +177,15 @@ fn two_cpus_patching_at_once_never_interleave() {
     QUIT.store(false, Ordering::Relaxed);
     CALLS.store(0, Ordering::Relaxed);
     smp::run_on(2, call_generated, 2).unwrap();
-    wait_until(|| CALLS.load(Ordering::Relaxed) > 100);
+    ktest::wait_until("the secondaries to call the sites", 60, || {
+        CALLS.load(Ordering::Relaxed) > 100
+    });
     smp::run_on(1, patch_rounds, 1).unwrap();
     patch_rounds(0);
-    wait_until(|| smp::idle_cpu(1));
+    ktest::wait_until("CPU 1 to be idle", 60, || smp::idle_cpu(1));
     assert_eq!(PATCHED.load(Ordering::Relaxed), 2 * ROUNDS);
     QUIT.store(true, Ordering::Relaxed);
-    wait_until(|| smp::idle_cpu(2));
+    ktest::wait_until("CPU 2 to be idle", 60, || smp::idle_cpu(2));
     for s in sites::glob("gen_*") {
         assert_eq!(batch::state(s), batch::SiteState::BOOT, "{}", s.name);
         assert_eq!(
@@ -231,7 +228,7 @@ fn two_cpus_attaching_at_once_are_serialized() {
     ATTACHED.store(0, Ordering::Relaxed);
     smp::run_on(1, attach_rounds, 1).unwrap();
     attach_rounds(0);
-    wait_until(|| smp::idle_cpu(1));
+    ktest::wait_until("CPU 1 to be idle", 60, || smp::idle_cpu(1));
     assert_eq!(ATTACHED.load(Ordering::Relaxed), 2 * ROUNDS);
     assert_eq!(trace::attach::attached(), 0);
     for s in sites::glob("gen_0*") {
@@ -298,7 +295,9 @@ fn stop_the_world_changes_are_never_seen_half_written() {
             b.prepare(site);
             b.commit().unwrap();
             let before = CALLS.load(Ordering::Relaxed);
-            wait_until(|| CALLS.load(Ordering::Relaxed) > before + 10);
+            ktest::wait_until("the secondaries to call the sites", 60, || {
+                CALLS.load(Ordering::Relaxed) > before + 10
+            });
         }
     });
     assert_eq!(text_hash(), BOOT.load(Ordering::Relaxed));

@@ -19,7 +19,7 @@ extern crate alloc;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use patchbay::{
-    arch, kernel_test,
+    kernel_test, ktest,
     patch::{PatchError, batch, sites, text::text_hash},
     smp,
 };
@@ -109,17 +109,6 @@ fn spin(_: u64) {
     unsafe { spin_site_loop() };
 }
 
-fn wait_until(done: impl Fn() -> bool) {
-    let start = arch::pmu::cntvct();
-    while !done() {
-        assert!(
-            arch::pmu::cntvct() - start < arch::pmu::counter_frequency() * 5,
-            "gave up after 5 s"
-        );
-        core::hint::spin_loop();
-    }
-}
-
 #[kernel_test]
 fn an_entry_word_change_is_refused_while_another_cpu_sits_in_the_site() {
     let site = sites::by_name("site_in_use::spin_site").unwrap();
@@ -129,7 +118,9 @@ fn an_entry_word_change_is_refused_while_another_cpu_sits_in_the_site() {
 
     SPIN_SITE_QUIT.store(0, Ordering::Relaxed);
     smp::run_on(1, spin, 0).unwrap();
-    wait_until(|| SPIN_SITE_LAPS.load(Ordering::Relaxed) > 100);
+    ktest::wait_until("CPU 1 to spin in the site", 5, || {
+        SPIN_SITE_LAPS.load(Ordering::Relaxed) > 100
+    });
 
     // Taking the entry back to its compiled `nop` (`mov x9, x30` -> `nop`, outside the CMODX
     // set) is a stopped batch, retried while CPU 1 is interrupted inside the word being written
@@ -143,12 +134,14 @@ fn an_entry_word_change_is_refused_while_another_cpu_sits_in_the_site() {
         let stats = b.commit().unwrap();
         assert_eq!(stats.protocol, patchbay::patch::poke::Protocol::StopMachine);
         let laps = SPIN_SITE_LAPS.load(Ordering::Relaxed);
-        wait_until(|| SPIN_SITE_LAPS.load(Ordering::Relaxed) > laps + 100);
+        ktest::wait_until("CPU 1 to spin in the site", 5, || {
+            SPIN_SITE_LAPS.load(Ordering::Relaxed) > laps + 100
+        });
         let mut b = batch::Batch::new();
         b.prepare(site);
         b.commit().unwrap();
         SPIN_SITE_QUIT.store(1, Ordering::Relaxed);
-        wait_until(|| smp::idle_cpu(1));
+        ktest::wait_until("CPU 1 to be idle", 5, || smp::idle_cpu(1));
         assert_eq!(batch::state(site), at_boot);
         assert_eq!(text_hash(), BOOT_HASH.load(Ordering::Relaxed));
         return;
@@ -173,7 +166,7 @@ fn an_entry_word_change_is_refused_while_another_cpu_sits_in_the_site() {
 
     // CPU 1 leaves; the same change now succeeds, and `prepare` puts the boot state back.
     SPIN_SITE_QUIT.store(1, Ordering::Relaxed);
-    wait_until(|| smp::idle_cpu(1));
+    ktest::wait_until("CPU 1 to be idle", 5, || smp::idle_cpu(1));
     let mut b = batch::Batch::new();
     b.unprepare(site);
     let stats = b.commit().unwrap();

@@ -12,9 +12,8 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use patchbay_pure::insn;
 
 use patchbay::{
-    arch,
     ipi::{self, CpuSet, Wait},
-    kernel_test,
+    kernel_test, ktest,
     patch::{
         batch::{Batch, Protocol},
         counter, poke, sites,
@@ -46,17 +45,6 @@ fn snapshot() -> [u64; 4] {
     core::array::from_fn(|c| COUNTERS[c].load(Ordering::Relaxed))
 }
 
-fn wait_until(done: impl Fn() -> bool) {
-    let start = arch::pmu::cntvct();
-    while !done() {
-        assert!(
-            arch::pmu::cntvct() - start < arch::pmu::counter_frequency() * 5,
-            "gave up after 5 s"
-        );
-        core::hint::spin_loop();
-    }
-}
-
 #[kernel_test]
 fn stopped_cpus_make_no_progress_and_resume_after() {
     QUIT.store(false, Ordering::Relaxed);
@@ -64,7 +52,9 @@ fn stopped_cpus_make_no_progress_and_resume_after() {
         smp::run_on(cpu, spin_count, cpu as u64).unwrap();
     }
     let base = snapshot();
-    wait_until(|| (1..4).all(|c| snapshot()[c] > base[c] + 1000));
+    ktest::wait_until("CPUs 1-3 to make progress", 5, || {
+        (1..4).all(|c| snapshot()[c] > base[c] + 1000)
+    });
     for _ in 0..5 {
         let frozen = stop::stop_machine(|| {
             let a = snapshot();
@@ -76,10 +66,12 @@ fn stopped_cpus_make_no_progress_and_resume_after() {
         })
         .unwrap();
         assert_eq!(frozen.0, frozen.1, "a stopped CPU counted");
-        wait_until(|| (1..4).all(|c| snapshot()[c] > frozen.1[c] + 100));
+        ktest::wait_until("CPUs 1-3 to make progress", 5, || {
+            (1..4).all(|c| snapshot()[c] > frozen.1[c] + 100)
+        });
     }
     QUIT.store(true, Ordering::Relaxed);
-    wait_until(|| (1..4).all(smp::idle_cpu));
+    ktest::wait_until("CPUs 1-3 to be idle", 5, || (1..4).all(smp::idle_cpu));
 }
 
 #[kernel_test]
@@ -158,6 +150,6 @@ fn entry_word_writes_run_with_the_other_cpus_stopped() {
         assert_eq!(entry(), insn::MOV_X9_X30);
     }
     QUIT.store(true, Ordering::Relaxed);
-    wait_until(|| (1..4).all(smp::idle_cpu));
+    ktest::wait_until("CPUs 1-3 to be idle", 5, || (1..4).all(smp::idle_cpu));
     assert_eq!(text_hash(), boot, "restored text is byte-identical");
 }
