@@ -284,6 +284,8 @@ pub fn report(w: &mut impl Write, kind: Kind, frame: &ExceptionFrame) -> core::f
                 POOL_FILL_IMM
             )?;
         }
+        #[cfg(feature = "smp-teeth")]
+        crate::patch::poke::teeth::describe(w, Some(frame.elr))?;
         if esr::is_abort(d.class()) {
             writeln!(
                 w,

@@ -5,7 +5,8 @@
 //! `src/main.rs` or a test in `tests/`) runs.
 
 use crate::{
-    bench, boot_info, console, exception, ipi, irq, memory, patch, percpu, smp, system, trace,
+    bench, boot_info, console, exception, ipi, irq, memory, mttcg, patch, percpu, smp, system,
+    trace,
 };
 
 #[cfg(not(test))]
@@ -48,6 +49,7 @@ unsafe fn init(dtb: u64, entry_el: u64) {
     // SAFETY: once, after memory::init().
     unsafe { memory::init_heap() };
     bench::clock::init();
+    mttcg::init();
     // SAFETY: once, on the boot CPU, MMU on; before the secondaries, which set up their part.
     unsafe { irq::init() };
     ipi::init();

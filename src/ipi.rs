@@ -93,6 +93,8 @@ struct Slot {
     arg: AtomicU64,
     posted: AtomicU64,
     done: AtomicU64,
+    /// The sender, woken when `done` reaches `posted` under QEMU's threads (`crate::mttcg`).
+    reply_to: AtomicU64,
 }
 
 static SLOTS: [Slot; MAX_CPUS] = [const {
@@ -101,6 +103,7 @@ static SLOTS: [Slot; MAX_CPUS] = [const {
         arg: AtomicU64::new(0),
         posted: AtomicU64::new(0),
         done: AtomicU64::new(0),
+        reply_to: AtomicU64::new(0),
     }
 }; MAX_CPUS];
 
@@ -122,6 +125,11 @@ fn handle() {
     let func = unsafe { core::mem::transmute::<usize, fn(u64)>(slot.func.load(Ordering::Relaxed)) };
     func(slot.arg.load(Ordering::Relaxed));
     slot.done.store(posted, Ordering::Release);
+    // Wake a sender that sleeps until we are done (`wait_done`). It cannot fail: the call came
+    // through the same controller.
+    if crate::mttcg::active() {
+        let _ = irq::send_ipi(slot.reply_to.load(Ordering::Relaxed) as usize);
+    }
 }
 
 fn irqs_masked() -> bool {
@@ -131,11 +139,24 @@ fn irqs_masked() -> bool {
 /// Spin until `cpu`'s slot has done `target`, at most [`TIMEOUT_MS`] from `start`.
 fn wait_done(cpu: usize, target: u64, start: u64) -> Result<(), IpiError> {
     let limit = arch::pmu::counter_frequency() * TIMEOUT_MS / 1000;
+    let sleep = crate::mttcg::active();
     while SLOTS[cpu].done.load(Ordering::Acquire) != target {
         if arch::pmu::cntvct().wrapping_sub(start) > limit {
             return Err(IpiError::Timeout { cpu });
         }
-        arch::cpu::relax();
+        if sleep {
+            // Under QEMU's threads, sleep until the target's answer (or any interrupt) arrives
+            // (`crate::mttcg`). Masked across the check and the WFI: an answer arriving in
+            // between stays pending and ends the WFI (a pending interrupt wakes it whatever
+            // PSTATE.I says); it is taken when the mask is restored.
+            let daif = arch::cpu::mask_all();
+            if SLOTS[cpu].done.load(Ordering::Acquire) != target {
+                arch::cpu::wfi();
+            }
+            arch::cpu::restore_daif(daif);
+        } else {
+            arch::cpu::relax();
+        }
     }
     Ok(())
 }
@@ -172,6 +193,7 @@ pub fn call(targets: CpuSet, func: fn(u64), arg: u64, wait: Wait) -> Result<(), 
         wait_done(cpu, slot.posted.load(Ordering::Relaxed), start)?;
         slot.func.store(func as usize, Ordering::Relaxed);
         slot.arg.store(arg, Ordering::Relaxed);
+        slot.reply_to.store(u64::from(me.id), Ordering::Relaxed);
         posted[cpu] = slot.posted.load(Ordering::Relaxed) + 1;
         // Release: the target that sees the new count sees the function and argument.
         slot.posted.store(posted[cpu], Ordering::Release);

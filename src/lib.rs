@@ -47,6 +47,7 @@ pub mod ipi;
 pub mod irq;
 pub mod ktest;
 pub mod memory;
+pub mod mttcg;
 mod panic;
 pub mod patch;
 pub mod percpu;

@@ -26,6 +26,8 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
         let _ = writeln!(w, "  at       : {}:{}:{}", l.file(), l.line(), l.column());
     }
     let _ = writeln!(w, "  message  : {}", info.message());
+    #[cfg(feature = "smp-teeth")]
+    let _ = crate::patch::poke::teeth::describe(&mut w, None);
     let _ = unwind::print_backtrace(&mut w, None, unwind::current_fp());
     let _ = writeln!(w, "!!! end of report: exiting with failure !!!");
     exit(ExitCode::Failure)

@@ -1,13 +1,13 @@
-//! A stopped batch is refused with `PatchError::SiteInUse` when another CPU keeps being
-//! interrupted inside a word being written (src/patch/batch.rs), and succeeds once it leaves.
+//! A stopped change is refused with `PatchError::SiteInUse` when another CPU keeps being
+//! interrupted between two words it writes (src/patch/poke.rs, `write_stopped`), goes ahead when
+//! that CPU only sits at one written word, and succeeds once it leaves.
 //!
 //! The site is this test's own: an assembly loop registered like a `#[patchable]` function
-//! (`.patchbay.sites` + `__patchable_function_entries`) whose entry words are *inside* the loop,
-//! which takes interrupts only there. CPU 1 spins in it, so whenever the stop's IPI reaches CPU
-//! 1, it was interrupted at the entry word (`mov x9, x30` since boot) or the word after it: the
-//! word a change back to the compiled `nop` (not CMODX-safe: stop-the-world) writes, or the one
-//! that runs next. Every attempt finds it there. (In the hardened build the site's `bti c` comes
-//! first, so CPU 1 is interrupted before the entry word, and the stop rightly goes ahead.)
+//! (`.patchbay.sites` + `__patchable_function_entries`) whose literal's high word and entry words
+//! are *inside* the loop, which takes interrupts only there: the `msr daifclr` in the literal's
+//! high word unmasks them, so a pending interrupt is taken right after it, at the site's first
+//! word (the entry word `mov x9, x30` since boot, or the hardened build's `bti c`). CPU 1 spins in
+//! it, so every stop finds it there.
 #![no_std]
 #![no_main]
 #![feature(custom_test_frameworks)]
@@ -16,13 +16,19 @@
 
 extern crate alloc;
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use patchbay::{
     kernel_test, ktest,
-    patch::{PatchError, batch, sites, text::text_hash},
+    patch::{
+        PatchError, batch,
+        poke::{self, Protocol, Width, Write},
+        sites,
+        text::text_hash,
+    },
     smp,
 };
+use patchbay_pure::insn;
 
 patchbay::qemu_directives!("smp=2", "timeout=90", "bootargs=patchbay.tick_hz=1000",);
 
@@ -109,8 +115,40 @@ fn spin(_: u64) {
     unsafe { spin_site_loop() };
 }
 
+/// `msr daifclr, #2` (unmask IRQs): the loop's literal high word, as assembled above.
+const MSR_DAIFCLR_IRQ: u32 = 0xd503_42ff;
+/// `msr daifclr, #3` (unmask IRQs and FIQs, which are never routed): the same loop, a new word.
+const MSR_DAIFCLR_IRQ_FIQ: u32 = 0xd503_43ff;
+
+/// The change the test makes: the literal's high word (`msr daifclr, #2` -> `#3`, executed by
+/// the loop) and the site's first word (`mov x9, x30` since boot, or the hardened build's
+/// `bti c`, -> `nop`), the second executed right after the first: a pair outside the CMODX set,
+/// written under stop-the-world. `back` gives the change that undoes it.
+fn change(site: &sites::Site<'_>, back: bool) -> [Write; 2] {
+    let literal = poke::read(site.literal(), Width::Literal);
+    let first = poke::read(site.func, Width::Insn) as u32;
+    let (low, high) = (literal & 0xffff_ffff, literal >> 32);
+    let with = |word: u32| low | (u64::from(word) << 32);
+    if back {
+        [
+            Write::literal(site.literal(), literal, with(MSR_DAIFCLR_IRQ)),
+            Write::insn(site.func, insn::NOP, FIRST_WORD.load(Ordering::Relaxed)),
+        ]
+    } else {
+        assert_eq!(high as u32, MSR_DAIFCLR_IRQ, "the loop's literal high word");
+        FIRST_WORD.store(first, Ordering::Relaxed);
+        [
+            Write::literal(site.literal(), literal, with(MSR_DAIFCLR_IRQ_FIQ)),
+            Write::insn(site.func, first, insn::NOP),
+        ]
+    }
+}
+
+/// The site's first word before the change.
+static FIRST_WORD: AtomicU32 = AtomicU32::new(0);
+
 #[kernel_test]
-fn an_entry_word_change_is_refused_while_another_cpu_sits_in_the_site() {
+fn a_torn_pair_is_refused_while_another_cpu_sits_between_its_words() {
     let site = sites::by_name("site_in_use::spin_site").unwrap();
     assert_eq!(site.func, spin_site as *const () as u64);
     let at_boot = batch::state(site);
@@ -122,39 +160,19 @@ fn an_entry_word_change_is_refused_while_another_cpu_sits_in_the_site() {
         SPIN_SITE_LAPS.load(Ordering::Relaxed) > 100
     });
 
-    // Taking the entry back to its compiled `nop` (`mov x9, x30` -> `nop`, outside the CMODX
-    // set) is a stopped batch, retried while CPU 1 is interrupted inside the word being written
-    // or right after it, then refused.
-    let mut b = batch::Batch::new();
-    b.unprepare(site);
-    if patchbay_pure::harden::HARDENED {
-        // The hardened site starts with `bti c`, so CPU 1 is interrupted *before* the entry
-        // word, never inside or right after it: it fetches the new word after its exception
-        // return (a context-synchronization event), so the stopped batch may go ahead.
-        let stats = b.commit().unwrap();
-        assert_eq!(stats.protocol, patchbay::patch::poke::Protocol::StopMachine);
-        let laps = SPIN_SITE_LAPS.load(Ordering::Relaxed);
-        ktest::wait_until("CPU 1 to spin in the site", 5, || {
-            SPIN_SITE_LAPS.load(Ordering::Relaxed) > laps + 100
-        });
-        let mut b = batch::Batch::new();
-        b.prepare(site);
-        b.commit().unwrap();
-        SPIN_SITE_QUIT.store(1, Ordering::Relaxed);
-        ktest::wait_until("CPU 1 to be idle", 5, || smp::idle_cpu(1));
-        assert_eq!(batch::state(site), at_boot);
-        assert_eq!(text_hash(), BOOT_HASH.load(Ordering::Relaxed));
-        return;
-    }
-    let err = b.commit().expect_err("CPU 1 is always inside the site");
+    // CPU 1 is interrupted at the site's first word, having just executed the literal's high
+    // word: both are written, so resuming there could pair the old `msr` with the new first
+    // word. Every stop finds it there: retried, then refused.
+    let mut writes = change(site, false);
+    let err = poke::apply_phases(&mut [&mut writes[..]], Protocol::StopMachine)
+        .expect_err("CPU 1 is always between the two words");
     let PatchError::SiteInUse { cpu, addr } = err else {
         panic!("expected SiteInUse, got {err:?}");
     };
     assert_eq!(cpu, 1);
     assert_eq!(
-        addr,
-        site.entry(),
-        "SiteInUse names {addr:#x}, not the entry word of the site at {:#x}",
+        addr, site.func,
+        "SiteInUse names {addr:#x}, not the site's first word {:#x}",
         site.func
     );
     // Refused before any write: text and the engine's view are unchanged.
@@ -162,18 +180,34 @@ fn an_entry_word_change_is_refused_while_another_cpu_sits_in_the_site() {
     assert_eq!(batch::state(site), at_boot);
     // The message says what happened and where.
     let msg = alloc::format!("{}", PatchError::SiteInUse { cpu, addr });
-    assert!(msg.contains("CPU 1"), "{msg}");
+    assert!(
+        msg.contains("CPU 1") && msg.contains("between words"),
+        "{msg}"
+    );
 
-    // CPU 1 leaves; the same change now succeeds, and `prepare` puts the boot state back.
-    SPIN_SITE_QUIT.store(1, Ordering::Relaxed);
-    ktest::wait_until("CPU 1 to be idle", 5, || smp::idle_cpu(1));
+    // Each word alone is no torn pair: taking the entry back to its compiled `nop` (a single
+    // non-CMODX-safe word, which CPU 1 fetches anew when it resumes at it) goes ahead while CPU
+    // 1 still spins, and `prepare` puts the boot state back.
+    let laps = SPIN_SITE_LAPS.load(Ordering::Relaxed);
     let mut b = batch::Batch::new();
     b.unprepare(site);
-    let stats = b.commit().unwrap();
-    assert_eq!(stats.protocol, patchbay::patch::poke::Protocol::StopMachine);
+    assert_eq!(b.commit().unwrap().protocol, Protocol::StopMachine);
     let mut b = batch::Batch::new();
     b.prepare(site);
-    b.commit().unwrap();
+    assert_eq!(b.commit().unwrap().protocol, Protocol::StopMachine);
+    assert_eq!(batch::state(site), at_boot);
+    ktest::wait_until("CPU 1 to spin on", 5, || {
+        SPIN_SITE_LAPS.load(Ordering::Relaxed) > laps + 100
+    });
+
+    // CPU 1 leaves; the pair now goes ahead, and its reverse puts the boot bytes back.
+    SPIN_SITE_QUIT.store(1, Ordering::Relaxed);
+    ktest::wait_until("CPU 1 to be idle", 5, || smp::idle_cpu(1));
+    let mut writes = change(site, false);
+    poke::apply_phases(&mut [&mut writes[..]], Protocol::StopMachine).unwrap();
+    assert_eq!(poke::read(site.func, Width::Insn) as u32, insn::NOP);
+    let mut writes = change(site, true);
+    poke::apply_phases(&mut [&mut writes[..]], Protocol::StopMachine).unwrap();
     assert_eq!(batch::state(site), at_boot);
     assert_eq!(text_hash(), BOOT_HASH.load(Ordering::Relaxed));
 }

@@ -53,9 +53,9 @@
 //!
 //! A stop-the-world batch needs no order between its words, since no other CPU runs: both
 //! phases are written as one (one maintenance pass), with every other CPU parked; the batch is
-//! written only if none of them was interrupted inside a word being written or right after it
-//! (else it would resume pairing an old word with a new one, e.g. `nop` executed, then a `bl`
-//! without its `mov`), else the stop is retried ([`poke::STOP_ATTEMPTS`]) and finally refused
+//! written only if none of them was interrupted at a word being written right after another
+//! one (else it would resume pairing an old word with a new one, e.g. `nop` executed, then a
+//! `bl` without its `mov`), else the stop is retried ([`poke::STOP_ATTEMPTS`]) and finally refused
 //! ([`PatchError::SiteInUse`]).
 //!
 //! All checks (encodings, expected words, alignment, regions) run before the first write, so an

@@ -40,8 +40,10 @@ pub enum PatchError {
     /// A non-CMODX-safe change (the first `mov x9, x30`) needs the other CPUs stopped, and
     /// stopping them failed.
     Stop(StopError),
-    /// CPU `cpu` stayed interrupted inside (or right after) the word at `addr` that a
-    /// non-CMODX-safe change writes, every time the machine was stopped.
+    /// CPU `cpu` was interrupted about to execute the word at `addr` right after another word,
+    /// both written by a non-CMODX-safe change (it could pair the old first word with the new
+    /// second one), or inside a trampoline while a literal changes, every time the machine was
+    /// stopped.
     SiteInUse { cpu: u32, addr: u64 },
     /// With other CPUs online, text is patched only from normal context with IRQs unmasked:
     /// the kick and the stop-the-world are IPIs the caller must be able to wait for.
@@ -133,7 +135,7 @@ impl fmt::Display for PatchError {
             ),
             PatchError::SiteInUse { cpu, addr } => write!(
                 f,
-                "CPU {cpu} was interrupted at {addr:#x}, inside a site whose entry is being written, every time the machine was stopped"
+                "CPU {cpu} was interrupted at {addr:#x}, between words being written (or in a trampoline while its literal changes), every time the machine was stopped"
             ),
         }
     }

@@ -32,8 +32,8 @@
 //!   waits until each has: its exception entry is a context-synchronization event (SCTLR_EL1.EIS
 //!   is set, see boot/start.s), so from its return on no CPU can run the old instruction.
 //! * [`Protocol::StopMachine`]: everything else. Every other CPU is parked in its IPI handler
-//!   ([`stop::stop_machine`]) while the writes are made; none may be interrupted inside (or right
-//!   after) a word being written ([`PatchError::SiteInUse`] after [`STOP_ATTEMPTS`]); each
+//!   ([`stop::stop_machine`]) while the writes are made; none may be interrupted between two
+//!   words being written ([`PatchError::SiteInUse`] after [`STOP_ATTEMPTS`]); each
 //!   executes an ISB before it leaves the park.
 //!
 //! Either way the change is then *published*: `arch::cache::patchbay_icache_published` tells
@@ -49,6 +49,7 @@
 //! still answers the holder's kick or stop-the-world IPI; only the alias window masks IRQs.
 
 pub use patchbay_pure::batch::{Width, Write};
+
 use patchbay_pure::{
     batch as plan, insn,
     layout::{POKE_SLOT_SIZE, Range},
@@ -210,13 +211,21 @@ fn write_phase(writes: &[Write], stats: &mut PokeStats) {
         while i < writes.len() && writes[i].addr & !(POKE_SLOT_SIZE - 1) == page {
             let w = &writes[i];
             let alias = va + (w.addr - page);
+            // Test-only (`smp-teeth`): a stop-the-world change written live, word by word in
+            // halves.
+            #[cfg(feature = "smp-teeth")]
+            let torn = w.width == Width::Insn && teeth::tear(w.addr, alias, w.new as u32);
+            #[cfg(not(feature = "smp-teeth"))]
+            let torn = false;
             // SAFETY: `alias` is inside the page just mapped RW at `va`, aligned for the width
             // (validated); the store is a single aligned access, so concurrent readers of the
             // text see the old or the new value, never a mix.
             unsafe {
                 match w.width {
                     Width::Insn => {
-                        (alias as *mut u32).write_volatile(w.new as u32);
+                        if !torn {
+                            (alias as *mut u32).write_volatile(w.new as u32);
+                        }
                         stats.insn_writes += 1;
                     }
                     Width::Literal => (alias as *mut u64).write_volatile(w.new),
@@ -268,12 +277,39 @@ fn write_live(p: &[Write], others: bool, stats: &mut PokeStats) {
     }
     if others && p.iter().any(|w| w.width == Width::Insn) && kick() {
         stats.kicks += 1;
+        if crate::mttcg::active() {
+            rewrite_for_emulator(p);
+        }
     }
 }
 
-/// Write the validated `phases` with every other CPU stopped, none of them interrupted inside
-/// (or right after) a word being written: its next instruction could pair an old word with a
-/// new one (`nop` executed, then a new `bl` without its `mov`). Retried [`STOP_ATTEMPTS`] times.
+/// Write a live phase's words a second time, after its kick: a workaround for QEMU's
+/// multi-threaded TCG ([`crate::mttcg`]), not an architectural step.
+///
+/// QEMU's multi-threaded TCG invalidates the translations overlapping a store to a page that
+/// holds code *before* the store lands, and a page holding no translation is not watched at
+/// all. A vCPU that translates the function in that window reads the old word and links a
+/// translation that no later guest operation drops (`IC IVAU` is a no-op to QEMU, an exception
+/// does not flush translations): it would run the old instruction for as long as the page is
+/// not written again — seen in the patch storm as an armed BRK that no worker ever hit. The kick
+/// has returned, so every other vCPU has taken an exception since the first store, which it
+/// does only between translated blocks: every translation begun before that store is linked by
+/// now. Storing the same words again invalidates exactly those; any translation made after
+/// reads the new words, which memory has held since the first store. A vCPU inside such a block
+/// when it is dropped finishes that block with the old word, on a call that began before this
+/// patch returned. The words are unchanged by the second store (the text lock is held
+/// throughout), so to the guest it is a no-op; its maintenance keeps the sequence exact for the
+/// stale-I-cache model.
+#[cold]
+#[inline(never)]
+fn rewrite_for_emulator(p: &[Write]) {
+    let _irqs = IrqsOff::new();
+    write_phase(p, &mut PokeStats::default());
+}
+
+/// Write the validated `phases` with every other CPU stopped, none of them interrupted between
+/// two words being written: its next instruction could pair an old word with a new one (`nop`
+/// executed, then a new `bl` without its `mov`). Retried [`STOP_ATTEMPTS`] times.
 /// Out of line: the live path, which every patch takes, stays small.
 #[inline(never)]
 fn write_stopped(phases: &[&mut [Write]], stats: &mut PokeStats) -> Result<(), PatchError> {
@@ -293,11 +329,21 @@ fn write_stopped(phases: &[&mut [Write]], stats: &mut PokeStats) -> Result<(), P
                 if literals && crate::unwind::in_trampoline(pc.wrapping_add(4)) {
                     return Some((c.id, pc));
                 }
-                phases
-                    .iter()
-                    .flat_map(|p| p.iter())
-                    .find(|w| (w.addr..w.addr + 8).contains(&pc))
-                    .map(|w| (c.id, w.addr))
+                // A torn pair: it resumes at a word being written right after another one,
+                // which it may have executed in its old form. Resuming *at* a written word
+                // alone is safe: the word is fetched anew after the stop's ISB and exception
+                // return (both context-synchronizing), as is resuming after a written word that
+                // is followed by an unchanged one (the old program's next step, unchanged).
+                let written = |a: u64| {
+                    phases.iter().flat_map(|p| p.iter()).any(|w| {
+                        let len = match w.width {
+                            Width::Insn => 4,
+                            Width::Literal => 8,
+                        };
+                        (w.addr..w.addr + len).contains(&a)
+                    })
+                };
+                (written(pc) && written(pc.wrapping_sub(4))).then_some((c.id, pc))
             });
             if busy.is_none() {
                 // IRQs are masked by the stop.
@@ -450,15 +496,22 @@ pub fn poke_literal(addr: u64, expected: u64, new: u64) -> Result<(), PatchError
 ///
 /// | value | effect |
 /// |---|---|
-/// | `stop-machine` | changes that need stop-the-world are written live, with a pause of [`teeth::PAUSE_US`] µs after each word, so another CPU can run a half-written site |
+/// | `stop-machine` | changes that need stop-the-world are written live, with a pause of [`teeth::PAUSE_US`] µs after each word, and each instruction word is stored as two halves with the same pause between them |
+///
+/// The halves model what the architecture allows for a concurrent change outside the CMODX set
+/// (DDI0487 B2.2.5: another PE may execute an instruction that is neither the old nor the new
+/// one), which QEMU, storing whole words, never shows: a CPU running the word in the pause
+/// executes a mix of the two (for `mov x9, x30` <-> `brk`: an `orr` into x0, or an unallocated
+/// encoding). [`teeth::describe`] lets a crash report name that cause.
 #[cfg(feature = "smp-teeth")]
-mod teeth {
-    use core::sync::atomic::{AtomicBool, Ordering};
+pub mod teeth {
+    use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
     use super::Protocol;
     use crate::arch;
 
-    /// The pause after each word of a change written live that needed stop-the-world.
+    /// The pause after each word, and between the halves of one, of a change written live that
+    /// needed stop-the-world.
     pub const PAUSE_US: u64 = 2000;
 
     fn skip_stop() -> bool {
@@ -467,22 +520,90 @@ mod teeth {
 
     /// Set while a stop-the-world change is being written live (under the text lock).
     static TORN: AtomicBool = AtomicBool::new(false);
+    /// Words written in halves so far, times two, plus one while one is half-written.
+    static TEARS: AtomicU64 = AtomicU64::new(0);
+    /// The word written in halves last (or now), and when that ended (counter ticks).
+    static TORN_AT: AtomicU64 = AtomicU64::new(0);
+    static TORN_END: AtomicU64 = AtomicU64::new(0);
+    /// How long after a tear a crash report still mentions it.
+    const RECENT_MS: u64 = 200;
 
     /// The protocol actually used for a change that asked for `p`.
-    pub fn protocol(p: Protocol) -> Protocol {
+    pub(super) fn protocol(p: Protocol) -> Protocol {
         let torn = p == Protocol::StopMachine && skip_stop();
         TORN.store(torn, Ordering::Relaxed);
         if torn { Protocol::Live } else { p }
     }
 
-    /// After each word: pause while a stop-the-world change is written live.
-    pub fn between_words() {
-        if TORN.load(Ordering::Relaxed) {
-            let start = arch::pmu::cntvct();
-            let ticks = arch::pmu::counter_frequency() * PAUSE_US / 1_000_000;
-            while arch::pmu::cntvct().wrapping_sub(start) < ticks {
-                core::hint::spin_loop();
-            }
+    fn pause() {
+        let start = arch::pmu::cntvct();
+        let ticks = arch::pmu::counter_frequency() * PAUSE_US / 1_000_000;
+        while arch::pmu::cntvct().wrapping_sub(start) < ticks {
+            core::hint::spin_loop();
         }
+    }
+
+    /// After each word: pause while a stop-the-world change is written live.
+    pub(super) fn between_words() {
+        if TORN.load(Ordering::Relaxed) {
+            pause();
+        }
+    }
+
+    /// While a stop-the-world change is written live, store the instruction `new` for `addr`
+    /// through `alias` as two halves (low, then high) with a pause between; returns whether it
+    /// did (else the caller stores the word).
+    pub(super) fn tear(addr: u64, alias: u64, new: u32) -> bool {
+        if !TORN.load(Ordering::Relaxed) {
+            return false;
+        }
+        TORN_AT.store(addr, Ordering::Relaxed);
+        TEARS.fetch_add(1, Ordering::Release);
+        // SAFETY: `alias` is the caller's RW alias of `addr`, 4-aligned, so both halves are
+        // aligned halfword stores inside the mapped page.
+        unsafe { (alias as *mut u16).write_volatile(new as u16) };
+        pause();
+        // SAFETY: as above.
+        unsafe { ((alias + 2) as *mut u16).write_volatile((new >> 16) as u16) };
+        TORN_END.store(arch::pmu::cntvct(), Ordering::Relaxed);
+        TEARS.fetch_add(1, Ordering::Release);
+        true
+    }
+
+    /// For a crash report (exception or panic) in a build with the switch: when a word is being
+    /// written in halves now, or was less than [`RECENT_MS`] ago, a `cause` line naming it —
+    /// definite when `pc` is that word, else the likely cause (a CPU that ran the mix goes on
+    /// with a wrong register or a wrong path before it fails).
+    pub fn describe(w: &mut impl core::fmt::Write, pc: Option<u64>) -> core::fmt::Result {
+        let tears = TEARS.load(Ordering::Acquire);
+        if tears == 0 {
+            return Ok(());
+        }
+        let at = TORN_AT.load(Ordering::Relaxed);
+        let now = arch::pmu::cntvct();
+        let ago_ms = now.wrapping_sub(TORN_END.load(Ordering::Relaxed)) * 1000
+            / arch::pmu::counter_frequency();
+        let in_progress = tears % 2 == 1;
+        if !in_progress && ago_ms >= RECENT_MS {
+            return Ok(());
+        }
+        let how = if pc == Some(at) {
+            "executed"
+        } else {
+            "probably ran"
+        };
+        write!(
+            w,
+            "  cause    : {how} a half-written instruction: the word at {at:#x} "
+        )?;
+        if in_progress {
+            write!(w, "is being written")?;
+        } else {
+            write!(w, "was written {ago_ms} ms ago")?;
+        }
+        writeln!(
+            w,
+            " in two halves, live, by a change that needs stop-the-world (test-only smp.break=stop-machine), so a CPU could run a mix of the old and the new instruction"
+        )
     }
 }

@@ -5,7 +5,8 @@
 //! pair, a 16-byte struct result, a stack argument, a result through x8, a fat pointer) in tight
 //! loops, checking every result against the untraced twin. CPU 0 switches random sites among
 //! every mode — off, list, call-ops, direct near, far via ops, far via veneer, fexit, rethook,
-//! fprobe, BRK, kretprobe — [`SWITCHES`] times, attaching and detaching ops and trampolines.
+//! fprobe, BRK, kretprobe, and a BRK over the entry's first word (the one change that needs
+//! stop-the-world) — [`SWITCHES`] times, attaching and detaching ops and trampolines.
 //!
 //! # Exact accounting
 //!
@@ -38,7 +39,7 @@ use patchbay::{
     grace,
     patch::{PatchError, poke, sites, text},
     percpu, println, smp,
-    stop::{self, StopError},
+    stop::StopError,
     subjects::{
         self,
         signatures::{self as sig, Pair16},
@@ -72,9 +73,10 @@ enum Mode {
     Fprobe,
     Brk,
     Kretprobe,
+    EntryBrk,
 }
 
-const MODES: [Mode; 11] = [
+const MODES: [Mode; 12] = [
     Mode::Off,
     Mode::List,
     Mode::CallOps,
@@ -86,6 +88,7 @@ const MODES: [Mode; 11] = [
     Mode::Fprobe,
     Mode::Brk,
     Mode::Kretprobe,
+    Mode::EntryBrk,
 ];
 
 impl Mode {
@@ -109,7 +112,10 @@ impl Mode {
 
     /// Needs (BRK) or leaves (off) the site's compiled entry, or is not an ops.
     fn exclusive(self) -> bool {
-        matches!(self, Mode::Off | Mode::Brk | Mode::Kretprobe)
+        matches!(
+            self,
+            Mode::Off | Mode::Brk | Mode::Kretprobe | Mode::EntryBrk
+        )
     }
 }
 
@@ -412,40 +418,15 @@ fn try_attach(s: usize, mode: Mode) -> Result<Held, TraceError> {
             TraceMode::CallOps,
         )
         .map(Held::Fprobe),
-        Mode::Brk => stopped(|| kprobe::register_kprobe(site, on_brk, data)).map(Held::Probe),
+        Mode::Brk => kprobe::register_kprobe(site, on_brk, data).map(Held::Probe),
         Mode::Kretprobe => {
-            stopped(|| kprobe::register_kretprobe(site, None, on_kret_exit, data)).map(Held::Probe)
+            kprobe::register_kretprobe(site, None, on_kret_exit, data).map(Held::Probe)
         }
-    }
-}
-
-/// Register or remove a BRK probe with the other CPUs stopped: with only [`settle`], a stable
-/// BRK epoch still once counted no hit on all three CPUs with the BRK in memory (the same stale
-/// translation). `kprobe` itself pokes live (NOP <-> BRK is CMODX-safe); the storm stops the
-/// machine around it so that no vCPU translates the function while its entry is written.
-fn stopped<T>(f: impl FnOnce() -> Result<T, TraceError>) -> Result<T, TraceError> {
-    stop::stop_machine(f)
-        .map_err(|e| TraceError::Patch(PatchError::Stop(e)))
-        .flatten()
-}
-
-/// Wait until every worker has run all its subjects twice more.
-///
-/// Multi-threaded TCG can leave a vCPU running a stale translation of a live-patched word. Seen
-/// here only right after a stop-the-world write (a restore or a first arm), which invalidates
-/// every translation in the page: the workers re-translate the page's functions at once, and a
-/// live write landing while QEMU translates a function from a page it has not yet marked as
-/// holding code is not seen by that translation (QEMU reads the guest bytes before it
-/// write-protects the page) — an exception or ISB on the vCPU does not drop it. Symptoms: a
-/// stable BRK epoch counting no hit on all three CPUs with the BRK in memory (an IPI kick after
-/// the poke did not help); a call through `bl ops_caller` after the site had moved to the list
-/// caller. So after a switch that may stop the machine, the switcher lets the workers
-/// re-translate before it writes live again. Real CPUs are bound by the architecture's rules
-/// instead (the live protocol's kick, issue 15).
-fn settle() {
-    let at: [u64; WORKERS] = core::array::from_fn(|w| LOOPS[w].load(Ordering::Acquire));
-    while (0..WORKERS).any(|w| LOOPS[w].load(Ordering::Acquire) < at[w] + 2) {
-        core::hint::spin_loop();
+        // Over the entry's first word (`mov x9, x30`, or `bti c` in the hardened build): not
+        // CMODX-safe, so it is written under stop-the-world — the storm's one such change.
+        Mode::EntryBrk => {
+            kprobe::register_kprobe_at(site, site.func, on_brk, data).map(Held::Probe)
+        }
     }
 }
 
@@ -458,7 +439,7 @@ fn try_detach(held: Held) -> Result<(), TraceError> {
         Held::None => Ok(()),
         Held::Ops(id) => trace::detach(id),
         Held::Fprobe(id) => fprobe::unregister(id),
-        Held::Probe(id) => stopped(|| kprobe::unregister(id)),
+        Held::Probe(id) => kprobe::unregister(id),
     }
 }
 
@@ -535,11 +516,8 @@ pub fn run() {
             // Attach the new mode first where the two can share the site (no gap in tracing);
             // one direct trampoline per site, and BRK probes need the compiled entry.
             if old.exclusive() || new.exclusive() || (old.direct() && new.direct()) {
-                // Each of these may stop the machine (a restore, a first arm): settle after.
                 detach(held[s]);
-                settle();
                 held[s] = attach(s, new);
-                settle();
             } else {
                 let h = attach(s, new);
                 detach(held[s]);

@@ -1,0 +1,34 @@
+//! What the kernel does differently under QEMU's multi-threaded TCG (every vCPU a host thread,
+//! no icount): two workarounds for the emulator, neither an architectural step.
+//!
+//! Chosen once at boot ([`init`]) from the clock mode: `qemu` (`pb run` without icount, or
+//! `virt` with no clock argument). Never on a board (mode `hardware`) and never under icount
+//! (mode `qemu-icount`: one host thread runs every vCPU round-robin), so the benchmark records
+//! and the hardware path do not change.
+//!
+//! 1. **Live writes are stored twice** (`patch::poke`, `rewrite_for_emulator`): QEMU can keep a
+//!    stale translation of a line written live, which no guest operation drops.
+//! 2. **Waiting for another CPU sleeps** ([`crate::ipi`]): in this mode QEMU implements `YIELD`
+//!    and `WFE` as no-ops, so a CPU spinning for another CPU's answer keeps a host core busy,
+//!    and on a host with fewer cores than vCPUs the CPU it waits for may not run until the
+//!    host scheduler's next turn — milliseconds per cross-CPU call (a vCPU preempted by its
+//!    host, as paravirtual spinlocks know it). Instead the waiter sleeps in `WFI` (QEMU parks
+//!    the thread) and the answering CPU sends an interrupt back once it is done. The patch
+//!    storm's kicks went from ~16 ms to ~6 ms each on a loaded 2-core host.
+
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use crate::{bench::clock, bsp::ClockMode};
+
+static ACTIVE: AtomicBool = AtomicBool::new(false);
+
+/// Decide, once at boot (after `bench::clock::init`), whether the workarounds are on.
+pub fn init() {
+    ACTIVE.store(clock::mode() == ClockMode::Qemu, Ordering::Relaxed);
+}
+
+/// Whether the kernel runs under QEMU's multi-threaded TCG (module documentation).
+#[inline(always)]
+pub fn active() -> bool {
+    ACTIVE.load(Ordering::Relaxed)
+}
