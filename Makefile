@@ -88,7 +88,7 @@ help:
 	@echo "  make report     target/bench/report.html again from target/bench/latest.jsonl"
 	@echo "  make test-icache  the stale-I-cache model must catch each dropped maintenance step"
 	@echo "  make test-guard-teeth  the interrupt-context tracing test must catch one guard for both contexts"
-	@echo "  make test-storm   the patch storm (4 CPUs, every mode, 10,000 switches) and its teeth"
+	@echo "  make test-storm   the patch storm (4 CPUs, every mode, 10,000 switches) and its two teeth"
 	@echo "  make qemu ICACHE=1  the main job under the stale-I-cache model (strict)"
 	@echo "  make bench      run the benchmark suite: target/bench/latest.{jsonl,csv,svg,log}"
 	@echo "  make qemu|bench|build HARDEN=1  the hardened build (BTI + pac-ret enforced, QEMU max)"
@@ -231,7 +231,7 @@ capture: pb
 	@echo "now: $(PB) parse $(LOG)"
 
 # --- tests --------------------------------------------------------------------------------------
-test: deps test-host layers test-kernel test-kernel-harden test-smp-icount test-icache test-guard-teeth test-rpi3 test-rpi4 test-boards test-console \
+test: deps test-host layers test-kernel test-kernel-harden test-smp-icount test-storm test-icache test-guard-teeth test-rpi3 test-rpi4 test-boards test-console \
       test-report
 
 # The import graph: no circle in any crate's modules; the kernel's imports follow the layer
@@ -275,17 +275,17 @@ test-smp-icount: pb
 	set -o pipefail; CARGO_TARGET_AARCH64_UNKNOWN_NONE_SOFTFLOAT_RUNNER="$(abspath $(PB)) run" \
 	    $(CARGO) test $(KFLAGS) --test smp_trace --test bench_smp 2>&1 | tee target/test-smp-icount.log
 
-# The patch storm and its teeth (README, "Lifetimes"): 4 CPUs, multi-threaded TCG. Without the
-# stale-I-cache model for now: in strict mode it flags the storm's live `bl` retargets on a site
-# whose chunk saw a stop-the-world (not CMODX-safe) write earlier (the model keeps a chunk's
-# "not CMODX-safe" mark while some CPU has not synchronized since). Not yet part of `make test`:
-# QEMU's multi-threaded TCG can keep a stale translation of a page patched live (it invalidates
-# before it stores; README "Patch protocols"), so a worker may run the old word for a whole
-# epoch — seen as an armed BRK epoch without hits, and once as a call through a freed ops.
+# The patch storm and its teeth (README, "Lifetimes"): 4 CPUs, multi-threaded TCG without icount,
+# 10,000 mode switches, then two runs that must fail naming their cause: trampolines freed without
+# a grace period (storm_no_grace), and stop-the-world changes written live, word by word in
+# halves (storm_torn, feature smp-teeth). Without the stale-I-cache model: QEMU's multi-threaded
+# TCG is what makes the races real, and the model's multi-CPU rules are checked by test-icache.
 test-storm: pb
 	@mkdir -p target
 	set -o pipefail; CARGO_TARGET_AARCH64_UNKNOWN_NONE_SOFTFLOAT_RUNNER="$(abspath $(PB)) run" \
 	    $(CARGO) test $(KFLAGS),storm --test storm --test storm_no_grace 2>&1 | tee target/test-storm.log
+	set -o pipefail; CARGO_TARGET_AARCH64_UNKNOWN_NONE_SOFTFLOAT_RUNNER="$(abspath $(PB)) run" \
+	    $(CARGO) test $(KFLAGS),storm,smp-teeth --test storm_torn 2>&1 | tee -a target/test-storm.log
 
 # The model's teeth: the patching tests built with the test-only feature icache-teeth, booted once
 # per dropped step (boot argument icache.break=); each run must fail naming that step. The same

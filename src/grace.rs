@@ -377,7 +377,9 @@ pub fn synchronize() -> Result<(), GraceError> {
                 }
             }
         }
-        core::hint::spin_loop();
+        // YIELD, not `spin_loop` (an ISB): under icount's round-robin it hands the host thread
+        // to the CPUs this waits for, instead of spinning out a whole time slice.
+        arch::cpu::relax();
     }
 }
 

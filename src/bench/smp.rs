@@ -5,6 +5,7 @@
 //! | mechanism | subject | metric | what |
 //! |---|---|---|---|
 //! | `stop-machine` | `cpus-N` | `entry-exit` | `stop::stop_machine` of an empty function with N CPUs online (every run) |
+//! | `grace-period` | `cpus-N` | `synchronize` | one `grace::synchronize` (nothing deferred: what a detach that waits pays) while CPUs 1..N call `leaf`, traced by a call-ops, in loops with `grace::quiescent` (every run; with one CPU, nobody to wait for) |
 //! | `ipi` | `one-cpu` | `round-trip` | `ipi::call` of an empty function on CPU 1, waiting until it ran (N > 1) |
 //! | every mechanism | every subject | `call-cpu1` | the `mechanisms` suite's call, measured on CPU 1 (N > 1) |
 //!
@@ -15,12 +16,13 @@
 //! whose call set-up for `args8` and `recursive` the compiler allocated differently; their
 //! overheads over `off` are the same as these.)
 //!
-//! Waiting for another CPU (the IPI's answer, the stop's arrivals) is counted in the waiting
-//! CPU's instructions: under icount's round-robin scheduling that is deterministic, and it
-//! depends on the CPUs' time slices, so these rows compare runs with the same `-smp`.
+//! Waiting for another CPU (the IPI's answer, the stop's arrivals, a grace period's quiescent
+//! points) is counted in the waiting CPU's instructions: under icount's round-robin scheduling
+//! that is deterministic, and it depends on the CPUs' time slices, so these rows compare runs
+//! with the same `-smp`.
 
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use patchbay_pure::stats::{self, Summary};
 
@@ -32,8 +34,10 @@ use super::{
 };
 use crate::{
     arch::{self, pmu},
+    grace,
     ipi::{self, CpuSet, Wait},
     percpu, smp, stop,
+    trace::{self, Filter, FtraceRegs, Ops},
 };
 
 /// The secondary the per-CPU rows are measured on.
@@ -51,6 +55,7 @@ pub struct Mismatch {
 /// Run the suite, emitting its records; returns the secondary-CPU rows that differ from CPU 0.
 pub fn run(iters: Iters) -> Vec<Mismatch> {
     stop_machine(iters);
+    grace_period(iters);
     if (percpu::online() as usize) <= SECONDARY {
         return Vec::new();
     }
@@ -61,9 +66,9 @@ pub fn run(iters: Iters) -> Vec<Mismatch> {
 /// Records [`run`] emits with `cpus` CPUs online.
 pub fn expected_records(cpus: usize) -> usize {
     if cpus <= SECONDARY {
-        1
+        2
     } else {
-        2 + MECHANISMS.len() * Subject::ALL.len()
+        3 + MECHANISMS.len() * Subject::ALL.len()
     }
 }
 
@@ -80,22 +85,80 @@ fn measure_unmasked(iters: Iters, mut f: impl FnMut()) -> Summary {
     stats::summarize(&mut samples).expect("at least one sample")
 }
 
-fn stop_machine(iters: Iters) {
-    let summary = measure_unmasked(iters, || {
-        stop::stop_machine(|| ()).unwrap_or_else(|e| panic!("bench: stop_machine: {e}"))
-    });
-    let subject = match percpu::online() {
+/// The `cpus-N` subject of this boot.
+fn cpus_online() -> &'static str {
+    match percpu::online() {
         1 => "cpus-1",
         2 => "cpus-2",
         3 => "cpus-3",
         4 => "cpus-4",
         _ => "cpus-more",
-    };
+    }
+}
+
+fn stop_machine(iters: Iters) {
+    let summary = measure_unmasked(iters, || {
+        stop::stop_machine(|| ()).unwrap_or_else(|e| panic!("bench: stop_machine: {e}"))
+    });
     record::emit(&BenchResult::new(
         "smp",
         "stop-machine",
-        subject,
+        cpus_online(),
         "entry-exit",
+        summary,
+    ));
+}
+
+/// Set to make the grace-period workers return.
+static GRACE_QUIT: AtomicBool = AtomicBool::new(false);
+/// Loop iterations per grace-period worker.
+static GRACE_LOOPS: [AtomicU64; percpu::MAX_CPUS] = [const { AtomicU64::new(0) }; percpu::MAX_CPUS];
+
+extern "C" fn nothing(_: u64, _: u64, _: &Ops, _: &mut FtraceRegs) {}
+
+/// A secondary's part: call the traced `leaf` and pass a quiescent point, until told.
+fn grace_worker(cpu: u64) {
+    while !GRACE_QUIT.load(Ordering::Acquire) {
+        crate::subjects::leaf();
+        grace::quiescent();
+        GRACE_LOOPS[cpu as usize].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+fn grace_period(iters: Iters) {
+    let id = trace::attach(
+        Filter::Glob("patchbay::subjects::leaf".into()),
+        nothing,
+        0,
+        trace::Mode::CallOps,
+    )
+    .unwrap_or_else(|e| panic!("bench: attaching call-ops to leaf: {e}"));
+    let cpus = percpu::online() as usize;
+    GRACE_QUIT.store(false, Ordering::Release);
+    let at: Vec<u64> = (0..cpus)
+        .map(|c| GRACE_LOOPS[c].load(Ordering::Relaxed))
+        .collect();
+    for cpu in 1..cpus {
+        smp::run_on(cpu, grace_worker, cpu as u64)
+            .unwrap_or_else(|e| panic!("bench: CPU {cpu}: {e:?}"));
+    }
+    // Every worker is in its loop, not still idle (which would end grace periods at once).
+    while (1..cpus).any(|c| GRACE_LOOPS[c].load(Ordering::Relaxed) < at[c] + 10) {
+        arch::cpu::relax();
+    }
+    let summary = measure_unmasked(iters, || {
+        grace::synchronize().unwrap_or_else(|e| panic!("bench: grace::synchronize: {e}"))
+    });
+    GRACE_QUIT.store(true, Ordering::Release);
+    while !(1..cpus).all(smp::idle_cpu) {
+        arch::cpu::relax();
+    }
+    trace::detach(id).unwrap_or_else(|e| panic!("bench: detaching call-ops from leaf: {e}"));
+    record::emit(&BenchResult::new(
+        "smp",
+        "grace-period",
+        cpus_online(),
+        "synchronize",
         summary,
     ));
 }

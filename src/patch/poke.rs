@@ -435,6 +435,20 @@ fn protocol_for(writes: &[Write]) -> Protocol {
 /// expects (free memory is filled with a trap pattern), so instead of an old-word check the
 /// block must lie entirely inside a pool, never in kernel text.
 pub fn write_pool_block(addr: u64, words: &[u32]) -> Result<PokeStats, PatchError> {
+    pool_write(addr, words, true)
+}
+
+/// Refill a freed pool block with `words` (the trap pattern): as [`write_pool_block`], without
+/// the kick. Its grace period has passed, so no CPU runs it or will branch to it; the pattern
+/// only makes a use after free fault, and whichever CPU sees the old code instead is already
+/// running freed memory. The block's next owner writes its code with [`write_pool_block`], whose
+/// kick synchronizes every CPU before any branch to it is written. Saves a kick (an IPI round
+/// trip to every CPU) per freed trampoline.
+pub fn fill_freed_block(addr: u64, words: &[u32]) -> Result<PokeStats, PatchError> {
+    pool_write(addr, words, false)
+}
+
+fn pool_write(addr: u64, words: &[u32], kick_others: bool) -> Result<PokeStats, PatchError> {
     if !addr.is_multiple_of(4) {
         return Err(PatchError::Misaligned { addr, align: 4 });
     }
@@ -474,7 +488,7 @@ pub fn write_pool_block(addr: u64, words: &[u32]) -> Result<PokeStats, PatchErro
     drop(irqs);
     // A reused block may still be in another CPU's pipeline: it synchronizes too (as Linux's
     // flush_icache_range kicks every CPU).
-    if kick() {
+    if kick_others && kick() {
         stats.kicks += 1;
     }
     Ok(stats)

@@ -168,7 +168,7 @@ pub fn free(block: Block) {
         return;
     }
     let fill = vec![POOL_FILL; (block.len() / 4) as usize];
-    poke::write_pool_block(block.addr, &fill).expect("a pool block is always writable by poke");
+    poke::fill_freed_block(block.addr, &fill).expect("a pool block is always writable by poke");
     release(block);
 }
 

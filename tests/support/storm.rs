@@ -233,6 +233,8 @@ static CALLS: AtomicU64 = AtomicU64::new(0);
 /// Full loops over the subjects, per worker.
 static LOOPS: [AtomicU64; WORKERS] = [const { AtomicU64::new(0) }; WORKERS];
 static QUIT: AtomicBool = AtomicBool::new(false);
+/// Passes over the subjects a worker makes between two waits for an interrupt (0: never waits).
+static PACE: AtomicU64 = AtomicU64::new(0);
 /// Site addresses, by subject index (set before the workers start).
 static FUNCS: [AtomicU64; N] = [const { AtomicU64::new(0) }; N];
 
@@ -289,6 +291,8 @@ extern "C" fn on_kret_exit(_: u64, _: u64, site: u64, _: &mut RetRegs) {
 fn worker(seed: u64) {
     let me = cpu();
     let mut i = seed;
+    let pace = PACE.load(Ordering::Relaxed);
+    let mut pass = 0u64;
     while !QUIT.load(Ordering::Acquire) {
         for (s, subject) in SUBJECTS.iter().enumerate() {
             i = i.wrapping_add(0x9e37_79b9);
@@ -346,6 +350,11 @@ fn worker(seed: u64) {
             );
         }
         LOOPS[me - 1].fetch_add(1, Ordering::Release);
+        pass += 1;
+        if pace != 0 && pass % pace == 0 {
+            // Until the next interrupt: the tick, a kick or a grace period's nudge.
+            arch::cpu::wfi();
+        }
     }
 }
 
@@ -470,6 +479,11 @@ pub fn run() {
         .bootarg("storm.switches")
         .and_then(|v| v.parse().ok())
         .unwrap_or(SWITCHES);
+    let pace = boot_info::get()
+        .bootarg("storm.pace")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    PACE.store(pace, Ordering::Relaxed);
     println!(
         "storm: seed {seed} (boot argument storm.seed={seed} repeats the switch sequence), {switches} switches"
     );
