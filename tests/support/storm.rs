@@ -244,6 +244,23 @@ fn cpu() -> usize {
 
 fn count(table: &[[AtomicU64; percpu::MAX_CPUS]; N], site: u64) {
     table[site as usize][cpu()].fetch_add(1, Ordering::Relaxed);
+    linger();
+}
+
+/// How long every handler spins after counting, in microseconds (0 by default). A tooth sets it
+/// so that a worker is inside a handler — and returns into its trampoline afterwards — most of
+/// the time, as with handlers that do real work: then what the tooth breaks has a CPU to hit.
+pub static LINGER_US: AtomicU64 = AtomicU64::new(0);
+
+fn linger() {
+    let us = LINGER_US.load(Ordering::Relaxed);
+    if us != 0 {
+        let start = arch::pmu::cntvct();
+        let ticks = arch::pmu::counter_frequency() * us / 1_000_000;
+        while arch::pmu::cntvct().wrapping_sub(start) < ticks {
+            core::hint::spin_loop();
+        }
+    }
 }
 
 fn index_of(ip: u64) -> u64 {
