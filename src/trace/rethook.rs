@@ -4,7 +4,9 @@
 //! BRK probe) calls [`push`] with the slot that holds the caller's return address (`regs.lr`,
 //! which the trampoline restores into x30). `push` saves that address, the function's entry SP
 //! and FP and the caller's per-call data on this CPU's **shadow stack**, and replaces the slot
-//! with the address of the return trampoline. When the function returns there:
+//! with the address of the return trampoline. (fprobe's entry path does the same push in
+//! assembly, reserving before it fills just as [`push`] does: `trace::fprobe`.) When the
+//! function returns there:
 //!
 //! ```text
 //!   return trampoline (assembly, no Rust call but the exit handler's):
@@ -99,8 +101,9 @@ pub struct Entry {
     pub ret: u64,
 }
 
-/// log2 of the entry size (the return trampoline scales the depth by it).
-const ENTRY_SHIFT: usize = 6;
+/// log2 of the entry size (the return trampoline and fprobe's entry path scale the depth by
+/// it).
+pub(super) const ENTRY_SHIFT: usize = 6;
 
 /// The return trampoline's empty-stack test is its SP check: at depth 0 the "top entry" it
 /// computes (`stack + depth << 6`) is the stack's header, and the word it compares with SP is
@@ -144,14 +147,14 @@ const EMPTY: Entry = Entry {
 
 /// One CPU's shadow stack and its counters (`patchbay_pure::shadow`; plain fields: only that
 /// CPU touches them).
-type ShadowStack = shadow::ShadowStack<Entry, CAPACITY>;
+pub(super) type ShadowStack = shadow::ShadowStack<Entry, CAPACITY>;
 
 #[repr(C)]
 struct PerCpuStacks([UnsafeCell<ShadowStack>; MAX_CPUS]);
 // SAFETY: each CPU only touches its own stack (indexed by its CPU id). An interrupt's traced
 // calls use it too, but nested strictly inside the interrupted code: they push above its entries
-// and pop them all before it resumes (`patchbay_pure::shadow` reserves before filling; see
-// `trace::recursion`), so no two accesses to one stack ever overlap.
+// and pop them all before it resumes (`patchbay_pure::shadow` reserves before filling, and so
+// does fprobe's assembly push; see `trace::recursion`), so no two accesses to one stack ever overlap.
 unsafe impl Sync for PerCpuStacks {}
 
 static STACKS: PerCpuStacks =
