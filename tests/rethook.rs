@@ -609,39 +609,30 @@ fn backtraces_in_entry_exit_and_brk_handlers_equal_the_untraced_one() {
         let traced = core::mem::take(&mut *CAPTURED.lock());
         same_chain(what, &traced, &reference, function_frame);
     };
+    // With an exit handler the return is hooked before the entry handler runs: the call site's
+    // frame record holds the return trampoline, translated by the top entry.
+    let fprobes: [(fprobe::EntryFn, Option<fprobe::ExitFn>, &str, bool); 3] = [
+        (bt_entry, None, "fprobe entry", true),
+        (
+            bt_entry,
+            Some(bt_exit),
+            "fprobe entry, return already hooked",
+            true,
+        ),
+        (
+            bt_entry_hooking,
+            Some(bt_exit),
+            "fprobe exit (translated through the shadow stack)",
+            false,
+        ),
+    ];
     for mode in [Mode::List, Mode::CallOps] {
-        let id = fprobe::register(
-            Filter::Addrs([bt.func].into()),
-            Some(bt_entry),
-            None,
-            0,
-            mode,
-        )
-        .unwrap();
-        run("fprobe entry", true);
-        fprobe::unregister(id).unwrap();
-        // With an exit handler the return is hooked before the entry handler runs: the call
-        // site's frame record holds the return trampoline, translated by the top entry.
-        let id = fprobe::register(
-            Filter::Addrs([bt.func].into()),
-            Some(bt_entry),
-            Some(bt_exit),
-            0,
-            mode,
-        )
-        .unwrap();
-        run("fprobe entry, return already hooked", true);
-        fprobe::unregister(id).unwrap();
-        let id = fprobe::register(
-            Filter::Addrs([bt.func].into()),
-            Some(bt_entry_hooking),
-            Some(bt_exit),
-            0,
-            mode,
-        )
-        .unwrap();
-        run("fprobe exit (translated through the shadow stack)", false);
-        fprobe::unregister(id).unwrap();
+        for (entry, exit, what, function_frame) in fprobes {
+            let id = fprobe::register(Filter::Addrs([bt.func].into()), Some(entry), exit, 0, mode)
+                .unwrap();
+            run(what, function_frame);
+            fprobe::unregister(id).unwrap();
+        }
     }
     let id = trace::attach_direct(bt, DirectKind::Entry(bt_direct), 0, Reach::Near).unwrap();
     run("direct entry", true);
