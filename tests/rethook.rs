@@ -412,6 +412,43 @@ fn a_declining_entry_handler_leaves_its_call_unhooked() {
     boot_state();
 }
 
+/// Skips the function with result 99; hooks the return only for an even argument.
+extern "C" fn override_even_only(ip: u64, ctx: u64, data: &mut u64, regs: &mut FtraceRegs) -> bool {
+    let hook = even_only(ip, ctx, data, regs);
+    regs.override_return(99);
+    hook
+}
+
+/// An entry handler that overrides the function continues at the return trampoline (`pc =
+/// lr`, already swapped) when it hooks the return — the exit sees the override's value — and at
+/// the real caller when it declines.
+#[kernel_test]
+fn an_overriding_entry_handler_may_hook_or_decline() {
+    let obs = site("patchbay::subjects::observe");
+    for mode in [Mode::List, Mode::CallOps] {
+        reset();
+        let id = fprobe::register(
+            Filter::Addrs([obs.func].into()),
+            Some(override_even_only),
+            Some(log_exit),
+            CTX,
+            mode,
+        )
+        .unwrap();
+        for x in 0..4 {
+            assert_eq!(subjects::observe(x), 99, "{mode:?}");
+        }
+        fprobe::unregister(id).unwrap();
+        assert_eq!(
+            *EXIT_LOG.lock(),
+            [(obs.func, 1000, 99), (obs.func, 1002, 99)],
+            "{mode:?}"
+        );
+        assert_eq!(subjects::observe(1), 10);
+    }
+    boot_state();
+}
+
 #[kernel_test]
 fn recursion_beyond_the_shadow_stack_is_counted_and_stays_paired() {
     let deep = site("patchbay::subjects::deep");

@@ -29,7 +29,8 @@
 //!   regs.lr = the return trampoline
 //!   no entry handler: done
 //!   entry(ip, ctx, &slot.data, regs)          the per-call data goes straight into the slot
-//!   declined: regs.lr = the real return address again; depth - 1, hooked - 1
+//!   declined: regs.lr (and regs.pc, if the handler overrode the function) = the real return
+//!             address again; depth - 1, hooked - 1
 //! ```
 //!
 //! The exit handler is `rethook::ExitFn` itself, so the return trampoline calls it directly:
@@ -48,7 +49,7 @@ use core::mem::offset_of;
 use super::{
     attach,
     ops::{Handler, Ops},
-    regs::{FREGS_FP, FREGS_LR, FREGS_SIZE, FtraceRegs},
+    regs::{FREGS_FP, FREGS_LR, FREGS_PC, FREGS_SIZE, FtraceRegs},
     rethook::{self, ENTRY_SHIFT, Entry, ShadowStack},
     types::{Filter, Mode, OpsId, TraceError},
 };
@@ -149,11 +150,17 @@ core::arch::global_asm!(
     "    tbz  w0, #0, 2f",
     "    ldp  x29, x30, [sp], #32",
     "    ret",
-    // Declined: the real return address back into regs.lr, then drop the slot. (Read before
-    // the depth drops: from then on an interrupt may push into it.)
+    // Declined: the real return address back into regs.lr — and into regs.pc if the handler
+    // overrode the function (`override_return` set pc = lr, the return trampoline) — then drop
+    // the slot. (Read before the depth drops: from then on an interrupt may push into it.)
     "2:  ldp  x3, x12, [sp, #16]",
     "    ldp  x29, x30, [sp], #32",
     "    ldr  x13, [x12, #{e_ret}]",
+    "    ldr  x14, [x3, #{fregs_pc}]",
+    "    ldr  x15, [x3, #{fregs_lr}]",
+    "    cmp  x14, x15",
+    "    csel x14, x13, x14, eq",
+    "    str  x14, [x3, #{fregs_pc}]",
     "    str  x13, [x3, #{fregs_lr}]",
     "    mrs  x9, tpidr_el1",
     "    ldr  x9, [x9, #{shadow}]",
@@ -183,6 +190,7 @@ core::arch::global_asm!(
     overflows = const ShadowStack::OVERFLOWS_OFFSET,
     capacity = const rethook::CAPACITY,
     shift = const ENTRY_SHIFT,
+    fregs_pc = const FREGS_PC,
     fregs_fp = const FREGS_FP,
     fregs_lr = const FREGS_LR,
     fregs_size = const FREGS_SIZE,
