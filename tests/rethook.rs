@@ -369,6 +369,29 @@ extern "C" fn log_exit_ctx(ip: u64, ctx: u64, data: u64, regs: &mut RetRegs) {
     log_exit(ip, ctx, data, regs);
 }
 
+/// Call `observe(0..4)` under an fprobe of `entry` and `exit` (with `CTX`) in `mode`, expecting
+/// `result(x)` from each call.
+fn observe_0_to_3(
+    entry: fprobe::EntryFn,
+    exit: fprobe::ExitFn,
+    mode: Mode,
+    result: fn(u64) -> u64,
+) {
+    let obs = site("patchbay::subjects::observe");
+    let id = fprobe::register(
+        Filter::Addrs([obs.func].into()),
+        Some(entry),
+        Some(exit),
+        CTX,
+        mode,
+    )
+    .unwrap();
+    for x in 0..4 {
+        assert_eq!(subjects::observe(x), result(x), "{mode:?}");
+    }
+    fprobe::unregister(id).unwrap();
+}
+
 /// fprobe hooks the return before its entry handler runs; a handler that declines gets the
 /// call unhooked again: no exit, the caller's return address back, the shadow stack and its
 /// counters as if nothing had been pushed.
@@ -380,18 +403,7 @@ fn a_declining_entry_handler_leaves_its_call_unhooked() {
         CTX_AT_ENTRY.store(0, Ordering::Relaxed);
         CTX_AT_EXIT.store(0, Ordering::Relaxed);
         let (hooked0, returned0) = rethook::counts();
-        let id = fprobe::register(
-            Filter::Addrs([obs.func].into()),
-            Some(even_only),
-            Some(log_exit_ctx),
-            CTX,
-            mode,
-        )
-        .unwrap();
-        for x in 0..4 {
-            assert_eq!(subjects::observe(x), 3 * x + 7, "{mode:?}");
-        }
-        fprobe::unregister(id).unwrap();
+        observe_0_to_3(even_only, log_exit_ctx, mode, |x| 3 * x + 7);
         assert_eq!(ENTRIES.load(Ordering::Relaxed), 4, "{mode:?}");
         assert_eq!(
             *EXIT_LOG.lock(),
@@ -427,18 +439,7 @@ fn an_overriding_entry_handler_may_hook_or_decline() {
     let obs = site("patchbay::subjects::observe");
     for mode in [Mode::List, Mode::CallOps] {
         reset();
-        let id = fprobe::register(
-            Filter::Addrs([obs.func].into()),
-            Some(override_even_only),
-            Some(log_exit),
-            CTX,
-            mode,
-        )
-        .unwrap();
-        for x in 0..4 {
-            assert_eq!(subjects::observe(x), 99, "{mode:?}");
-        }
-        fprobe::unregister(id).unwrap();
+        observe_0_to_3(override_even_only, log_exit, mode, |_| 99);
         assert_eq!(
             *EXIT_LOG.lock(),
             [(obs.func, 1000, 99), (obs.func, 1002, 99)],
