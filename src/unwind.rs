@@ -74,6 +74,17 @@ pub fn in_trampoline(pc: u64) -> bool {
         .is_some_and(|h| (h.in_trampoline)(pc.wrapping_sub(4)))
 }
 
+/// The real return address behind `lr`, the return address of a call this CPU is inside of and
+/// whose return is hooked last, if at all: `lr` itself, unless it is the return trampoline's
+/// address, which then stands for this CPU's innermost hooked call (an entry handler asking
+/// for its own call's caller after that call's return was hooked: `FtraceRegs::parent_ip`).
+pub fn innermost_return_address(lr: u64) -> u64 {
+    match HOOKS.get() {
+        Some(h) if lr == h.return_trampoline => (h.real_return_address)(0).unwrap_or(lr),
+        _ => lr,
+    }
+}
+
 /// Walk the frame records starting at `fp`, calling `f` for each return address, at most `max`;
 /// return-trampoline addresses are translated, trampoline frames kept.
 pub fn walk(fp: u64, max: usize, f: impl FnMut(Frame)) {

@@ -224,13 +224,15 @@ fn bad_input_changes_nothing() {
     refused(&mut sh, "bench", "detach all first");
     refused(&mut sh, "exit 300", "not a valid exit code");
     refused(&mut sh, "list extra", "unexpected");
+    // fprobe attachments are refused like any other only where they overlap.
     run(&mut sh, "attach fprobe args8");
+    run(&mut sh, "attach fprobe observe");
     refused(
         &mut sh,
-        "attach fprobe leaf",
-        "one fprobe attachment at a time",
+        "attach fprobe args8",
+        "already attached with fprobe (#3)",
     );
-    assert!(run(&mut sh, "detach all").contains("detached 3 attachment(s)"));
+    assert!(run(&mut sh, "detach all").contains("detached 4 attachment(s)"));
 }
 
 /// Feed terminal bytes; the flow after the last one and everything printed.

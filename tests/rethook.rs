@@ -46,23 +46,20 @@ fn reset() {
     EXIT_LOG.lock().clear();
 }
 
-fn fp_entry(_ip: u64, regs: &mut FtraceRegs, data: &mut u64) -> bool {
+extern "C" fn fp_entry(_ip: u64, _ctx: u64, data: &mut u64, regs: &mut FtraceRegs) -> bool {
     ENTRIES.fetch_add(1, Ordering::Relaxed);
     *data = regs.arg(0) + 1000; // per-call data: derived from this call's argument
     true
 }
 
-fn fp_exit(ip: u64, data: u64, regs: &mut RetRegs) {
+/// The exit of every path (fprobe's exit type is rethook's, which kretprobes use too).
+extern "C" fn log_exit(ip: u64, _ctx: u64, data: u64, regs: &mut RetRegs) {
     EXITS.fetch_add(1, Ordering::Relaxed);
     EXIT_LOG.lock().push((ip, data, regs.return_value()));
 }
 
-fn fp_exit_changes(_: u64, _: u64, regs: &mut RetRegs) {
+extern "C" fn fp_exit_changes(_: u64, _: u64, _: u64, regs: &mut RetRegs) {
     regs.set_return_value(regs.return_value() + 7_000);
-}
-
-extern "C" fn rh_exit(ip: u64, _ctx: u64, data: u64, regs: &mut RetRegs) {
-    fp_exit(ip, data, regs);
 }
 
 extern "C" fn direct_entry_hooks(ctx: &DirectCtx, args: *mut u64) {
@@ -70,16 +67,11 @@ extern "C" fn direct_entry_hooks(ctx: &DirectCtx, args: *mut u64) {
     // SAFETY: `args` is what the trampoline passed.
     let data = unsafe { ctx.args(args) }.first().copied().unwrap_or(0) + 1000;
     // SAFETY: as above.
-    unsafe { ctx.hook_return(args, rh_exit, 0, data) };
+    unsafe { ctx.hook_return(args, log_exit, 0, data) };
 }
 
 extern "C" fn kp_entry(_ip: u64, _data: u64, _frame: &mut ExceptionFrame) {
     ENTRIES.fetch_add(1, Ordering::Relaxed);
-}
-
-extern "C" fn kret_exit(ip: u64, _ctx: u64, data: u64, regs: &mut RetRegs) {
-    EXITS.fetch_add(1, Ordering::Relaxed);
-    EXIT_LOG.lock().push((ip, data, regs.return_value()));
 }
 
 /// Every way of hooking returns, as (name, attach, detach).
@@ -108,7 +100,8 @@ fn hook(path: Path, s: &'static sites::Site<'static>) -> Handle {
             fprobe::register(
                 Filter::Addrs([s.func].into()),
                 Some(fp_entry),
-                Some(fp_exit),
+                Some(log_exit),
+                0,
                 Mode::List,
             )
             .unwrap(),
@@ -117,7 +110,8 @@ fn hook(path: Path, s: &'static sites::Site<'static>) -> Handle {
             fprobe::register(
                 Filter::Addrs([s.func].into()),
                 Some(fp_entry),
-                Some(fp_exit),
+                Some(log_exit),
+                0,
                 Mode::CallOps,
             )
             .unwrap(),
@@ -126,7 +120,7 @@ fn hook(path: Path, s: &'static sites::Site<'static>) -> Handle {
             trace::attach_direct(s, DirectKind::Entry(direct_entry_hooks), 0, Reach::Near).unwrap(),
         ),
         Path::Kretprobe => {
-            Handle::Probe(kprobe::register_kretprobe(s, Some(kp_entry), kret_exit, 77).unwrap())
+            Handle::Probe(kprobe::register_kretprobe(s, Some(kp_entry), log_exit, 77).unwrap())
         }
     }
 }
@@ -201,7 +195,7 @@ fn entry_and_exit_counts_match_on_every_subject_and_path() {
 
 static PARENT: AtomicU64 = AtomicU64::new(0);
 
-fn fp_entry_parent(_ip: u64, regs: &mut FtraceRegs, _data: &mut u64) -> bool {
+extern "C" fn fp_entry_parent(_ip: u64, _: u64, _: &mut u64, regs: &mut FtraceRegs) -> bool {
     PARENT.store(regs.parent_ip(), Ordering::Relaxed);
     true
 }
@@ -221,7 +215,8 @@ fn return_hooks_replace_the_unsigned_return_address() {
     let id = fprobe::register(
         Filter::Addrs([s.func].into()),
         Some(fp_entry_parent),
-        Some(fp_exit),
+        Some(log_exit),
+        0,
         Mode::CallOps,
     )
     .unwrap();
@@ -310,7 +305,8 @@ fn exit_handlers_see_return_values_and_per_call_data() {
     let id = fprobe::register(
         Filter::Addrs([fib.func].into()),
         Some(fp_entry),
-        Some(fp_exit),
+        Some(log_exit),
+        0,
         Mode::CallOps,
     )
     .unwrap();
@@ -344,12 +340,112 @@ fn a_changed_return_value_is_what_the_caller_receives() {
             Filter::Addrs([obs.func].into()),
             None,
             Some(fp_exit_changes),
+            0,
             mode,
         )
         .unwrap();
         assert_eq!(subjects::observe(10), 7_037, "{mode:?}");
         fprobe::unregister(id).unwrap();
         assert_eq!(subjects::observe(10), 37);
+    }
+    boot_state();
+}
+
+const CTX: u64 = 0xc0ffee;
+/// The `ctx` words the entry and exit handlers below saw (0: none yet or a different one).
+static CTX_AT_ENTRY: AtomicU64 = AtomicU64::new(0);
+static CTX_AT_EXIT: AtomicU64 = AtomicU64::new(0);
+
+/// Hooks even arguments only: an odd one declines after the return was already hooked.
+extern "C" fn even_only(_ip: u64, ctx: u64, data: &mut u64, regs: &mut FtraceRegs) -> bool {
+    ENTRIES.fetch_add(1, Ordering::Relaxed);
+    CTX_AT_ENTRY.store(ctx, Ordering::Relaxed);
+    *data = regs.arg(0) + 1000;
+    regs.arg(0).is_multiple_of(2)
+}
+
+extern "C" fn log_exit_ctx(ip: u64, ctx: u64, data: u64, regs: &mut RetRegs) {
+    CTX_AT_EXIT.store(ctx, Ordering::Relaxed);
+    log_exit(ip, ctx, data, regs);
+}
+
+/// Call `observe(0..4)` under an fprobe of `entry` and `exit` (with `CTX`) in `mode`, expecting
+/// `result(x)` from each call.
+fn observe_0_to_3(
+    entry: fprobe::EntryFn,
+    exit: fprobe::ExitFn,
+    mode: Mode,
+    result: fn(u64) -> u64,
+) {
+    let obs = site("patchbay::subjects::observe");
+    let id = fprobe::register(
+        Filter::Addrs([obs.func].into()),
+        Some(entry),
+        Some(exit),
+        CTX,
+        mode,
+    )
+    .unwrap();
+    for x in 0..4 {
+        assert_eq!(subjects::observe(x), result(x), "{mode:?}");
+    }
+    fprobe::unregister(id).unwrap();
+}
+
+/// fprobe hooks the return before its entry handler runs; a handler that declines gets the
+/// call unhooked again: no exit, the caller's return address back, the shadow stack and its
+/// counters as if nothing had been pushed.
+#[kernel_test]
+fn a_declining_entry_handler_leaves_its_call_unhooked() {
+    let obs = site("patchbay::subjects::observe");
+    for mode in [Mode::List, Mode::CallOps] {
+        reset();
+        CTX_AT_ENTRY.store(0, Ordering::Relaxed);
+        CTX_AT_EXIT.store(0, Ordering::Relaxed);
+        let (hooked0, returned0) = rethook::counts();
+        observe_0_to_3(even_only, log_exit_ctx, mode, |x| 3 * x + 7);
+        assert_eq!(ENTRIES.load(Ordering::Relaxed), 4, "{mode:?}");
+        assert_eq!(
+            *EXIT_LOG.lock(),
+            [(obs.func, 1000, 7), (obs.func, 1002, 13)],
+            "{mode:?}: only the accepted calls' exits ran, with their own data"
+        );
+        let (hooked, returned) = rethook::counts();
+        assert_eq!((hooked - hooked0, returned - returned0), (2, 2), "{mode:?}");
+        assert_eq!(
+            (
+                CTX_AT_ENTRY.load(Ordering::Relaxed),
+                CTX_AT_EXIT.load(Ordering::Relaxed)
+            ),
+            (CTX, CTX),
+            "{mode:?}: both handlers get the fprobe's ctx"
+        );
+    }
+    boot_state();
+}
+
+/// Skips the function with result 99; hooks the return only for an even argument.
+extern "C" fn override_even_only(ip: u64, ctx: u64, data: &mut u64, regs: &mut FtraceRegs) -> bool {
+    let hook = even_only(ip, ctx, data, regs);
+    regs.override_return(99);
+    hook
+}
+
+/// An entry handler that overrides the function continues at the return trampoline (`pc =
+/// lr`, already swapped) when it hooks the return — the exit sees the override's value — and at
+/// the real caller when it declines.
+#[kernel_test]
+fn an_overriding_entry_handler_may_hook_or_decline() {
+    let obs = site("patchbay::subjects::observe");
+    for mode in [Mode::List, Mode::CallOps] {
+        reset();
+        observe_0_to_3(override_even_only, log_exit, mode, |_| 99);
+        assert_eq!(
+            *EXIT_LOG.lock(),
+            [(obs.func, 1000, 99), (obs.func, 1002, 99)],
+            "{mode:?}"
+        );
+        assert_eq!(subjects::observe(1), 10);
     }
     boot_state();
 }
@@ -363,7 +459,8 @@ fn recursion_beyond_the_shadow_stack_is_counted_and_stays_paired() {
     let id = fprobe::register(
         Filter::Addrs([deep.func].into()),
         Some(fp_entry),
-        Some(fp_exit),
+        Some(log_exit),
+        0,
         Mode::CallOps,
     )
     .unwrap();
@@ -453,14 +550,11 @@ fn capture() {
     SEEN_IN_HANDLER.store(true, Ordering::Relaxed);
 }
 
-fn bt_entry(_: u64, _: &mut FtraceRegs, _: &mut u64) -> bool {
+extern "C" fn bt_entry(_: u64, _: u64, _: &mut u64, _: &mut FtraceRegs) -> bool {
     capture();
     false
 }
-fn bt_exit(_: u64, _: u64, _: &mut RetRegs) {
-    capture();
-}
-extern "C" fn bt_exit_rh(_: u64, _: u64, _: u64, _: &mut RetRegs) {
+extern "C" fn bt_exit(_: u64, _: u64, _: u64, _: &mut RetRegs) {
     capture();
 }
 extern "C" fn bt_brk(_: u64, _: u64, _: &mut ExceptionFrame) {
@@ -469,7 +563,7 @@ extern "C" fn bt_brk(_: u64, _: u64, _: &mut ExceptionFrame) {
 extern "C" fn bt_direct(_: &DirectCtx, _: *mut u64) {
     capture();
 }
-fn bt_entry_hooking(_: u64, _: &mut FtraceRegs, _: &mut u64) -> bool {
+extern "C" fn bt_entry_hooking(_: u64, _: u64, _: &mut u64, _: &mut FtraceRegs) -> bool {
     true
 }
 
@@ -553,20 +647,30 @@ fn backtraces_in_entry_exit_and_brk_handlers_equal_the_untraced_one() {
         let traced = core::mem::take(&mut *CAPTURED.lock());
         same_chain(what, &traced, &reference, function_frame);
     };
-    for mode in [Mode::List, Mode::CallOps] {
-        let id =
-            fprobe::register(Filter::Addrs([bt.func].into()), Some(bt_entry), None, mode).unwrap();
-        run("fprobe entry", true);
-        fprobe::unregister(id).unwrap();
-        let id = fprobe::register(
-            Filter::Addrs([bt.func].into()),
-            Some(bt_entry_hooking),
+    // With an exit handler the return is hooked before the entry handler runs: the call site's
+    // frame record holds the return trampoline, translated by the top entry.
+    let fprobes: [(fprobe::EntryFn, Option<fprobe::ExitFn>, &str, bool); 3] = [
+        (bt_entry, None, "fprobe entry", true),
+        (
+            bt_entry,
             Some(bt_exit),
-            mode,
-        )
-        .unwrap();
-        run("fprobe exit (translated through the shadow stack)", false);
-        fprobe::unregister(id).unwrap();
+            "fprobe entry, return already hooked",
+            true,
+        ),
+        (
+            bt_entry_hooking,
+            Some(bt_exit),
+            "fprobe exit (translated through the shadow stack)",
+            false,
+        ),
+    ];
+    for mode in [Mode::List, Mode::CallOps] {
+        for (entry, exit, what, function_frame) in fprobes {
+            let id = fprobe::register(Filter::Addrs([bt.func].into()), Some(entry), exit, 0, mode)
+                .unwrap();
+            run(what, function_frame);
+            fprobe::unregister(id).unwrap();
+        }
     }
     let id = trace::attach_direct(bt, DirectKind::Entry(bt_direct), 0, Reach::Near).unwrap();
     run("direct entry", true);
@@ -574,7 +678,7 @@ fn backtraces_in_entry_exit_and_brk_handlers_equal_the_untraced_one() {
     let id = kprobe::register_kprobe(bt, bt_brk, 0).unwrap();
     run("BRK handler", true);
     kprobe::unregister(id).unwrap();
-    let id = kprobe::register_kretprobe(bt, None, bt_exit_rh, 0).unwrap();
+    let id = kprobe::register_kretprobe(bt, None, bt_exit, 0).unwrap();
     run("kretprobe exit", false);
     kprobe::unregister(id).unwrap();
     // Inside a return-hooked function the saved return address is the rethook trampoline; the
@@ -582,7 +686,8 @@ fn backtraces_in_entry_exit_and_brk_handlers_equal_the_untraced_one() {
     let id = fprobe::register(
         Filter::Addrs([bt.func].into()),
         Some(bt_entry_hooking),
-        Some(fp_exit),
+        Some(log_exit),
+        0,
         Mode::CallOps,
     )
     .unwrap();
@@ -598,6 +703,7 @@ fn trampoline_frames_can_be_elided() {
         Filter::Addrs([bt.func].into()),
         Some(bt_entry),
         None,
+        0,
         Mode::List,
     )
     .unwrap();
@@ -610,7 +716,7 @@ fn trampoline_frames_can_be_elided() {
     );
     // Walk again with elision from a fresh capture.
     static ELIDED: spin::Mutex<Vec<u64>> = spin::Mutex::new(Vec::new());
-    fn capture_elided(_: u64, _: &mut FtraceRegs, _: &mut u64) -> bool {
+    extern "C" fn capture_elided(_: u64, _: u64, _: &mut u64, _: &mut FtraceRegs) -> bool {
         let mut c = ELIDED.lock();
         unwind::walk_with(
             unwind::current_fp(),
@@ -626,6 +732,7 @@ fn trampoline_frames_can_be_elided() {
         Filter::Addrs([bt.func].into()),
         Some(capture_elided),
         None,
+        0,
         Mode::List,
     )
     .unwrap();

@@ -105,13 +105,13 @@ extern "C" fn rethook_clobber(ip: u64, _: u64, _: &Ops, regs: &mut FtraceRegs) {
     clobber();
 }
 
-fn fprobe_entry_clobber(_: u64, _: &mut FtraceRegs, _: &mut u64) -> bool {
+extern "C" fn fprobe_entry_clobber(_: u64, _: u64, _: &mut u64, _: &mut FtraceRegs) -> bool {
     hit();
     clobber();
     true
 }
 
-fn fprobe_exit_clobber(_: u64, _: u64, _: &mut RetRegs) {
+extern "C" fn fprobe_exit_clobber(_: u64, _: u64, _: u64, _: &mut RetRegs) {
     hit();
     clobber();
 }
@@ -314,6 +314,7 @@ fn attach(m: Mechanism) -> (Attached, Vec<u64>, u64) {
                 addrs(),
                 Some(fprobe_entry_clobber),
                 Some(fprobe_exit_clobber),
+                0,
                 Mode::CallOps,
             )
             .unwrap();

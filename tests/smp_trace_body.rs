@@ -138,11 +138,11 @@ extern "C" fn rethook_entry(ip: u64, _: u64, _: &Ops, regs: &mut FtraceRegs) {
     assert!(regs.hook_return(ip, exit, 0, 0), "shadow stack full");
     on_entry(true);
 }
-fn fprobe_entry(_: u64, _: &mut FtraceRegs, _: &mut u64) -> bool {
+extern "C" fn fprobe_entry(_: u64, _: u64, _: &mut u64, _: &mut FtraceRegs) -> bool {
     on_entry(true);
     true
 }
-fn fprobe_exit(_: u64, _: u64, _: &mut RetRegs) {
+extern "C" fn fprobe_exit(_: u64, _: u64, _: u64, _: &mut RetRegs) {
     on_exit();
 }
 extern "C" fn brk_entry(_: u64, _: u64, _: &mut ExceptionFrame) {
@@ -265,7 +265,7 @@ static MECHANISMS: &[Mechanism] = &[
                 fprobe::register(
                     Filter::Addrs([site().func].into()),
                     Some(fprobe_entry),
-                    Some(fprobe_exit),
+                    Some(fprobe_exit), 0,
                     Mode::CallOps,
                 )
             })

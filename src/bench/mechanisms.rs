@@ -126,12 +126,12 @@ pub fn attach_rethook(site: &Site<'static>) -> Result<(), TraceError> {
     Ok(())
 }
 
-fn fprobe_entry(_: u64, _: &mut FtraceRegs, _: &mut u64) -> bool {
+extern "C" fn fprobe_entry(_: u64, _: u64, _: &mut u64, _: &mut FtraceRegs) -> bool {
     hit();
     true
 }
 
-fn fprobe_exit(_: u64, _: u64, _: &mut RetRegs) {
+extern "C" fn fprobe_exit(_: u64, _: u64, _: u64, _: &mut RetRegs) {
     hit();
 }
 
@@ -140,6 +140,7 @@ pub fn attach_fprobe(site: &Site<'static>) -> Result<(), TraceError> {
         Filter::Addrs([site.func].into()),
         Some(fprobe_entry),
         Some(fprobe_exit),
+        0,
         Mode::CallOps,
     )?;
     ATTACHED.store(id.0, Ordering::Relaxed);

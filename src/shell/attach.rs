@@ -3,17 +3,16 @@
 //! for the per-site mechanisms).
 //!
 //! Every handler reaches its attachment's [`Hook`] through the data word its mechanism passes
-//! (ops `data`, `DirectCtx::data`, the probe's `data`, the return hook's `data`) — except
-//! fprobe, whose entry handler gets no data word: there [`FPROBE_HOOK`] holds it, so one fprobe
-//! attachment exists at a time.
+//! (ops `data`, `DirectCtx::data`, the probe's `data`, the return hook's `data`, the fprobe's
+//! `ctx`).
 //!
 //! All-or-nothing: a mechanism that needs several underlying attachments undoes the ones it made
 //! when one fails, so a refused `attach` leaves text and state as they were.
 
 use alloc::{boxed::Box, string::String, vec::Vec};
 use core::{
-    fmt, ptr,
-    sync::atomic::{AtomicPtr, AtomicU64, Ordering},
+    fmt,
+    sync::atomic::{AtomicU64, Ordering},
 };
 
 use patchbay_pure::tramp;
@@ -72,7 +71,7 @@ extern "C" fn on_rethook(ip: u64, parent: u64, ops: &Ops, regs: &mut FtraceRegs)
     regs.hook_return(ip, on_return, ops.data, ops.data);
 }
 
-/// The exit of rethook and kretprobe attachments: `data` is the hook.
+/// The exit of rethook, fprobe and kretprobe attachments: `data` is the hook.
 extern "C" fn on_return(_ip: u64, _ctx: u64, data: u64, _regs: &mut RetRegs) {
     hook(data).returns.fetch_add(1, Ordering::Relaxed);
 }
@@ -103,18 +102,11 @@ extern "C" fn on_fexit(ctx: &DirectCtx, args: *mut u64, _ret: &mut u64) {
     hook(ctx.data).enter(ctx.site, parent, |_, _| {});
 }
 
-/// The hook of the one fprobe attachment (null: none).
-static FPROBE_HOOK: AtomicPtr<Hook> = AtomicPtr::new(ptr::null_mut());
-
-fn fprobe_entry(ip: u64, regs: &mut FtraceRegs, _: &mut u64) -> bool {
-    let h = FPROBE_HOOK.load(Ordering::Acquire);
-    hook(h as u64).enter(ip, regs.parent_ip(), |i, v| regs.set_arg(i, v));
+/// fprobe's entry: `ctx` is the hook, handed on to the exit ([`on_return`]) as its data.
+extern "C" fn fprobe_entry(ip: u64, ctx: u64, data: &mut u64, regs: &mut FtraceRegs) -> bool {
+    hook(ctx).enter(ip, regs.parent_ip(), |i, v| regs.set_arg(i, v));
+    *data = ctx;
     true
-}
-
-fn fprobe_exit(_ip: u64, _: u64, _: &mut RetRegs) {
-    let h = FPROBE_HOOK.load(Ordering::Acquire);
-    hook(h as u64).returns.fetch_add(1, Ordering::Relaxed);
 }
 
 extern "C" fn on_brk(ip: u64, data: u64, frame: &mut ExceptionFrame) {
@@ -134,11 +126,7 @@ impl Handle {
     fn release(self) -> Result<(), TraceError> {
         match self {
             Handle::Ops(id) => trace::detach(id),
-            Handle::Fprobe(id) => {
-                fprobe::unregister(id)?;
-                FPROBE_HOOK.store(ptr::null_mut(), Ordering::Release);
-                Ok(())
-            }
+            Handle::Fprobe(id) => fprobe::unregister(id),
             Handle::Probe(id) => kprobe::unregister(id),
         }
     }
@@ -201,7 +189,6 @@ pub enum AttachError {
         index: u8,
     },
     ArgumentAfterExit,
-    FprobeBusy(u32),
     UnknownId(u32),
     Trace(TraceError),
 }
@@ -235,10 +222,6 @@ impl fmt::Display for AttachError {
             AttachError::ArgumentAfterExit => write!(
                 f,
                 "fexit runs after the function returned: argN=V needs an entry mechanism"
-            ),
-            AttachError::FprobeBusy(id) => write!(
-                f,
-                "the console runs one fprobe attachment at a time (#{id}); detach {id} first"
             ),
             AttachError::UnknownId(id) => {
                 write!(f, "no attachment #{id} (list shows them)")
@@ -298,7 +281,7 @@ impl Attachments {
             tag: mechanism.code(),
         });
         let data = &*hook as *const Hook as u64;
-        let handles = make(mechanism, &matched, data, &hook)?;
+        let handles = make(mechanism, &matched, data)?;
         let id = self.next;
         self.next += 1;
         self.list.push(Attachment {
@@ -320,9 +303,6 @@ impl Attachments {
         handler: HandlerKind,
     ) -> Result<(), AttachError> {
         for a in self.list.iter().filter(|a| a.mechanism == mechanism) {
-            if mechanism == Mechanism::Fprobe {
-                return Err(AttachError::FprobeBusy(a.id));
-            }
             if let Some(s) = matched
                 .iter()
                 .find(|s| a.sites.iter().any(|t| t.func == s.func))
@@ -379,7 +359,6 @@ fn make(
     mechanism: Mechanism,
     matched: &[&'static Site<'static>],
     data: u64,
-    hook: &Hook,
 ) -> Result<Vec<Handle>, AttachError> {
     let addrs = || Filter::Addrs(matched.iter().map(|s| s.func).collect());
     let one = |h: Result<OpsId, TraceError>| h.map(|id| alloc::vec![Handle::Ops(id)]);
@@ -387,21 +366,13 @@ fn make(
         Mechanism::List => one(trace::attach(addrs(), on_ops, data, Mode::List))?,
         Mechanism::CallOps => one(trace::attach(addrs(), on_ops, data, Mode::CallOps))?,
         Mechanism::Rethook => one(trace::attach(addrs(), on_rethook, data, Mode::CallOps))?,
-        Mechanism::Fprobe => {
-            FPROBE_HOOK.store(hook as *const Hook as *mut Hook, Ordering::Release);
-            match fprobe::register(
-                addrs(),
-                Some(fprobe_entry),
-                Some(fprobe_exit),
-                Mode::CallOps,
-            ) {
-                Ok(id) => alloc::vec![Handle::Fprobe(id)],
-                Err(e) => {
-                    FPROBE_HOOK.store(ptr::null_mut(), Ordering::Release);
-                    return Err(e.into());
-                }
-            }
-        }
+        Mechanism::Fprobe => alloc::vec![Handle::Fprobe(fprobe::register(
+            addrs(),
+            Some(fprobe_entry),
+            Some(on_return),
+            data,
+            Mode::CallOps,
+        )?)],
         Mechanism::Direct
         | Mechanism::DirectFarOps
         | Mechanism::DirectFarVeneer

@@ -95,9 +95,13 @@ impl FtraceRegs {
         self.pc - SITE_ENTRY_BYTES
     }
 
-    /// The caller's return address.
+    /// The caller's return address — the real one also after a return hook replaced `lr` with
+    /// the return trampoline's address for this call (fprobe pushes before its entry handler
+    /// runs; in list mode an earlier ops may have hooked it). While a handler runs, the guard
+    /// keeps every other hook off this CPU's shadow stack (an interrupt's pops its own before
+    /// returning), so this call's entry is the innermost.
     pub fn parent_ip(&self) -> u64 {
-        self.lr
+        crate::unwind::innermost_return_address(self.lr)
     }
 
     /// The stack pointer at the function's entry (its caller's stack arguments start there):

@@ -4,13 +4,16 @@
 //! BRK probe) calls [`push`] with the slot that holds the caller's return address (`regs.lr`,
 //! which the trampoline restores into x30). `push` saves that address, the function's entry SP
 //! and FP and the caller's per-call data on this CPU's **shadow stack**, and replaces the slot
-//! with the address of the return trampoline. When the function returns there:
+//! with the address of the return trampoline. (fprobe's entry path does the same push in
+//! assembly, reserving before it fills just as [`push`] does: `trace::fprobe`.) When the
+//! function returns there:
 //!
 //! ```text
 //!   return trampoline (assembly, no Rust call but the exit handler's):
 //!       take the recursion guard (if a handler already runs: verify, pop, return)
 //!       top = this CPU's shadow stack's top entry (PerCpu.shadow_stack: one load)
-//!       verify it: SP and FP must be back at the entry's values   (else: report, fatal)
+//!       verify it: SP and FP must be back at the entry's values   (else: report, fatal;
+//!                  an empty stack fails this check too)
 //!       x30 = top.ret; pop
 //!       save x0/x1 as RetRegs (the result registers),
 //!       push a frame record { x29, x30: the real return address },
@@ -98,8 +101,16 @@ pub struct Entry {
     pub ret: u64,
 }
 
-/// log2 of the entry size (the return trampoline scales the depth by it).
-const ENTRY_SHIFT: usize = 6;
+/// log2 of the entry size (the return trampoline and fprobe's entry path scale the depth by
+/// it).
+pub(super) const ENTRY_SHIFT: usize = 6;
+
+/// The return trampoline's empty-stack test is its SP check: at depth 0 the "top entry" it
+/// computes (`stack + depth << 6`) is the stack's header, and the word it compares with SP is
+/// the header's depth — 0, which no stack pointer equals. That holds while the depth is the
+/// header's first word and lines up with an entry's `sp`.
+const EMPTY_FAILS_THE_SP_CHECK: bool =
+    ShadowStack::DEPTH_OFFSET == 0 && core::mem::offset_of!(Entry, sp) == 0;
 
 const _: () = {
     use core::mem::{offset_of, size_of};
@@ -111,6 +122,7 @@ const _: () = {
     // in, that is `stack + depth << 6`.
     assert!(ShadowStack::ENTRIES_OFFSET == 1 << ENTRY_SHIFT);
     assert!(ShadowStack::DEPTH_OFFSET == 0);
+    assert!(EMPTY_FAILS_THE_SP_CHECK);
     // The return trampoline's frame: RetRegs below its frame record at 80.
     assert!(size_of::<RetRegs>() <= 80);
 };
@@ -135,14 +147,14 @@ const EMPTY: Entry = Entry {
 
 /// One CPU's shadow stack and its counters (`patchbay_pure::shadow`; plain fields: only that
 /// CPU touches them).
-type ShadowStack = shadow::ShadowStack<Entry, CAPACITY>;
+pub(super) type ShadowStack = shadow::ShadowStack<Entry, CAPACITY>;
 
 #[repr(C)]
 struct PerCpuStacks([UnsafeCell<ShadowStack>; MAX_CPUS]);
 // SAFETY: each CPU only touches its own stack (indexed by its CPU id). An interrupt's traced
 // calls use it too, but nested strictly inside the interrupted code: they push above its entries
-// and pop them all before it resumes (`patchbay_pure::shadow` reserves before filling; see
-// `trace::recursion`), so no two accesses to one stack ever overlap.
+// and pop them all before it resumes (`patchbay_pure::shadow` reserves before filling, and so
+// does fprobe's assembly push; see `trace::recursion`), so no two accesses to one stack ever overlap.
 unsafe impl Sync for PerCpuStacks {}
 
 static STACKS: PerCpuStacks =
@@ -274,10 +286,13 @@ core::arch::global_asm!(
     // the returning frame's: SP and FP back at the values it recorded at entry (else `8f`:
     // report); then pop it: x30 = the real return address, depth - 1. Clobbers x9, x11, x13,
     // x14. The entry's words stay readable until the next push.
+    //
+    // An empty stack needs no test of its own: with depth 0, x12 is the stack itself, whose
+    // first word (the entry's `sp` slot) is the depth, 0, and no stack pointer is 0, so the SP
+    // check sends it to the report (`EMPTY_FAILS_THE_SP_CHECK`).
     ".macro PB_RETHOOK_POP",
     "    ldr  x9, [x10, #{shadow}]",
     "    ldr  x11, [x9]",
-    "    cbz  x11, 8f",
     "    add  x12, x9, x11, lsl #{shift}",
     "    ldp  x13, x14, [x12, #{e_sp}]",
     "    cmp  sp, x13",

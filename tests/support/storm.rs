@@ -290,11 +290,11 @@ extern "C" fn on_direct(ctx: &DirectCtx, _: *mut u64) {
 extern "C" fn on_fexit(ctx: &DirectCtx, _: *mut u64, _: &mut u64) {
     count(&EXITS, ctx.data);
 }
-fn on_fprobe_entry(ip: u64, _: &mut FtraceRegs, _: &mut u64) -> bool {
+extern "C" fn on_fprobe_entry(ip: u64, _: u64, _: &mut u64, _: &mut FtraceRegs) -> bool {
     count(&ENTRIES, index_of(ip));
     true
 }
-fn on_fprobe_exit(ip: u64, _: u64, _: &mut RetRegs) {
+extern "C" fn on_fprobe_exit(ip: u64, _: u64, _: u64, _: &mut RetRegs) {
     count(&EXITS, index_of(ip));
 }
 extern "C" fn on_brk(_: u64, site: u64, _: &mut ExceptionFrame) {
@@ -441,6 +441,7 @@ fn try_attach(s: usize, mode: Mode) -> Result<Held, TraceError> {
             glob(),
             Some(on_fprobe_entry),
             Some(on_fprobe_exit),
+            0,
             TraceMode::CallOps,
         )
         .map(Held::Fprobe),

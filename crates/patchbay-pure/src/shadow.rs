@@ -53,6 +53,11 @@ pub struct ShadowStack<E, const N: usize> {
 impl<E, const N: usize> ShadowStack<E, N> {
     /// Byte offset of the depth (a `usize`: hooked calls in flight).
     pub const DEPTH_OFFSET: usize = core::mem::offset_of!(Self, depth);
+    /// Byte offset of the hooked-calls counter (a `u64`), the word after the depth, so an
+    /// assembly [`reserve`](ShadowStack::reserve) loads and stores both with one pair.
+    pub const HOOKED_OFFSET: usize = core::mem::offset_of!(Self, hooked);
+    /// Byte offset of the overflow counter (a `u64`).
+    pub const OVERFLOWS_OFFSET: usize = core::mem::offset_of!(Self, overflows);
     /// Byte offset of entry 0.
     pub const ENTRIES_OFFSET: usize = core::mem::offset_of!(Self, entries);
 }
