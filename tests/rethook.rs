@@ -431,6 +431,37 @@ extern "C" fn override_even_only(ip: u64, ctx: u64, data: &mut u64, regs: &mut F
     hook
 }
 
+extern "C" fn ops_override_77(_: u64, _: u64, _: &trace::Ops, regs: &mut FtraceRegs) {
+    regs.override_return(77);
+}
+
+extern "C" fn ops_hook_log(ip: u64, _: u64, _: &trace::Ops, regs: &mut FtraceRegs) {
+    assert!(regs.hook_return(ip, log_exit, 0, 5));
+}
+
+/// List mode, two ops on one site: the first overrides the function, the second hooks its
+/// return. The override returns through the hook: its exit runs, sees the override's value,
+/// and nothing is left on the shadow stack.
+#[kernel_test]
+fn an_override_then_a_later_ops_hook_still_runs_the_exit() {
+    let obs = site("patchbay::subjects::observe");
+    reset();
+    let filter = || Filter::Addrs([obs.func].into());
+    let a = trace::attach(filter(), ops_override_77, 0, Mode::List).unwrap();
+    let b = trace::attach(filter(), ops_hook_log, 0, Mode::List).unwrap();
+    assert_eq!(
+        subjects::observe(3),
+        77,
+        "the override's value reaches the caller"
+    );
+    assert_eq!(rethook::depth(), 0, "the hook's entry was popped");
+    trace::detach(b).unwrap();
+    trace::detach(a).unwrap();
+    assert_eq!(*EXIT_LOG.lock(), [(obs.func, 5, 77)]);
+    assert_eq!(subjects::observe(3), 16);
+    boot_state();
+}
+
 /// An entry handler that overrides the function continues at the return trampoline (`pc =
 /// lr`, already swapped) when it hooks the return — the exit sees the override's value — and at
 /// the real caller when it declines.

@@ -141,6 +141,7 @@ pub extern "C" fn list_func(ip: u64, parent: u64, _ops: &Ops, regs: &mut FtraceR
     let Some(Snapshot { table, .. }) = (unsafe { snapshot() }) else {
         return;
     };
+    let lr = regs.lr;
     for &o in table.wide() {
         // SAFETY: every item points at a registered, live ops (the tracer frees an ops only
         // after publishing a list without it).
@@ -153,6 +154,12 @@ pub extern "C" fn list_func(ip: u64, parent: u64, _ops: &Ops, regs: &mut FtraceR
         // SAFETY: as above.
         unsafe { &*o }.call(ip, parent, regs)
     });
+    // One ops overrode the function (`pc` = the `lr` it saw) and a later one hooked the return
+    // (`lr` = the return trampoline now): the override returns through the hook, whose exit
+    // sees the override's value. Else the hook's shadow-stack entry would never be popped.
+    if regs.pc == lr && regs.lr != lr {
+        regs.pc = regs.lr;
+    }
 }
 
 /// Does nothing: what a disabled ops calls.

@@ -111,6 +111,11 @@ impl FtraceRegs {
     }
 
     /// Skip the function: return `v` straight to the caller (the basis of error injection).
+    ///
+    /// The call returns to `lr` as it is now: a handler that overrides and also hooks the
+    /// return hooks first (then the exit runs and sees `v`). Across ops in list mode either
+    /// order works: the list dispatcher sends an override made before a later ops' hook through
+    /// that hook.
     pub fn override_return(&mut self, v: u64) {
         self.x[0] = v;
         self.pc = self.lr;
