@@ -26,17 +26,22 @@
 //!    [`SiteState`], and whether a write is a (not CMODX-safe) entry-word write.
 //!
 //! ```
-//! use patchbay_pure::{batch::{self, Call, Change, Literal, PlanError, SiteState}, sites::{ArgRegs, Site}};
+//! use patchbay_pure::{
+//!     batch::{self, Call, Change, Literal, PhaseBuf, PlanError, SiteState, Write},
+//!     sites::{ArgRegs, Site},
+//! };
 //! let site = Site { func: 0x1000, name: "f", arg_regs: ArgRegs::from_bits(0) };
 //! let mut changes = vec![Change { site: 0, call: Call::To(0x2000), literal: Literal::Keep }];
 //! batch::merge(&mut changes, &[site]).unwrap();
-//! let (mut phase1, mut phase2, mut entry_writes) = (Vec::new(), Vec::new(), false);
-//! let phases = [&mut phase1, &mut phase2];
+//! let n = PhaseBuf::slots_for(changes.len());
+//! let (mut slots1, mut slots2) = (vec![Write::literal(0, 0, 0); n], vec![Write::literal(0, 0, 0); n]);
+//! let (mut phase1, mut phase2) = (PhaseBuf::new(&mut slots1), PhaseBuf::new(&mut slots2));
+//! let mut entry_writes = false;
 //! let next = batch::plan_change::<PlanError>(
-//!     &changes[0], &site, SiteState::BOOT, phases, &mut entry_writes,
+//!     &changes[0], &site, SiteState::BOOT, [&mut phase1, &mut phase2], &mut entry_writes,
 //! ).unwrap();
 //! // A site prepared at boot: only the `bl` at func+4 is written, and it is CMODX-safe.
-//! assert_eq!((phase1.len(), phase2.len(), entry_writes), (0, 1, false));
+//! assert_eq!((phase1.writes().len(), phase2.writes().len(), entry_writes), (0, 1, false));
 //! assert_eq!(next.call(), Some(0x2000));
 //! ```
 
@@ -106,21 +111,21 @@ impl SiteState {
     }
 }
 
-/// Width of one write.
+/// Width of one write. The discriminant is the width in bytes, so [`Width::bytes`] is the tag
+/// itself: the alignment and overlap checks of every write need no lookup.
+#[repr(u8)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Width {
     /// One A64 instruction.
-    Insn,
+    Insn = 4,
     /// One 64-bit literal (a CALL_OPS slot, a trampoline's data word).
-    Literal,
+    Literal = 8,
 }
 
 impl Width {
+    #[inline(always)]
     pub fn bytes(self) -> u64 {
-        match self {
-            Width::Insn => 4,
-            Width::Literal => 8,
-        }
+        self as u64
     }
 }
 
@@ -134,21 +139,64 @@ pub struct Write {
 }
 
 impl Write {
-    pub fn insn(addr: u64, expected: u32, new: u32) -> Self {
+    pub const fn insn(addr: u64, expected: u32, new: u32) -> Self {
         Write {
             addr,
-            expected: expected.into(),
-            new: new.into(),
+            expected: expected as u64,
+            new: new as u64,
             width: Width::Insn,
         }
     }
-    pub fn literal(addr: u64, expected: u64, new: u64) -> Self {
+    pub const fn literal(addr: u64, expected: u64, new: u64) -> Self {
         Write {
             addr,
             expected,
             new,
             width: Width::Literal,
         }
+    }
+}
+
+/// The most writes one change adds to one phase: the entry word and the literal (phase 1 of an
+/// arm of an unprepared site with a literal, phase 2 of an unprepare).
+pub const MAX_WRITES_PER_PHASE: usize = 2;
+
+/// One phase's planned writes, in planning order: the front of a buffer with room for
+/// [`MAX_WRITES_PER_PHASE`] writes per change of the batch. The caller keeps the buffer between
+/// batches (only grown, never cleared: every slot is written before it is read), so planning a
+/// write is one store into a slot, with no length kept in memory and no capacity check that
+/// could reallocate.
+pub struct PhaseBuf<'a> {
+    slots: &'a mut [Write],
+    len: usize,
+}
+
+impl<'a> PhaseBuf<'a> {
+    /// Slots a buffer needs for a batch of `changes` changes.
+    pub const fn slots_for(changes: usize) -> usize {
+        MAX_WRITES_PER_PHASE * changes
+    }
+
+    /// Plan into `slots` (at least [`PhaseBuf::slots_for`] the batch's changes long).
+    pub fn new(slots: &'a mut [Write]) -> Self {
+        PhaseBuf { slots, len: 0 }
+    }
+
+    /// Add `w`. A buffer too small for its batch is a caller's bug (a panic, never a lost write).
+    #[inline(always)]
+    fn push(&mut self, w: Write) {
+        self.slots[self.len] = w;
+        self.len += 1;
+    }
+
+    /// The writes planned so far.
+    pub fn writes(&self) -> &[Write] {
+        &self.slots[..self.len]
+    }
+
+    /// The writes planned, to be ordered, validated and written in place.
+    pub fn into_writes(self) -> &'a mut [Write] {
+        &mut self.slots[..self.len]
     }
 }
 
@@ -286,8 +334,9 @@ pub fn merge<'a>(changes: &mut Vec<Change>, table: &[Site<'a>]) -> Result<(), Pl
     Ok(())
 }
 
-/// One change at `site`, currently in state `st`: add its writes to `phases` (setting
-/// `entry_writes` if one changes the entry word) and return the site's next state.
+/// One change at `site`, currently in state `st`: add its writes to `phases` (at most
+/// [`MAX_WRITES_PER_PHASE`] to each; setting `entry_writes` if one changes the entry word) and
+/// return the site's next state.
 ///
 /// Generic over the caller's error type so that, inlined into a caller with its own error enum,
 /// an error becomes that enum's variant directly.
@@ -296,7 +345,7 @@ pub fn plan_change<'a, E: From<PlanError<'a>>>(
     c: &Change,
     site: &Site<'a>,
     st: SiteState,
-    [phase1, phase2]: [&mut Vec<Write>; 2],
+    [phase1, phase2]: [&mut PhaseBuf<'_>; 2],
     entry_writes: &mut bool,
 ) -> Result<SiteState, E> {
     let mut new = st;
@@ -412,15 +461,22 @@ mod tests {
 
     fn plan_one(c: Change, st: SiteState) -> Result<Planned, PlanError<'static>> {
         let t = table();
-        let (mut phase1, mut phase2, mut entry_writes) = (Vec::new(), Vec::new(), false);
+        // Exactly the room one change may use: planning more would panic.
+        let mut slots = [[FILLER; PhaseBuf::slots_for(1)]; 2];
+        let [s1, s2] = &mut slots;
+        let (mut phase1, mut phase2) = (PhaseBuf::new(s1), PhaseBuf::new(s2));
+        let mut entry_writes = false;
         let phases = [&mut phase1, &mut phase2];
         let next = plan_change::<PlanError>(&c, &t[c.site], st, phases, &mut entry_writes)?;
         Ok(Planned {
-            phases: [phase1, phase2],
+            phases: [phase1.writes().to_vec(), phase2.writes().to_vec()],
             next,
             entry_writes,
         })
     }
+
+    /// What fills unplanned slots (never read as a write).
+    const FILLER: Write = Write::literal(0, 0, 0);
 
     /// The state after arming `F` with `T` from compiled.
     fn armed() -> SiteState {
@@ -470,6 +526,40 @@ mod tests {
         assert!(!p.entry_writes, "the mov stays on disarm");
         let next = p.next;
         assert_eq!((next.call(), next.entry_mov()), (None, true));
+    }
+
+    #[test]
+    fn no_change_plans_more_than_the_room_of_one() {
+        // `plan_one` gives each phase exactly `PhaseBuf::slots_for(1)` slots: one write more
+        // would panic. Every kind of change, from every kind of state, with and without a
+        // literal.
+        let mut states = vec![SiteState::COMPILED, SiteState::BOOT, armed()];
+        states.extend(states.clone().into_iter().map(|mut st| {
+            st.literal = 0x1234;
+            st
+        }));
+        let calls = [
+            Call::Keep,
+            Call::To(T),
+            Call::To(T2),
+            Call::Off,
+            Call::Restore,
+            Call::Prepare,
+            Call::Unprepare,
+        ];
+        let mut planned = 0;
+        for st in states {
+            for call in calls {
+                for literal in [Literal::Keep, Literal::Set(7), Literal::Set(LITERAL_NOPS)] {
+                    if let Ok(p) = plan_one(change(0, call, literal), st) {
+                        assert!(p.phases.iter().all(|w| w.len() <= MAX_WRITES_PER_PHASE));
+                        planned += 1;
+                    }
+                }
+            }
+        }
+        // Only disarming an unarmed site is refused (4 of the 6 states are not armed).
+        assert_eq!(planned, 6 * 7 * 3 - 4 * 3);
     }
 
     #[test]
