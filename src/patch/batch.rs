@@ -17,7 +17,9 @@
 //!
 //! # Protocol, per batch
 //!
-//! Each commit picks the [`Protocol`] its words need (`patch::poke` has the rules and the kick):
+//! Each commit picks the [`Protocol`] its words need (`patch::poke` has the rules and the kick),
+//! by the same rule as a single poke (`Write::cmodx_safe`, applied to each write as it is
+//! planned):
 //!
 //! | change | words | protocol | why it may be written while other CPUs run it (DDI0487 B2.2.5) |
 //! |---|---|---|---|
@@ -261,7 +263,7 @@ impl Batch {
 }
 
 /// Plan `changes` (merged, one per site) into `phases` and `next` (a slot per change), choose
-/// the protocol (stop when entry words change or the caller asked), validate and write
+/// the protocol (stop when a write is not CMODX-safe or the caller asked), validate and write
 /// ([`poke::apply_phases`]), then record the sites' new states in `states`.
 fn plan_and_write(
     changes: &[Change],
@@ -271,24 +273,20 @@ fn plan_and_write(
     [mut phase1, mut phase2]: [PhaseBuf<'_>; 2],
 ) -> Result<BatchStats, PatchError> {
     let table = sites::all();
-    let mut entry_writes = false;
     for (c, new) in changes.iter().zip(next.iter_mut()) {
         *new = plan::plan_change::<PatchError>(
             c,
             &table[c.site],
             states[c.site],
             [&mut phase1, &mut phase2],
-            &mut entry_writes,
         )?;
     }
+    // The rule `poke::apply` applies too, decided as the writes were planned (module
+    // documentation, "Protocol").
+    let live_safe = phase1.live_safe() && phase2.live_safe();
+    let protocol = poke::least_protocol(live_safe, asked);
     let (phase1, phase2) = (phase1.into_writes(), phase2.into_writes());
     let phase_writes = [phase1.len(), phase2.len()];
-    // Entry words are not CMODX-safe (module documentation, "Protocol").
-    let protocol = if entry_writes || asked == Protocol::StopMachine {
-        Protocol::StopMachine
-    } else {
-        Protocol::Live
-    };
     // Every phase is validated before any is written.
     let poke = poke::apply_phases(&mut [phase1, phase2], protocol)?;
     for (c, &new) in changes.iter().zip(next.iter()) {

@@ -50,7 +50,7 @@
 
 pub use patchbay_pure::batch::{Width, Write};
 use patchbay_pure::{
-    batch as plan, insn,
+    batch as plan,
     layout::{POKE_SLOT_SIZE, Range},
     pagetable::{self, Attrs},
 };
@@ -363,21 +363,20 @@ pub fn apply_phases(
 
 /// Apply `writes` all-or-nothing: validate every one, then write them through the alias, publish
 /// the instruction lines and kick the other CPUs — live when every word is CMODX-safe, else under
-/// stop-the-world ([`protocol_for`]). `writes` is sorted in place by address.
+/// stop-the-world (e.g. a BRK probe over the entry's `mov x9, x30` or a `bti c`). `writes` is
+/// sorted in place by address.
 pub fn apply(writes: &mut [Write]) -> Result<PokeStats, PatchError> {
-    let protocol = protocol_for(writes);
-    apply_phases(&mut [writes], protocol)
+    let live_safe = writes.iter().all(Write::cmodx_safe);
+    apply_phases(&mut [writes], least_protocol(live_safe, Protocol::Live))
 }
 
-/// The least protocol `writes` need: live when every instruction write replaces a CMODX-safe
-/// word with another (DDI0487 B2.2.5; literals are single-copy-atomic data), else stop-the-world
-/// (e.g. a BRK probe over the entry's `mov x9, x30` or a `bti c`).
-fn protocol_for(writes: &[Write]) -> Protocol {
-    let cmodx = |w: &Write| {
-        w.width == Width::Literal
-            || (insn::is_cmodx_safe(w.expected as u32) && insn::is_cmodx_safe(w.new as u32))
-    };
-    if writes.iter().all(cmodx) {
+/// The one decider of how writes reach text: live only when every write is CMODX-safe
+/// (`Write::cmodx_safe`: literals, and instruction words whose old and new word are both in the
+/// CMODX set, DDI0487 B2.2.5) and the caller did not ask for more, else stop-the-world. Callers
+/// establish `live_safe` with that rule: [`apply`] over its writes, `patch::batch` as it plans
+/// them.
+pub fn least_protocol(live_safe: bool, asked: Protocol) -> Protocol {
+    if live_safe && asked == Protocol::Live {
         Protocol::Live
     } else {
         Protocol::StopMachine

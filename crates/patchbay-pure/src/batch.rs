@@ -15,15 +15,18 @@
 //! | 1 | `nop` → `mov x9, x30` (unprepared site only); the literal, if set | `bl` → `nop` | `bl` → `nop` (if armed) | `nop` → `mov x9, x30` | `bl` → `nop` (if armed) |
 //! | 2 | `nop`/`bl old` → `bl target` | the literal, if set | the literal → `nop; nop` | — | `mov x9, x30` → `nop`; the literal → `nop; nop` |
 //!
-//! An entry-word write (`nop` <-> `mov x9, x30`) is not CMODX-safe: the plan says so
-//! (`entry_writes`), and the kernel then writes the batch with the other CPUs stopped.
+//! An entry-word write (`nop` <-> `mov x9, x30`) is not CMODX-safe: one rule,
+//! [`Write::cmodx_safe`], says which writes may be made while other CPUs run the words; each
+//! phase keeps its verdict as it is planned ([`PhaseBuf::live_safe`]), `patch::poke` applies the
+//! same rule to single writes, and a batch with any other write is written with the other CPUs
+//! stopped.
 //!
 //! The steps, each its own function:
 //!
 //! 1. [`merge`]: one [`Change`] per site (a call change and a literal change for one site merge;
 //!    two of the same kind are an error);
 //! 2. [`plan_change`], for each merged change: the writes of each phase and the site's next
-//!    [`SiteState`], and whether a write is a (not CMODX-safe) entry-word write.
+//!    [`SiteState`].
 //!
 //! ```
 //! use patchbay_pure::{
@@ -36,12 +39,12 @@
 //! let n = PhaseBuf::slots_for(changes.len());
 //! let (mut slots1, mut slots2) = (vec![Write::literal(0, 0, 0); n], vec![Write::literal(0, 0, 0); n]);
 //! let (mut phase1, mut phase2) = (PhaseBuf::new(&mut slots1), PhaseBuf::new(&mut slots2));
-//! let mut entry_writes = false;
 //! let next = batch::plan_change::<PlanError>(
-//!     &changes[0], &site, SiteState::BOOT, [&mut phase1, &mut phase2], &mut entry_writes,
+//!     &changes[0], &site, SiteState::BOOT, [&mut phase1, &mut phase2],
 //! ).unwrap();
 //! // A site prepared at boot: only the `bl` at func+4 is written, and it is CMODX-safe.
-//! assert_eq!((phase1.writes().len(), phase2.writes().len(), entry_writes), (0, 1, false));
+//! assert_eq!((phase1.writes().len(), phase2.writes().len()), (0, 1));
+//! assert!(phase1.live_safe() && phase2.live_safe());
 //! assert_eq!(next.call(), Some(0x2000));
 //! ```
 
@@ -155,6 +158,17 @@ impl Write {
             width: Width::Literal,
         }
     }
+
+    /// May this write be made while other CPUs execute the word (the live protocol)? A literal:
+    /// yes, one aligned 64-bit store is single-copy atomic and the slot is read as data
+    /// (DDI0487 B2.2.1). An instruction: only if the old and the new word are both in the
+    /// CMODX set ([`insn::is_cmodx_safe`], DDI0487 B2.2.5); `nop` first, the word most patches
+    /// replace or write. The one rule behind both `patch::poke`'s and the batch's protocol.
+    #[inline(always)]
+    pub fn cmodx_safe(&self) -> bool {
+        let safe = |w: u64| insn::is_nop(w as u32) || insn::is_cmodx_safe(w as u32);
+        self.width == Width::Literal || (safe(self.expected) && safe(self.new))
+    }
 }
 
 /// The most writes one change adds to one phase: the entry word and the literal (phase 1 of an
@@ -169,6 +183,8 @@ pub const MAX_WRITES_PER_PHASE: usize = 2;
 pub struct PhaseBuf<'a> {
     slots: &'a mut [Write],
     len: usize,
+    /// Every write so far is [`Write::cmodx_safe`].
+    live_safe: bool,
 }
 
 impl<'a> PhaseBuf<'a> {
@@ -179,14 +195,26 @@ impl<'a> PhaseBuf<'a> {
 
     /// Plan into `slots` (at least [`PhaseBuf::slots_for`] the batch's changes long).
     pub fn new(slots: &'a mut [Write]) -> Self {
-        PhaseBuf { slots, len: 0 }
+        PhaseBuf {
+            slots,
+            len: 0,
+            live_safe: true,
+        }
     }
 
     /// Add `w`. A buffer too small for its batch is a caller's bug (a panic, never a lost write).
     #[inline(always)]
     fn push(&mut self, w: Write) {
+        self.live_safe &= w.cmodx_safe();
         self.slots[self.len] = w;
         self.len += 1;
+    }
+
+    /// May every write planned so far be made while other CPUs run the words
+    /// ([`Write::cmodx_safe`])? Decided as each write is planned, where most words are known
+    /// constants, rather than in another pass over the writes.
+    pub fn live_safe(&self) -> bool {
+        self.live_safe
     }
 
     /// The writes planned so far.
@@ -335,8 +363,7 @@ pub fn merge<'a>(changes: &mut Vec<Change>, table: &[Site<'a>]) -> Result<(), Pl
 }
 
 /// One change at `site`, currently in state `st`: add its writes to `phases` (at most
-/// [`MAX_WRITES_PER_PHASE`] to each; setting `entry_writes` if one changes the entry word) and
-/// return the site's next state.
+/// [`MAX_WRITES_PER_PHASE`] to each) and return the site's next state.
 ///
 /// Generic over the caller's error type so that, inlined into a caller with its own error enum,
 /// an error becomes that enum's variant directly.
@@ -346,7 +373,6 @@ pub fn plan_change<'a, E: From<PlanError<'a>>>(
     site: &Site<'a>,
     st: SiteState,
     [phase1, phase2]: [&mut PhaseBuf<'_>; 2],
-    entry_writes: &mut bool,
 ) -> Result<SiteState, E> {
     let mut new = st;
     let old_call = st.call_word as u32;
@@ -362,7 +388,6 @@ pub fn plan_change<'a, E: From<PlanError<'a>>>(
             if !st.entry_mov() {
                 phase1.push(Write::insn(site.entry(), insn::NOP, insn::MOV_X9_X30));
                 new.entry_mov = 1;
-                *entry_writes = true;
             }
             if old_call != bl {
                 phase2.push(Write::insn(site.call(), old_call, bl));
@@ -386,7 +411,6 @@ pub fn plan_change<'a, E: From<PlanError<'a>>>(
             if c.call == Call::Unprepare && st.entry_mov() {
                 phase2.push(Write::insn(site.entry(), insn::MOV_X9_X30, insn::NOP));
                 new.entry_mov = 0;
-                *entry_writes = true;
             }
             new.call = 0;
             new.call_word = insn::NOP.into();
@@ -397,7 +421,6 @@ pub fn plan_change<'a, E: From<PlanError<'a>>>(
             if !st.entry_mov() {
                 phase1.push(Write::insn(site.entry(), insn::NOP, insn::MOV_X9_X30));
                 new.entry_mov = 1;
-                *entry_writes = true;
             }
         }
         Call::Keep => {}
@@ -456,7 +479,8 @@ mod tests {
     struct Planned {
         phases: [Vec<Write>; 2],
         next: SiteState,
-        entry_writes: bool,
+        /// Both phases [`PhaseBuf::live_safe`].
+        live: bool,
     }
 
     fn plan_one(c: Change, st: SiteState) -> Result<Planned, PlanError<'static>> {
@@ -465,13 +489,11 @@ mod tests {
         let mut slots = [[FILLER; PhaseBuf::slots_for(1)]; 2];
         let [s1, s2] = &mut slots;
         let (mut phase1, mut phase2) = (PhaseBuf::new(s1), PhaseBuf::new(s2));
-        let mut entry_writes = false;
-        let phases = [&mut phase1, &mut phase2];
-        let next = plan_change::<PlanError>(&c, &t[c.site], st, phases, &mut entry_writes)?;
+        let next = plan_change::<PlanError>(&c, &t[c.site], st, [&mut phase1, &mut phase2])?;
         Ok(Planned {
             phases: [phase1.writes().to_vec(), phase2.writes().to_vec()],
             next,
-            entry_writes,
+            live: phase1.live_safe() && phase2.live_safe(),
         })
     }
 
@@ -497,7 +519,7 @@ mod tests {
             ]
         );
         assert_eq!(p.phases[1], vec![Write::insn(F + 4, insn::NOP, bl)]);
-        assert!(p.entry_writes);
+        assert!(!p.live);
         let st = p.next;
         assert_eq!((st.call(), st.entry_mov(), st.literal), (Some(T), true, 7));
     }
@@ -508,7 +530,7 @@ mod tests {
         // Same target again: nothing to write.
         let same = plan_one(change(0, Call::To(T), Literal::Keep), st).unwrap();
         assert_eq!(same.phases, [vec![], vec![]]);
-        assert!(!same.entry_writes);
+        assert!(same.live);
         // Another target: one bl -> bl write in phase 2.
         let re = plan_one(change(0, Call::To(T2), Literal::Keep), st).unwrap();
         let (old, new) = (insn::bl(F + 4, T).unwrap(), insn::bl(F + 4, T2).unwrap());
@@ -523,7 +545,7 @@ mod tests {
         let bl = insn::bl(F + 4, T).unwrap();
         assert_eq!(p.phases[0], vec![Write::insn(F + 4, bl, insn::NOP)]);
         assert_eq!(p.phases[1], vec![Write::literal(F - 8, LITERAL_NOPS, 9)]);
-        assert!(!p.entry_writes, "the mov stays on disarm");
+        assert!(p.live, "the mov stays on disarm");
         let next = p.next;
         assert_eq!((next.call(), next.entry_mov()), (None, true));
     }
@@ -563,6 +585,34 @@ mod tests {
     }
 
     #[test]
+    fn live_safe_writes_are_literals_and_cmodx_pairs() {
+        let bl = insn::bl(F + 4, T).unwrap();
+        let brk = insn::brk(0);
+        for w in [
+            Write::literal(F - 8, LITERAL_NOPS, 7),
+            Write::insn(F + 4, insn::NOP, bl),
+            Write::insn(F + 4, bl, insn::NOP),
+            Write::insn(F + 4, insn::NOP, brk),
+        ] {
+            assert!(w.cmodx_safe(), "{w:?}");
+        }
+        for w in [
+            Write::insn(F, insn::NOP, insn::MOV_X9_X30),
+            Write::insn(F, insn::MOV_X9_X30, insn::NOP),
+            Write::insn(F, insn::MOV_X9_X30, brk),
+        ] {
+            assert!(!w.cmodx_safe(), "{w:?}");
+        }
+        // A phase is live-safe until its first write that is not.
+        let mut slots = [FILLER; 2];
+        let mut phase = PhaseBuf::new(&mut slots);
+        phase.push(Write::insn(F + 4, insn::NOP, bl));
+        assert!(phase.live_safe());
+        phase.push(Write::insn(F, insn::NOP, insn::MOV_X9_X30));
+        assert!(!phase.live_safe());
+    }
+
+    #[test]
     fn disarming_an_unarmed_site_is_refused() {
         assert_eq!(
             plan_one(change(0, Call::Off, Literal::Keep), SiteState::COMPILED),
@@ -577,13 +627,10 @@ mod tests {
             p.phases,
             [vec![Write::insn(F, insn::NOP, insn::MOV_X9_X30)], vec![]]
         );
-        assert!(p.entry_writes);
+        assert!(!p.live);
         assert_eq!(p.next, SiteState::BOOT);
         let again = plan_one(change(0, Call::Prepare, Literal::Keep), SiteState::BOOT).unwrap();
-        assert_eq!(
-            (again.phases, again.entry_writes),
-            ([vec![], vec![]], false)
-        );
+        assert_eq!((again.phases, again.live), ([vec![], vec![]], true));
         let arm = plan_one(change(0, Call::To(T), Literal::Set(7)), SiteState::BOOT).unwrap();
         let bl = insn::bl(F + 4, T).unwrap();
         assert_eq!(
@@ -593,7 +640,7 @@ mod tests {
                 vec![Write::insn(F + 4, insn::NOP, bl)]
             ]
         );
-        assert!(!arm.entry_writes, "no entry word: CMODX-safe writes only");
+        assert!(arm.live, "no entry word: CMODX-safe writes only");
     }
 
     #[test]
@@ -607,7 +654,7 @@ mod tests {
             p.phases[1],
             vec![Write::literal(F - 8, 0x1234, LITERAL_NOPS)]
         );
-        assert!(!p.entry_writes);
+        assert!(p.live);
         assert_eq!(p.next, SiteState::BOOT);
         assert!(p.next.at_rest());
         let noop = plan_one(change(0, Call::Restore, Literal::Keep), SiteState::BOOT).unwrap();
@@ -628,7 +675,7 @@ mod tests {
                 Write::literal(F - 8, 0x1234, LITERAL_NOPS)
             ]
         );
-        assert!(p.entry_writes);
+        assert!(!p.live);
         assert_eq!(p.next, SiteState::COMPILED);
         // Unpreparing a compiled site writes nothing.
         let noop = plan_one(

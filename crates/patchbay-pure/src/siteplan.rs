@@ -223,7 +223,7 @@ mod tests {
         let mut slots = [[Write::literal(0, 0, 0); PhaseBuf::slots_for(1)]; 2];
         let [s1, s2] = &mut slots;
         let phases = [&mut PhaseBuf::new(s1), &mut PhaseBuf::new(s2)];
-        batch::plan_change::<PlanError>(&c, &SITE, st, phases, &mut false).unwrap()
+        batch::plan_change::<PlanError>(&c, &SITE, st, phases).unwrap()
     }
 
     #[test]
