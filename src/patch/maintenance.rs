@@ -32,21 +32,21 @@ pub fn record(f: impl FnOnce()) -> Vec<Op> {
     core::mem::take(&mut *LOG.lock())
 }
 
-/// Publish instructions written to `ranges` (`[start, end)`, sorted by start) to instruction
-/// fetch on this PE.
-pub fn sync_icache(ranges: impl Iterator<Item = (u64, u64)> + Clone) {
+/// Publish instructions written to `written` (`[start, end)` ranges sorted by start, or
+/// [`cache::Words`]) to instruction fetch on this PE.
+pub fn sync_icache(written: impl cache::Written) {
     // Test-only (`icache-teeth`): the step of the sequence to drop, from the boot arguments.
     #[cfg(feature = "icache-teeth")]
     arch::cache::teeth::select(crate::boot_info::get().bootarg("icache.break"));
     // One check per pass, not per operation: the recording path is for tests only, and the
     // per-line loop of the other one has no branch (and no spill) for it.
     if RECORDING.load(Ordering::Relaxed) {
-        cache::plan(arch::cache::ctr(), ranges, |op| {
+        cache::plan(arch::cache::ctr(), written, |op| {
             LOG.lock().push(op);
             issue(op);
         });
     } else {
-        cache::plan(arch::cache::ctr(), ranges, issue);
+        cache::plan(arch::cache::ctr(), written, issue);
     }
 }
 

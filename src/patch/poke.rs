@@ -50,7 +50,7 @@
 
 pub use patchbay_pure::batch::{Width, Write};
 use patchbay_pure::{
-    batch as plan,
+    batch as plan, cache,
     layout::{POKE_SLOT_SIZE, Range},
     pagetable::{self, Attrs},
 };
@@ -228,11 +228,12 @@ fn write_phase(writes: &[Write], stats: &mut PokeStats) {
         }
         unmap_alias(slot, va);
     }
+    // Validated: sorted by address and 4-aligned, as `cache::Words` needs.
     let insns = writes
         .iter()
         .filter(|w| w.width == Width::Insn)
-        .map(|w| (w.addr, w.addr + 4));
-    maintenance::sync_icache(insns);
+        .map(|w| w.addr);
+    maintenance::sync_icache(cache::Words(insns));
 }
 
 /// The kick: every other online CPU takes an IPI, and this returns once each has run it. The
