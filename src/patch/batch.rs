@@ -17,7 +17,9 @@
 //!
 //! # Protocol, per batch
 //!
-//! Each commit picks the [`Protocol`] its words need (`patch::poke` has the rules and the kick):
+//! Each commit picks the [`Protocol`] its words need (`patch::poke` has the rules and the kick),
+//! by the same rule as a single poke (`Write::cmodx_safe`, applied to each write as it is
+//! planned):
 //!
 //! | change | words | protocol | why it may be written while other CPUs run it (DDI0487 B2.2.5) |
 //! |---|---|---|---|
@@ -69,7 +71,7 @@
 
 use alloc::vec::Vec;
 
-use patchbay_pure::batch::{self as plan, Call, Change, Literal, Write};
+use patchbay_pure::batch::{self as plan, Call, Change, Literal, PhaseBuf, Write};
 pub use patchbay_pure::batch::{LITERAL_NOPS, SiteState};
 
 pub use super::poke::Protocol;
@@ -80,15 +82,17 @@ use super::{
 };
 
 /// What the engine keeps between batches: every site's state, and the buffers a commit plans
-/// into. The buffers are cleared, never freed, so once they have grown to the largest batch seen
-/// (at most every site: about 100 bytes per site) a commit allocates nothing — with a first-fit
-/// heap, each allocation and free is a walk of the free list, which dominated small batches.
+/// into. The buffers only grow, to the largest batch seen (at most every site: about 160 bytes
+/// per site), and are never cleared — a commit writes every slot it later reads — so a commit
+/// allocates nothing (with a first-fit heap, each allocation and free is a walk of the free
+/// list, which dominated small batches), and planning a site is stores into slots: no length in
+/// memory, no capacity check that could reallocate.
 struct Engine {
     /// Per site (index into `sites::all()`): what the engine last wrote there.
     states: Vec<SiteState>,
-    /// A commit's planned next states, applied once both phases are written.
-    next: Vec<(usize, SiteState)>,
-    /// A commit's writes, phase 1 and phase 2.
+    /// Slot k: the next state of the commit's change k, recorded once both phases are written.
+    next: Vec<SiteState>,
+    /// The slots of a commit's writes, phase 1 and phase 2 ([`PhaseBuf`]).
     phases: [Vec<Write>; 2],
 }
 
@@ -229,61 +233,64 @@ impl Batch {
             return Err(e);
         }
         plan::merge(&mut self.changes, sites::all())?;
+        let n = self.changes.len();
         let mut engine = ENGINE.lock();
         // The buffers are taken out as locals while the batch is planned and written (so the
-        // compiler knows they do not alias each other or the states), and handed back, cleared,
-        // whatever the outcome.
+        // compiler knows they do not alias each other or the states), grown if this batch is the
+        // largest yet, and handed back whatever the outcome.
         let mut next = core::mem::take(&mut engine.next);
         let [mut phase1, mut phase2] = core::mem::take(&mut engine.phases);
+        if next.len() < n {
+            next.resize(n, SiteState::COMPILED);
+        }
+        for p in [&mut phase1, &mut phase2] {
+            if p.len() < PhaseBuf::slots_for(n) {
+                // A filler: every slot is planned before it is read.
+                p.resize(PhaseBuf::slots_for(n), Write::literal(0, 0, 0));
+            }
+        }
         let result = plan_and_write(
             &self.changes,
             self.protocol,
             &mut engine.states,
             &mut next,
-            [&mut phase1, &mut phase2],
+            [PhaseBuf::new(&mut phase1), PhaseBuf::new(&mut phase2)],
         );
-        next.clear();
-        phase1.clear();
-        phase2.clear();
         engine.next = next;
         engine.phases = [phase1, phase2];
         result
     }
 }
 
-/// Plan `changes` (merged, one per site) into `phases` and `next`, choose the protocol (stop
-/// when entry words change or the caller asked), validate and write ([`poke::apply_phases`]),
-/// then record the sites' new states in `states`.
+/// Plan `changes` (merged, one per site) into `phases` and `next` (a slot per change), choose
+/// the protocol (stop when a write is not CMODX-safe or the caller asked), validate and write
+/// ([`poke::apply_phases`]), then record the sites' new states in `states`.
 fn plan_and_write(
     changes: &[Change],
     asked: Protocol,
     states: &mut [SiteState],
-    next: &mut Vec<(usize, SiteState)>,
-    [phase1, phase2]: [&mut Vec<Write>; 2],
+    next: &mut [SiteState],
+    [mut phase1, mut phase2]: [PhaseBuf<'_>; 2],
 ) -> Result<BatchStats, PatchError> {
     let table = sites::all();
-    let mut entry_writes = false;
-    for c in changes {
-        let new = plan::plan_change::<PatchError>(
+    for (c, new) in changes.iter().zip(next.iter_mut()) {
+        *new = plan::plan_change::<PatchError>(
             c,
             &table[c.site],
             states[c.site],
-            [&mut *phase1, &mut *phase2],
-            &mut entry_writes,
+            [&mut phase1, &mut phase2],
         )?;
-        next.push((c.site, new));
     }
+    // The rule `poke::apply` applies too, decided as the writes were planned (module
+    // documentation, "Protocol").
+    let live_safe = phase1.live_safe() && phase2.live_safe();
+    let protocol = poke::least_protocol(live_safe, asked);
+    let (phase1, phase2) = (phase1.into_writes(), phase2.into_writes());
     let phase_writes = [phase1.len(), phase2.len()];
-    // Entry words are not CMODX-safe (module documentation, "Protocol").
-    let protocol = if entry_writes || asked == Protocol::StopMachine {
-        Protocol::StopMachine
-    } else {
-        Protocol::Live
-    };
     // Every phase is validated before any is written.
-    let poke = poke::apply_phases(&mut [&mut phase1[..], &mut phase2[..]], protocol)?;
-    for &(i, s) in next.iter() {
-        states[i] = s;
+    let poke = poke::apply_phases(&mut [phase1, phase2], protocol)?;
+    for (c, &new) in changes.iter().zip(next.iter()) {
+        states[c.site] = new;
     }
     Ok(BatchStats {
         sites: changes.len(),

@@ -32,29 +32,37 @@ pub fn record(f: impl FnOnce()) -> Vec<Op> {
     core::mem::take(&mut *LOG.lock())
 }
 
-/// Publish instructions written to `ranges` (`[start, end)`, sorted by start) to instruction
-/// fetch on this PE.
-pub fn sync_icache(ranges: impl Iterator<Item = (u64, u64)> + Clone) {
+/// Publish instructions written to `written` (`[start, end)` ranges sorted by start, or
+/// [`cache::Words`]) to instruction fetch on this PE.
+pub fn sync_icache(written: impl cache::Written) {
     // Test-only (`icache-teeth`): the step of the sequence to drop, from the boot arguments.
     #[cfg(feature = "icache-teeth")]
     arch::cache::teeth::select(crate::boot_info::get().bootarg("icache.break"));
-    // One check per pass, not per operation: the recording path is for tests only.
-    let recording = RECORDING.load(Ordering::Relaxed);
-    cache::plan(arch::cache::ctr(), ranges, |op| {
-        if recording {
+    // One check per pass, not per operation: the recording path is for tests only, and the
+    // per-line loop of the other one has no branch (and no spill) for it.
+    if RECORDING.load(Ordering::Relaxed) {
+        cache::plan(arch::cache::ctr(), written, |op| {
             LOG.lock().push(op);
-        }
-        match op {
-            // Clean the written data to the point of unification, where the I-side sees it.
-            Op::DcCvau(a) => arch::cache::dc_cvau(a),
-            // Cleans complete before invalidates / invalidates complete before the ISB.
-            Op::DsbIsh => arch::cache::dsb_ish_maintenance(),
-            // Drop stale copies of the old instructions from every PE's I-cache (broadcast).
-            Op::IcIvau(a) => arch::cache::ic_ivau(a),
-            // So many lines that one broadcast invalidation of every I-cache replaces them.
-            Op::IcIalluis => arch::cache::ic_ialluis(),
-            // This PE refetches everything after this point (the others: `poke::kick`).
-            Op::Isb => arch::cache::isb_sequence(),
-        }
-    });
+            issue(op);
+        });
+    } else {
+        cache::plan(arch::cache::ctr(), written, issue);
+    }
+}
+
+/// Issue one maintenance operation.
+#[inline(always)]
+fn issue(op: Op) {
+    match op {
+        // Clean the written data to the point of unification, where the I-side sees it.
+        Op::DcCvau(a) => arch::cache::dc_cvau(a),
+        // Cleans complete before invalidates / invalidates complete before the ISB.
+        Op::DsbIsh => arch::cache::dsb_ish_maintenance(),
+        // Drop stale copies of the old instructions from every PE's I-cache (broadcast).
+        Op::IcIvau(a) => arch::cache::ic_ivau(a),
+        // So many lines that one broadcast invalidation of every I-cache replaces them.
+        Op::IcIalluis => arch::cache::ic_ialluis(),
+        // This PE refetches everything after this point (the others: `poke::kick`).
+        Op::Isb => arch::cache::isb_sequence(),
+    }
 }

@@ -51,7 +51,7 @@
 pub use patchbay_pure::batch::{Width, Write};
 
 use patchbay_pure::{
-    batch as plan, insn,
+    batch as plan, cache,
     layout::{POKE_SLOT_SIZE, Range},
     pagetable::{self, Attrs},
 };
@@ -131,7 +131,9 @@ pub fn read(addr: u64, width: Width) -> u64 {
 #[inline(always)]
 fn aligned(w: &Write) -> Result<(), PatchError> {
     let align = w.width.bytes();
-    if w.addr.is_multiple_of(align) {
+    // Widths are powers of two: a mask, not the division `is_multiple_of` compiles to when the
+    // compiler cannot see that.
+    if w.addr & (align - 1) == 0 {
         Ok(())
     } else {
         Err(PatchError::Misaligned {
@@ -237,11 +239,12 @@ fn write_phase(writes: &[Write], stats: &mut PokeStats) {
         }
         unmap_alias(slot, va);
     }
+    // Validated: sorted by address and 4-aligned, as `cache::Words` needs.
     let insns = writes
         .iter()
         .filter(|w| w.width == Width::Insn)
-        .map(|w| (w.addr, w.addr + 4));
-    maintenance::sync_icache(insns);
+        .map(|w| w.addr);
+    maintenance::sync_icache(cache::Words(insns));
 }
 
 /// The kick: every other online CPU takes an IPI, and this returns once each has run it. The
@@ -409,21 +412,20 @@ pub fn apply_phases(
 
 /// Apply `writes` all-or-nothing: validate every one, then write them through the alias, publish
 /// the instruction lines and kick the other CPUs — live when every word is CMODX-safe, else under
-/// stop-the-world ([`protocol_for`]). `writes` is sorted in place by address.
+/// stop-the-world (e.g. a BRK probe over the entry's `mov x9, x30` or a `bti c`). `writes` is
+/// sorted in place by address.
 pub fn apply(writes: &mut [Write]) -> Result<PokeStats, PatchError> {
-    let protocol = protocol_for(writes);
-    apply_phases(&mut [writes], protocol)
+    let live_safe = writes.iter().all(Write::cmodx_safe);
+    apply_phases(&mut [writes], least_protocol(live_safe, Protocol::Live))
 }
 
-/// The least protocol `writes` need: live when every instruction write replaces a CMODX-safe
-/// word with another (DDI0487 B2.2.5; literals are single-copy-atomic data), else stop-the-world
-/// (e.g. a BRK probe over the entry's `mov x9, x30` or a `bti c`).
-fn protocol_for(writes: &[Write]) -> Protocol {
-    let cmodx = |w: &Write| {
-        w.width == Width::Literal
-            || (insn::is_cmodx_safe(w.expected as u32) && insn::is_cmodx_safe(w.new as u32))
-    };
-    if writes.iter().all(cmodx) {
+/// The one decider of how writes reach text: live only when every write is CMODX-safe
+/// (`Write::cmodx_safe`: literals, and instruction words whose old and new word are both in the
+/// CMODX set, DDI0487 B2.2.5) and the caller did not ask for more, else stop-the-world. Callers
+/// establish `live_safe` with that rule: [`apply`] over its writes, `patch::batch` as it plans
+/// them.
+pub fn least_protocol(live_safe: bool, asked: Protocol) -> Protocol {
+    if live_safe && asked == Protocol::Live {
         Protocol::Live
     } else {
         Protocol::StopMachine

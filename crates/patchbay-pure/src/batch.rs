@@ -15,28 +15,36 @@
 //! | 1 | `nop` → `mov x9, x30` (unprepared site only); the literal, if set | `bl` → `nop` | `bl` → `nop` (if armed) | `nop` → `mov x9, x30` | `bl` → `nop` (if armed) |
 //! | 2 | `nop`/`bl old` → `bl target` | the literal, if set | the literal → `nop; nop` | — | `mov x9, x30` → `nop`; the literal → `nop; nop` |
 //!
-//! An entry-word write (`nop` <-> `mov x9, x30`) is not CMODX-safe: the plan says so
-//! (`entry_writes`), and the kernel then writes the batch with the other CPUs stopped.
+//! An entry-word write (`nop` <-> `mov x9, x30`) is not CMODX-safe: one rule,
+//! [`Write::cmodx_safe`], says which writes may be made while other CPUs run the words; each
+//! phase keeps its verdict as it is planned ([`PhaseBuf::live_safe`]), `patch::poke` applies the
+//! same rule to single writes, and a batch with any other write is written with the other CPUs
+//! stopped.
 //!
 //! The steps, each its own function:
 //!
 //! 1. [`merge`]: one [`Change`] per site (a call change and a literal change for one site merge;
 //!    two of the same kind are an error);
 //! 2. [`plan_change`], for each merged change: the writes of each phase and the site's next
-//!    [`SiteState`], and whether a write is a (not CMODX-safe) entry-word write.
+//!    [`SiteState`].
 //!
 //! ```
-//! use patchbay_pure::{batch::{self, Call, Change, Literal, PlanError, SiteState}, sites::{ArgRegs, Site}};
+//! use patchbay_pure::{
+//!     batch::{self, Call, Change, Literal, PhaseBuf, PlanError, SiteState, Write},
+//!     sites::{ArgRegs, Site},
+//! };
 //! let site = Site { func: 0x1000, name: "f", arg_regs: ArgRegs::from_bits(0) };
 //! let mut changes = vec![Change { site: 0, call: Call::To(0x2000), literal: Literal::Keep }];
 //! batch::merge(&mut changes, &[site]).unwrap();
-//! let (mut phase1, mut phase2, mut entry_writes) = (Vec::new(), Vec::new(), false);
-//! let phases = [&mut phase1, &mut phase2];
+//! let n = PhaseBuf::slots_for(changes.len());
+//! let (mut slots1, mut slots2) = (vec![Write::literal(0, 0, 0); n], vec![Write::literal(0, 0, 0); n]);
+//! let (mut phase1, mut phase2) = (PhaseBuf::new(&mut slots1), PhaseBuf::new(&mut slots2));
 //! let next = batch::plan_change::<PlanError>(
-//!     &changes[0], &site, SiteState::BOOT, phases, &mut entry_writes,
+//!     &changes[0], &site, SiteState::BOOT, [&mut phase1, &mut phase2],
 //! ).unwrap();
 //! // A site prepared at boot: only the `bl` at func+4 is written, and it is CMODX-safe.
-//! assert_eq!((phase1.len(), phase2.len(), entry_writes), (0, 1, false));
+//! assert_eq!((phase1.writes().len(), phase2.writes().len()), (0, 1));
+//! assert!(phase1.live_safe() && phase2.live_safe());
 //! assert_eq!(next.call(), Some(0x2000));
 //! ```
 
@@ -106,21 +114,21 @@ impl SiteState {
     }
 }
 
-/// Width of one write.
+/// Width of one write. The discriminant is the width in bytes, so [`Width::bytes`] is the tag
+/// itself: the alignment and overlap checks of every write need no lookup.
+#[repr(u8)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Width {
     /// One A64 instruction.
-    Insn,
+    Insn = 4,
     /// One 64-bit literal (a CALL_OPS slot, a trampoline's data word).
-    Literal,
+    Literal = 8,
 }
 
 impl Width {
+    #[inline(always)]
     pub fn bytes(self) -> u64 {
-        match self {
-            Width::Insn => 4,
-            Width::Literal => 8,
-        }
+        self as u64
     }
 }
 
@@ -134,21 +142,89 @@ pub struct Write {
 }
 
 impl Write {
-    pub fn insn(addr: u64, expected: u32, new: u32) -> Self {
+    pub const fn insn(addr: u64, expected: u32, new: u32) -> Self {
         Write {
             addr,
-            expected: expected.into(),
-            new: new.into(),
+            expected: expected as u64,
+            new: new as u64,
             width: Width::Insn,
         }
     }
-    pub fn literal(addr: u64, expected: u64, new: u64) -> Self {
+    pub const fn literal(addr: u64, expected: u64, new: u64) -> Self {
         Write {
             addr,
             expected,
             new,
             width: Width::Literal,
         }
+    }
+
+    /// May this write be made while other CPUs execute the word (the live protocol)? A literal:
+    /// yes, one aligned 64-bit store is single-copy atomic and the slot is read as data
+    /// (DDI0487 B2.2.1). An instruction: only if the old and the new word are both in the
+    /// CMODX set ([`insn::is_cmodx_safe`], DDI0487 B2.2.5); `nop` first, the word most patches
+    /// replace or write. The one rule behind both `patch::poke`'s and the batch's protocol.
+    #[inline(always)]
+    pub fn cmodx_safe(&self) -> bool {
+        let safe = |w: u64| insn::is_nop(w as u32) || insn::is_cmodx_safe(w as u32);
+        self.width == Width::Literal || (safe(self.expected) && safe(self.new))
+    }
+}
+
+/// The most writes one change adds to one phase: the entry word and the literal (phase 1 of an
+/// arm of an unprepared site with a literal, phase 2 of an unprepare).
+pub const MAX_WRITES_PER_PHASE: usize = 2;
+
+/// One phase's planned writes, in planning order: the front of a buffer with room for
+/// [`MAX_WRITES_PER_PHASE`] writes per change of the batch. The caller keeps the buffer between
+/// batches (only grown, never cleared: every slot is written before it is read), so planning a
+/// write is one store into a slot, with no length kept in memory and no capacity check that
+/// could reallocate.
+pub struct PhaseBuf<'a> {
+    slots: &'a mut [Write],
+    len: usize,
+    /// Every write so far is [`Write::cmodx_safe`].
+    live_safe: bool,
+}
+
+impl<'a> PhaseBuf<'a> {
+    /// Slots a buffer needs for a batch of `changes` changes.
+    pub const fn slots_for(changes: usize) -> usize {
+        MAX_WRITES_PER_PHASE * changes
+    }
+
+    /// Plan into `slots` (at least [`PhaseBuf::slots_for`] the batch's changes long).
+    pub fn new(slots: &'a mut [Write]) -> Self {
+        PhaseBuf {
+            slots,
+            len: 0,
+            live_safe: true,
+        }
+    }
+
+    /// Add `w`. A buffer too small for its batch is a caller's bug (a panic, never a lost write).
+    #[inline(always)]
+    fn push(&mut self, w: Write) {
+        self.live_safe &= w.cmodx_safe();
+        self.slots[self.len] = w;
+        self.len += 1;
+    }
+
+    /// May every write planned so far be made while other CPUs run the words
+    /// ([`Write::cmodx_safe`])? Decided as each write is planned, where most words are known
+    /// constants, rather than in another pass over the writes.
+    pub fn live_safe(&self) -> bool {
+        self.live_safe
+    }
+
+    /// The writes planned so far.
+    pub fn writes(&self) -> &[Write] {
+        &self.slots[..self.len]
+    }
+
+    /// The writes planned, to be ordered, validated and written in place.
+    pub fn into_writes(self) -> &'a mut [Write] {
+        &mut self.slots[..self.len]
     }
 }
 
@@ -286,8 +362,8 @@ pub fn merge<'a>(changes: &mut Vec<Change>, table: &[Site<'a>]) -> Result<(), Pl
     Ok(())
 }
 
-/// One change at `site`, currently in state `st`: add its writes to `phases` (setting
-/// `entry_writes` if one changes the entry word) and return the site's next state.
+/// One change at `site`, currently in state `st`: add its writes to `phases` (at most
+/// [`MAX_WRITES_PER_PHASE`] to each) and return the site's next state.
 ///
 /// Generic over the caller's error type so that, inlined into a caller with its own error enum,
 /// an error becomes that enum's variant directly.
@@ -296,8 +372,7 @@ pub fn plan_change<'a, E: From<PlanError<'a>>>(
     c: &Change,
     site: &Site<'a>,
     st: SiteState,
-    [phase1, phase2]: [&mut Vec<Write>; 2],
-    entry_writes: &mut bool,
+    [phase1, phase2]: [&mut PhaseBuf<'_>; 2],
 ) -> Result<SiteState, E> {
     let mut new = st;
     let old_call = st.call_word as u32;
@@ -313,7 +388,6 @@ pub fn plan_change<'a, E: From<PlanError<'a>>>(
             if !st.entry_mov() {
                 phase1.push(Write::insn(site.entry(), insn::NOP, insn::MOV_X9_X30));
                 new.entry_mov = 1;
-                *entry_writes = true;
             }
             if old_call != bl {
                 phase2.push(Write::insn(site.call(), old_call, bl));
@@ -337,7 +411,6 @@ pub fn plan_change<'a, E: From<PlanError<'a>>>(
             if c.call == Call::Unprepare && st.entry_mov() {
                 phase2.push(Write::insn(site.entry(), insn::MOV_X9_X30, insn::NOP));
                 new.entry_mov = 0;
-                *entry_writes = true;
             }
             new.call = 0;
             new.call_word = insn::NOP.into();
@@ -348,7 +421,6 @@ pub fn plan_change<'a, E: From<PlanError<'a>>>(
             if !st.entry_mov() {
                 phase1.push(Write::insn(site.entry(), insn::NOP, insn::MOV_X9_X30));
                 new.entry_mov = 1;
-                *entry_writes = true;
             }
         }
         Call::Keep => {}
@@ -407,20 +479,26 @@ mod tests {
     struct Planned {
         phases: [Vec<Write>; 2],
         next: SiteState,
-        entry_writes: bool,
+        /// Both phases [`PhaseBuf::live_safe`].
+        live: bool,
     }
 
     fn plan_one(c: Change, st: SiteState) -> Result<Planned, PlanError<'static>> {
         let t = table();
-        let (mut phase1, mut phase2, mut entry_writes) = (Vec::new(), Vec::new(), false);
-        let phases = [&mut phase1, &mut phase2];
-        let next = plan_change::<PlanError>(&c, &t[c.site], st, phases, &mut entry_writes)?;
+        // Exactly the room one change may use: planning more would panic.
+        let mut slots = [[FILLER; PhaseBuf::slots_for(1)]; 2];
+        let [s1, s2] = &mut slots;
+        let (mut phase1, mut phase2) = (PhaseBuf::new(s1), PhaseBuf::new(s2));
+        let next = plan_change::<PlanError>(&c, &t[c.site], st, [&mut phase1, &mut phase2])?;
         Ok(Planned {
-            phases: [phase1, phase2],
+            phases: [phase1.writes().to_vec(), phase2.writes().to_vec()],
             next,
-            entry_writes,
+            live: phase1.live_safe() && phase2.live_safe(),
         })
     }
+
+    /// What fills unplanned slots (never read as a write).
+    const FILLER: Write = Write::literal(0, 0, 0);
 
     /// The state after arming `F` with `T` from compiled.
     fn armed() -> SiteState {
@@ -441,7 +519,7 @@ mod tests {
             ]
         );
         assert_eq!(p.phases[1], vec![Write::insn(F + 4, insn::NOP, bl)]);
-        assert!(p.entry_writes);
+        assert!(!p.live);
         let st = p.next;
         assert_eq!((st.call(), st.entry_mov(), st.literal), (Some(T), true, 7));
     }
@@ -452,7 +530,7 @@ mod tests {
         // Same target again: nothing to write.
         let same = plan_one(change(0, Call::To(T), Literal::Keep), st).unwrap();
         assert_eq!(same.phases, [vec![], vec![]]);
-        assert!(!same.entry_writes);
+        assert!(same.live);
         // Another target: one bl -> bl write in phase 2.
         let re = plan_one(change(0, Call::To(T2), Literal::Keep), st).unwrap();
         let (old, new) = (insn::bl(F + 4, T).unwrap(), insn::bl(F + 4, T2).unwrap());
@@ -467,9 +545,71 @@ mod tests {
         let bl = insn::bl(F + 4, T).unwrap();
         assert_eq!(p.phases[0], vec![Write::insn(F + 4, bl, insn::NOP)]);
         assert_eq!(p.phases[1], vec![Write::literal(F - 8, LITERAL_NOPS, 9)]);
-        assert!(!p.entry_writes, "the mov stays on disarm");
+        assert!(p.live, "the mov stays on disarm");
         let next = p.next;
         assert_eq!((next.call(), next.entry_mov()), (None, true));
+    }
+
+    #[test]
+    fn no_change_plans_more_than_the_room_of_one() {
+        // `plan_one` gives each phase exactly `PhaseBuf::slots_for(1)` slots: one write more
+        // would panic. Every kind of change, from every kind of state, with and without a
+        // literal.
+        let mut states = vec![SiteState::COMPILED, SiteState::BOOT, armed()];
+        states.extend(states.clone().into_iter().map(|mut st| {
+            st.literal = 0x1234;
+            st
+        }));
+        let calls = [
+            Call::Keep,
+            Call::To(T),
+            Call::To(T2),
+            Call::Off,
+            Call::Restore,
+            Call::Prepare,
+            Call::Unprepare,
+        ];
+        let mut planned = 0;
+        for st in states {
+            for call in calls {
+                for literal in [Literal::Keep, Literal::Set(7), Literal::Set(LITERAL_NOPS)] {
+                    if let Ok(p) = plan_one(change(0, call, literal), st) {
+                        assert!(p.phases.iter().all(|w| w.len() <= MAX_WRITES_PER_PHASE));
+                        planned += 1;
+                    }
+                }
+            }
+        }
+        // Only disarming an unarmed site is refused (4 of the 6 states are not armed).
+        assert_eq!(planned, 6 * 7 * 3 - 4 * 3);
+    }
+
+    #[test]
+    fn live_safe_writes_are_literals_and_cmodx_pairs() {
+        let bl = insn::bl(F + 4, T).unwrap();
+        let brk = insn::brk(0);
+        for w in [
+            Write::literal(F - 8, LITERAL_NOPS, 7),
+            Write::insn(F + 4, insn::NOP, bl),
+            Write::insn(F + 4, bl, insn::NOP),
+            Write::insn(F + 4, insn::NOP, brk),
+        ] {
+            assert!(w.cmodx_safe(), "{w:?}");
+        }
+        for w in [
+            Write::insn(F, insn::NOP, insn::MOV_X9_X30),
+            Write::insn(F, insn::MOV_X9_X30, insn::NOP),
+            Write::insn(F, insn::MOV_X9_X30, brk),
+        ] {
+            assert!(!w.cmodx_safe(), "{w:?}");
+        }
+        // A phase is live-safe until its first write that is not.
+        let mut slots = [FILLER; 2];
+        let mut phase = PhaseBuf::new(&mut slots);
+        phase.push(Write::insn(F + 4, insn::NOP, bl));
+        assert!(phase.live_safe());
+        phase.push(Write::insn(F, insn::NOP, insn::MOV_X9_X30));
+        assert!(!phase.live_safe());
     }
 
     #[test]
@@ -487,13 +627,10 @@ mod tests {
             p.phases,
             [vec![Write::insn(F, insn::NOP, insn::MOV_X9_X30)], vec![]]
         );
-        assert!(p.entry_writes);
+        assert!(!p.live);
         assert_eq!(p.next, SiteState::BOOT);
         let again = plan_one(change(0, Call::Prepare, Literal::Keep), SiteState::BOOT).unwrap();
-        assert_eq!(
-            (again.phases, again.entry_writes),
-            ([vec![], vec![]], false)
-        );
+        assert_eq!((again.phases, again.live), ([vec![], vec![]], true));
         let arm = plan_one(change(0, Call::To(T), Literal::Set(7)), SiteState::BOOT).unwrap();
         let bl = insn::bl(F + 4, T).unwrap();
         assert_eq!(
@@ -503,7 +640,7 @@ mod tests {
                 vec![Write::insn(F + 4, insn::NOP, bl)]
             ]
         );
-        assert!(!arm.entry_writes, "no entry word: CMODX-safe writes only");
+        assert!(arm.live, "no entry word: CMODX-safe writes only");
     }
 
     #[test]
@@ -517,7 +654,7 @@ mod tests {
             p.phases[1],
             vec![Write::literal(F - 8, 0x1234, LITERAL_NOPS)]
         );
-        assert!(!p.entry_writes);
+        assert!(p.live);
         assert_eq!(p.next, SiteState::BOOT);
         assert!(p.next.at_rest());
         let noop = plan_one(change(0, Call::Restore, Literal::Keep), SiteState::BOOT).unwrap();
@@ -538,7 +675,7 @@ mod tests {
                 Write::literal(F - 8, 0x1234, LITERAL_NOPS)
             ]
         );
-        assert!(p.entry_writes);
+        assert!(!p.live);
         assert_eq!(p.next, SiteState::COMPILED);
         // Unpreparing a compiled site writes nothing.
         let noop = plan_one(

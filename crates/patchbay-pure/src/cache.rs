@@ -24,9 +24,9 @@
 //! the Inner Shareable domain to the PoU — the same guarantee for every written line, in one
 //! operation. The trade: unrelated code is refetched too, which a pass that touches that many
 //! lines costs the I-caches anyway (512 lines of 64 bytes is a whole 32 KiB L1 I-cache).
-//! [`plan`] turns a set of written ranges into that exact sequence of operations; the kernel
-//! executes the plan and a test build records it, because QEMU does not model I-cache
-//! incoherence and would pass a missing `IC IVAU` silently.
+//! [`plan`] turns what was written ([`Written`]: ranges, or single instruction words) into that
+//! exact sequence of operations; the kernel executes the plan and a test build records it,
+//! because QEMU does not model I-cache incoherence and would pass a missing `IC IVAU` silently.
 
 /// CTR_EL0 value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -99,20 +99,67 @@ fn lines(ranges: impl Iterator<Item = (u64, u64)>, line: u64, mut f: impl FnMut(
     visited
 }
 
+/// What was written, as the distinct cache lines it touches: a sorted iterator of `[start, end)`
+/// ranges, or [`Words`].
+pub trait Written: Clone {
+    /// Call `f` with each distinct line of size `line` touched, in ascending order; return how
+    /// many.
+    fn lines(self, line: u64, f: impl FnMut(u64)) -> usize;
+}
+
+impl<I: Iterator<Item = (u64, u64)> + Clone> Written for I {
+    fn lines(self, line: u64, f: impl FnMut(u64)) -> usize {
+        lines(self, line, f)
+    }
+}
+
+/// Single instruction words written at these addresses (4-aligned, ascending): what a patch
+/// writes. A word lies in exactly one line of any cache (lines are 4-aligned and at least 4
+/// bytes), so its line is one mask and a compare with the previous word's — the same lines as
+/// the ranges `(a, a + 4)`, without the range arithmetic per word.
+#[derive(Clone)]
+pub struct Words<I>(pub I);
+
+impl<I: Iterator<Item = u64> + Clone> Written for Words<I> {
+    #[inline]
+    fn lines(self, line: u64, mut f: impl FnMut(u64)) -> usize {
+        let mut visited = 0;
+        // No line starts at the all-ones address (a line start has its low bits clear).
+        let mut last = u64::MAX;
+        for a in self.0 {
+            debug_assert!(a.is_multiple_of(4), "instruction words are 4-aligned");
+            debug_assert!(
+                last == u64::MAX || a >= last,
+                "words must be sorted by address"
+            );
+            let l = a & !(line - 1);
+            if l != last {
+                f(l);
+                visited += 1;
+                last = l;
+            }
+        }
+        visited
+    }
+}
+
 /// From this many instruction lines on, one pass invalidates them all with `IC IALLUIS`
 /// instead of one `IC IVAU` each (see the module docs).
 pub const IC_IALLU_LINES: usize = 512;
 
-/// The maintenance sequence that publishes instructions written to `ranges` (sorted by start
-/// address), as executed by the kernel. Each line is maintained once even when ranges share it.
+/// The maintenance sequence that publishes instructions written to `written` (ranges sorted by
+/// start address, or [`Words`]), as executed by the kernel. Each line is maintained once even
+/// when ranges or words share it.
 ///
-/// `ranges` is iterated once per cache side, so it must be cheap to clone (a slice iterator, or
+/// `written` is iterated once per cache side, so it must be cheap to clone (a slice iterator, or
 /// a `map` over one).
-pub fn plan(ctr: Ctr, ranges: impl Iterator<Item = (u64, u64)> + Clone, mut f: impl FnMut(Op)) {
+pub fn plan(ctr: Ctr, written: impl Written, mut f: impl FnMut(Op)) {
     let dlines = if ctr.idc() {
         0
     } else {
-        lines(ranges.clone(), ctr.dcache_line(), |a| f(Op::DcCvau(a)))
+        written
+            .clone()
+            .lines(ctr.dcache_line(), |a| f(Op::DcCvau(a)))
     };
     f(Op::DsbIsh);
     if !ctr.dic() {
@@ -121,7 +168,7 @@ pub fn plan(ctr: Ctr, ranges: impl Iterator<Item = (u64, u64)> + Clone, mut f: i
         if dlines >= IC_IALLU_LINES && ctr.icache_line() == ctr.dcache_line() {
             f(Op::IcIalluis);
         } else {
-            lines(ranges, ctr.icache_line(), |a| f(Op::IcIvau(a)));
+            written.lines(ctr.icache_line(), |a| f(Op::IcIvau(a)));
         }
         f(Op::DsbIsh);
     }
@@ -196,6 +243,28 @@ mod tests {
             &ops[..3],
             &[Op::DcCvau(0x1000), Op::DcCvau(0x1040), Op::DsbIsh]
         );
+    }
+
+    #[test]
+    fn words_plan_exactly_what_their_ranges_plan() {
+        // Words sharing lines, crossing pages, one per line, with 64- and 32-byte I-lines, and
+        // enough lines for `IC IALLUIS`.
+        let sets: [Vec<u64>; 4] = [
+            vec![0x1000, 0x1004, 0x103c, 0x1040, 0x2ffc, 0x3000],
+            (0..40).map(|i| 0x10_0000 + 24 * i).collect(),
+            (0..IC_IALLU_LINES as u64 + 3)
+                .map(|i| 0x20_0000 + 64 * i + 8)
+                .collect(),
+            vec![],
+        ];
+        for ctr in [QEMU_A72, Ctr(0x8444_c003), Ctr(QEMU_A72.0 | 1 << 28)] {
+            for words in &sets {
+                let ranges: Vec<(u64, u64)> = words.iter().map(|&a| (a, a + 4)).collect();
+                let mut by_words = Vec::new();
+                plan(ctr, Words(words.iter().copied()), |o| by_words.push(o));
+                assert_eq!(by_words, collect(ctr, &ranges), "{ctr:?} {words:x?}");
+            }
+        }
     }
 
     #[test]

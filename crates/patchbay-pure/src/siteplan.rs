@@ -165,11 +165,9 @@ pub fn plan_site(
 
 #[cfg(test)]
 mod tests {
-    use alloc::vec;
-
     use super::*;
     use crate::{
-        batch::{self, Call, Change, Literal, PlanError},
+        batch::{self, Call, Change, Literal, PhaseBuf, PlanError, Write},
         sites::Site,
     };
 
@@ -222,9 +220,10 @@ mod tests {
             call,
             literal,
         };
-        let (mut phase1, mut phase2, mut entry_writes) = (vec![], vec![], false);
-        let phases = [&mut phase1, &mut phase2];
-        batch::plan_change::<PlanError>(&c, &SITE, st, phases, &mut entry_writes).unwrap()
+        let mut slots = [[Write::literal(0, 0, 0); PhaseBuf::slots_for(1)]; 2];
+        let [s1, s2] = &mut slots;
+        let phases = [&mut PhaseBuf::new(s1), &mut PhaseBuf::new(s2)];
+        batch::plan_change::<PlanError>(&c, &SITE, st, phases).unwrap()
     }
 
     #[test]

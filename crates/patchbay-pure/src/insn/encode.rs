@@ -134,6 +134,7 @@ pub const fn in_branch_range(from: u64, to: u64) -> bool {
 }
 
 /// Range-check `to - from` against `[min, max]`.
+#[inline]
 fn offset_in(from: u64, to: u64, min: i64, max: i64) -> Result<i64, EncodeError> {
     let offset = to.wrapping_sub(from) as i64;
     if (min..=max).contains(&offset) {
@@ -150,6 +151,7 @@ fn offset_in(from: u64, to: u64, min: i64, max: i64) -> Result<i64, EncodeError>
 }
 
 /// Word-granular PC-relative offset: both ends 4-aligned, then range-checked.
+#[inline]
 fn word_offset(from: u64, to: u64, min: i64, max: i64) -> Result<i64, EncodeError> {
     if (from | to) & 3 != 0 {
         return Err(EncodeError::Misaligned { from, to });
@@ -173,6 +175,8 @@ pub fn b(from: u64, to: u64) -> Result<u32, EncodeError> {
 }
 
 /// `BL to` placed at `from` (writes the return address `from + 4` to x30). Same range as [`b`].
+/// Inlinable across crates: the batch planner encodes one per armed site.
+#[inline]
 pub fn bl(from: u64, to: u64) -> Result<u32, EncodeError> {
     let offset = word_offset(from, to, BRANCH_RANGE_MIN, BRANCH_RANGE_MAX)?;
     Ok(BL_OP | field(offset >> 2, 26))
