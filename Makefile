@@ -278,9 +278,11 @@ test-smp-icount: pb icache-plugin
 	    $(CARGO) test $(KFLAGS) --test smp_trace --test bench_smp 2>&1 | tee target/test-smp-icount.log
 
 # The patch storm and its teeth (README, "Lifetimes"): 4 CPUs, multi-threaded TCG. Without the
-# stale-I-cache model for now: in strict mode it flags the storm's live `bl` retargets on a site
-# whose chunk saw a stop-the-world (not CMODX-safe) write earlier (the model keeps a chunk's
-# "not CMODX-safe" mark while some CPU has not synchronized since). Not yet part of `make test`:
+# stale-I-cache model for now: in strict mode it flagged the storm's live `bl` retargets on a site
+# whose chunk saw a stop-the-world (not CMODX-safe) write earlier, while some CPU had not
+# synchronized since; the model now judges a completed change's words apart from a later one
+# (tools/icache-plugin/model, "settled"), but the storm has not been run under it since. Not yet
+# part of `make test`:
 # QEMU's multi-threaded TCG can keep a stale translation of a page patched live (it invalidates
 # before it stores; README "Patch protocols"), so a worker may run the old word for a whole
 # epoch — seen as an armed BRK epoch without hits, and once as a call through a freed ops.
