@@ -37,6 +37,7 @@ mod elf;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock, RwLock};
+use std::time::{Duration, Instant};
 
 use patchbay_icache_model::decode::{self, Insn};
 use patchbay_icache_model::walk::{self, Regime};
@@ -52,6 +53,9 @@ use qemu_plugin::{
 pub const EXIT_VIOLATION: i32 = 86;
 /// QEMU's exit status when the plugin cannot do its job (bad arguments, untranslatable address).
 pub const EXIT_PLUGIN_ERROR: i32 = 87;
+
+/// How long the summary at exit waits for a vCPU that holds the model.
+const SUMMARY_WAIT: Duration = Duration::from_millis(500);
 
 /// Architectural size of the VBAR_EL1 vector table and of one entry.
 const VECTORS_SIZE: u64 = 0x800;
@@ -332,12 +336,18 @@ impl State {
         if self.done.swap(true, Ordering::SeqCst) {
             return;
         }
-        // At exit another vCPU may be inside a callback holding the lock: never wait for it.
-        let stats = match self.model.try_lock() {
-            Ok(m) => m.as_ref().map(Model::stats).unwrap_or_default(),
-            Err(_) => {
-                eprintln!("icache: summary unavailable (model busy at exit)");
-                return;
+        // At exit another vCPU may be inside a callback holding the lock (multi-threaded TCG
+        // keeps running the others): wait for it a little, but never block — the exiting thread
+        // itself holds it after a fatal error inside a callback.
+        let give_up = Instant::now() + SUMMARY_WAIT;
+        let stats = loop {
+            match self.model.try_lock() {
+                Ok(m) => break m.as_ref().map(Model::stats).unwrap_or_default(),
+                Err(_) if Instant::now() < give_up => std::thread::sleep(Duration::from_millis(1)),
+                Err(_) => {
+                    eprintln!("icache: summary unavailable (model busy at exit)");
+                    return;
+                }
             }
         };
         eprintln!(
