@@ -318,8 +318,8 @@ fn live_retargets_after_a_stop_the_world_change_of_the_line() {
     // A stop-the-world change of the entry word (not CMODX-safe), then `bl` -> `bl` retargets of
     // the same site written live while CPUs 1-3 call it. Each parked CPU executed an ISB before
     // it left the park, so the entry word is published everywhere, and the stale-I-cache model
-    // judges each retarget by its own word (CMODX-safe until its kick); without the kick it
-    // reports the first call on another CPU (`make test-icache`).
+    // judges each retarget by its own word (CMODX-safe until its kick; without the kick, the
+    // next call on another CPU would be a violation).
     let site = leaf();
     let mut stats = Vec::new();
     with_secondaries(&[1, 2, 3], call_leaf, || {
