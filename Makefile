@@ -267,15 +267,18 @@ test-kernel-harden:
 	$(MAKE) --no-print-directory test-kernel HARDEN=1
 
 # The kernel tests that need icount with more than one CPU (tests/smp_trace.rs: the tick storm on
-# 4 CPUs, deterministic; tests/bench_smp.rs: CPU 1 measures what CPU 0 measures), named here
-# because cargo test skips them (test = false: make test-rpi3/4 and test-guard-teeth boot
-# smp_trace in other builds). Under the stale-I-cache model (strict) like test-kernel: icount's
-# one-thread TCG with several vCPUs is where QEMU 10.0 hands plugins the wrong vCPU index
-# (tools/icache-plugin/src/lib.rs, "Which vCPU").
+# 4 CPUs, deterministic; tests/bench_smp.rs: CPU 1 measures what CPU 0 measures;
+# tests/grace_latency.rs: the grace-period records, feature grace-latency), named here (test =
+# false or a feature keeps them out of test-kernel, and so out of the hardened run). Under the
+# stale-I-cache model (strict) like test-kernel: icount's one-thread TCG with several vCPUs is
+# where QEMU 10.0 hands plugins the wrong vCPU index (tools/icache-plugin/src/lib.rs, "Which
+# vCPU").
 test-smp-icount: pb icache-plugin
 	@mkdir -p target
 	set -o pipefail; PB_ICACHE=strict CARGO_TARGET_AARCH64_UNKNOWN_NONE_SOFTFLOAT_RUNNER="$(abspath $(PB)) run" \
 	    $(CARGO) test $(KFLAGS) --test smp_trace --test bench_smp 2>&1 | tee target/test-smp-icount.log
+	set -o pipefail; PB_ICACHE=strict CARGO_TARGET_AARCH64_UNKNOWN_NONE_SOFTFLOAT_RUNNER="$(abspath $(PB)) run" \
+	    $(CARGO) test $(KFLAGS),grace-latency --test grace_latency 2>&1 | tee -a target/test-smp-icount.log
 
 # The patch storm and its teeth (README, "Lifetimes"): 4 CPUs, multi-threaded TCG. Without the
 # stale-I-cache model for now: in strict mode it flagged the storm's live `bl` retargets on a site
