@@ -82,12 +82,17 @@ struct Regs {
 }
 
 /// Reads a register (only inside a callback allowed to, or at translation time).
-fn read(r: &RegisterDescriptor<'static>) -> u64 {
-    let bytes = r.read().unwrap_or_default();
+fn try_read(r: &RegisterDescriptor<'static>) -> qemu_plugin::Result<u64> {
+    let bytes = r.read()?;
     let mut v = [0u8; 8];
     let n = bytes.len().min(8);
     v[..n].copy_from_slice(&bytes[..n]);
-    u64::from_le_bytes(v)
+    Ok(u64::from_le_bytes(v))
+}
+
+/// [`try_read`], 0 when QEMU refuses.
+fn read(r: &RegisterDescriptor<'static>) -> u64 {
+    try_read(r).unwrap_or_default()
 }
 
 impl Regs {
@@ -267,7 +272,10 @@ impl State {
         let Some((base, size)) = self.percpu else {
             return fallback;
         };
-        let slot = read(&self.regs().tpidr);
+        // A QEMU that refused the read (one that enforces the callback's register flags) must
+        // not leave the plugin trusting QEMU's index silently.
+        let slot = try_read(&self.regs().tpidr)
+            .unwrap_or_else(|e| fatal(&format!("cannot read TPIDR_EL1 to tell the vCPU: {e}")));
         if slot.wrapping_sub(base) >= size {
             return fallback;
         }
