@@ -80,17 +80,20 @@ fn call_leaf(_: u64) {
     }
 }
 
+/// Wait until the secondaries have run the sites again (after a change: without the kick, the
+/// stale-I-cache model reports the first of those calls).
+fn others_ran() {
+    let before = CALLS.load(Ordering::Relaxed);
+    ktest::wait_until("the secondaries to call the sites", 60, || {
+        CALLS.load(Ordering::Relaxed) > before + 30
+    });
+}
+
 #[kernel_test]
 fn cmodx_safe_changes_are_live_and_kick_every_other_cpu() {
     let site = leaf();
     // After each change the others run the changed line again, and the statistics are checked
-    // only at the end: without the kick, the stale-I-cache model reports the first of those.
-    let others_ran = || {
-        let before = CALLS.load(Ordering::Relaxed);
-        ktest::wait_until("the secondaries to call the sites", 60, || {
-            CALLS.load(Ordering::Relaxed) > before + 30
-        });
-    };
+    // only at the end.
     let mut stats = Vec::new();
     with_secondaries(&[1, 2, 3], call_leaf, || {
         for _ in 0..50 {
@@ -301,4 +304,53 @@ fn stop_the_world_changes_are_never_seen_half_written() {
         }
     });
     assert_eq!(text_hash(), BOOT.load(Ordering::Relaxed));
+}
+
+/// A second target for retargets: back into the function body at once, with the caller's return
+/// address in x30 again (the entry contract of `counter::count_hit`, counting nothing).
+#[unsafe(naked)]
+extern "C" fn pass_through() {
+    core::arch::naked_asm!("mov x17, x30", "mov x30, x9", "ret x17")
+}
+
+#[kernel_test]
+fn live_retargets_after_a_stop_the_world_change_of_the_line() {
+    // A stop-the-world change of the entry word (not CMODX-safe), then `bl` -> `bl` retargets of
+    // the same site written live while CPUs 1-3 call it. Each parked CPU executed an ISB before
+    // it left the park, so the entry word is published everywhere, and the stale-I-cache model
+    // judges each retarget by its own word (CMODX-safe until its kick; without the kick, the
+    // next call on another CPU would be a violation).
+    let site = leaf();
+    let mut stats = Vec::new();
+    with_secondaries(&[1, 2, 3], call_leaf, || {
+        for _ in 0..10 {
+            let mut b = Batch::new();
+            b.unprepare(site);
+            stats.push(b.commit().unwrap());
+            // Arming an unprepared site writes the entry word again: stop-the-world too.
+            stats.push(batch::arm(site, counter::target()).unwrap());
+            for _ in 0..5 {
+                let live = batch::arm(site, pass_through as *const () as u64).unwrap();
+                assert_eq!(live.protocol, Protocol::Live);
+                others_ran();
+                let live = batch::arm(site, counter::target()).unwrap();
+                assert_eq!(live.protocol, Protocol::Live);
+                others_ran();
+            }
+        }
+        batch::restore(site).unwrap();
+    });
+    for s in &stats {
+        assert_eq!(s.protocol, Protocol::StopMachine);
+    }
+    assert_eq!(text_hash(), BOOT.load(Ordering::Relaxed));
+    // Armed to the counter, the site counts; retargeted, it does not.
+    batch::arm(site, counter::target()).unwrap();
+    counter::take();
+    subjects::leaf();
+    assert_eq!(counter::take(), 1, "armed to the counter");
+    batch::arm(site, pass_through as *const () as u64).unwrap();
+    subjects::leaf();
+    assert_eq!(counter::take(), 0, "retargeted");
+    batch::restore(site).unwrap();
 }

@@ -1,12 +1,15 @@
 //! What the plugin needs from the kernel ELF: function symbols for reports, the publication
-//! markers, and the text as linked (the old word of a code word before its first recorded
-//! store).
+//! markers, the per-CPU array (which vCPU runs a callback) and the text as linked (the old word
+//! of a code word before its first recorded store).
 
 use object::{Object, ObjectSection, ObjectSymbol, SectionKind, SymbolKind};
 
 /// The function the kernel calls once a change is published to every CPU (see
 /// `src/arch/aarch64/cache.rs`): executing its entry is the publication mark.
 pub const MARKER: &str = "patchbay_icache_published";
+/// The per-CPU array (`src/percpu.rs`): TPIDR_EL1 points at the running CPU's slot, whose first
+/// field is the CPU's number (demangled name, without the hash).
+pub const PERCPU: &str = "patchbay::percpu::CPUS";
 
 /// Function symbols sorted by address.
 pub struct Symbols(Vec<(u64, u64, String)>);
@@ -44,6 +47,8 @@ pub struct Kernel {
     pub symbols: Symbols,
     pub markers: Vec<u64>,
     pub text: Text,
+    /// Where [`PERCPU`] lies: `(address, size)`, if the kernel has it.
+    pub percpu: Option<(u64, u64)>,
 }
 
 /// Symbols, the marker's address (none in a kernel without one) and text of the ELF at `path`.
@@ -63,6 +68,13 @@ pub fn load(path: &str) -> Result<Kernel, String> {
         })
         .collect();
     syms.sort_unstable_by_key(|s| s.0);
+    let percpu = file
+        .symbols()
+        .find(|s| {
+            s.name()
+                .is_ok_and(|n| format!("{:#}", rustc_demangle::demangle(n)) == PERCPU)
+        })
+        .map(|s| (s.address(), s.size()));
     let markers = file
         .symbols()
         .filter(|s| s.name() == Ok(MARKER))
@@ -78,5 +90,6 @@ pub fn load(path: &str) -> Result<Kernel, String> {
         symbols: Symbols(syms),
         markers,
         text: Text(text),
+        percpu,
     })
 }

@@ -12,8 +12,18 @@
 //!   IALLU[IS]`, maintenance-completing `DSB`s, `ISB`, `ERET` and the first instruction of each
 //!   VBAR_EL1 vector (exception entry);
 //! * execution of the kernel's publication mark (the entry of `patchbay_icache_published`);
-//! * every translation block executed while the model tracks stale lines (a conditional
-//!   callback: when nothing is stale it costs one inline compare per block).
+//! * every translation block executed while the model tracks stale lines (with one vCPU a
+//!   conditional callback: when nothing is stale it costs one inline compare per block; with
+//!   several, a callback per block that returns at once when nothing is stale, see [`Blocks`]).
+//!
+//! **Which vCPU.** QEMU 10.0 hands a callback the index of the vCPU that *translated* its block
+//! whenever all vCPUs share one host thread (`-icount`, `-accel tcg,thread=single`): there
+//! `accel/tcg/plugin-gen.c` `gen_cpu_index()` bakes `current_cpu->cpu_index` into the block as
+//! a constant (its single-vCPU fast path tests only that `CF_PARALLEL` is clear), and every vCPU
+//! runs the same block. So the plugin asks the guest which CPU runs ([`State::cpu`]): TPIDR_EL1
+//! points at that CPU's slot of `patchbay::percpu::CPUS`, whose first field is its number. The
+//! index QEMU passes is used only before the CPU has set TPIDR_EL1 (the first instructions of
+//! its bring-up, where nothing is stale) — and with one thread per vCPU it is right anyway.
 //!
 //! Arguments (`-plugin libpatchbay_icache_plugin.so,elf=KERNEL,mode=strict[,cmodx=local]`):
 //! `elf` gives symbols and markers; `mode=strict` exits QEMU with [`EXIT_VIOLATION`] at the first
@@ -27,6 +37,7 @@ mod elf;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock, RwLock};
+use std::time::{Duration, Instant};
 
 use patchbay_icache_model::decode::{self, Insn};
 use patchbay_icache_model::walk::{self, Regime};
@@ -42,6 +53,9 @@ use qemu_plugin::{
 pub const EXIT_VIOLATION: i32 = 86;
 /// QEMU's exit status when the plugin cannot do its job (bad arguments, untranslatable address).
 pub const EXIT_PLUGIN_ERROR: i32 = 87;
+
+/// How long the summary at exit waits for a vCPU that holds the model.
+const SUMMARY_WAIT: Duration = Duration::from_millis(500);
 
 /// Architectural size of the VBAR_EL1 vector table and of one entry.
 const VECTORS_SIZE: u64 = 0x800;
@@ -64,15 +78,21 @@ struct Regs {
     ttbr1: RegisterDescriptor<'static>,
     vbar: RegisterDescriptor<'static>,
     ctr: RegisterDescriptor<'static>,
+    tpidr: RegisterDescriptor<'static>,
 }
 
 /// Reads a register (only inside a callback allowed to, or at translation time).
-fn read(r: &RegisterDescriptor<'static>) -> u64 {
-    let bytes = r.read().unwrap_or_default();
+fn try_read(r: &RegisterDescriptor<'static>) -> qemu_plugin::Result<u64> {
+    let bytes = r.read()?;
     let mut v = [0u8; 8];
     let n = bytes.len().min(8);
     v[..n].copy_from_slice(&bytes[..n]);
-    u64::from_le_bytes(v)
+    Ok(u64::from_le_bytes(v))
+}
+
+/// [`try_read`], 0 when QEMU refuses.
+fn read(r: &RegisterDescriptor<'static>) -> u64 {
+    try_read(r).unwrap_or_default()
 }
 
 impl Regs {
@@ -94,6 +114,7 @@ impl Regs {
             ttbr1: get("TTBR1_EL1")?,
             vbar: get("VBAR")?,
             ctr: get("CTR_EL0")?,
+            tpidr: get("TPIDR_EL1")?,
         })
     }
 
@@ -151,12 +172,31 @@ unsafe impl Send for Flag {}
 // SAFETY: as above; the handle itself is never mutated.
 unsafe impl Sync for Flag {}
 
+/// How a block learns that some line is stale.
+///
+/// With one vCPU: an inline compare of a scoreboard entry (a conditional callback). With several
+/// it cannot be: QEMU 10.0's `gen_plugin_u64_ptr()` scales the vCPU index *in place*
+/// (`tcg_gen_muli_i32(cpu_index, cpu_index, entry_size)`), and under one-thread TCG that index
+/// is the block's interned constant temp (see the crate docs), so every later use of the same
+/// integer in the block becomes index x 8 — a block translated on vCPU 1 then passes 8 as the
+/// exception level of `helper_rebuild_hflags_a64` and QEMU aborts in `arm_mmu_idx_el` ("code
+/// should not be reached"); with index 0 the product is 0 and nothing changes. So with several
+/// vCPUs every block calls [`check_block`], which first tests a plain flag.
+enum Blocks {
+    Inline(Flag),
+    Called(AtomicBool),
+}
+
 struct State {
     mode: Mode,
     cmodx_local: bool,
     cpus: usize,
     symbols: elf::Symbols,
     markers: Vec<u64>,
+    /// `patchbay::percpu::CPUS` (address, size), and the CPU number of each slot seen in
+    /// TPIDR_EL1 (read from the slot once).
+    percpu: Option<(u64, u64)>,
+    slots: Mutex<Vec<(u64, usize)>>,
     /// The text as linked: the old word of a code word no store or translation has shown yet.
     text: elf::Text,
     regs: OnceLock<Regs>,
@@ -167,7 +207,7 @@ struct State {
     /// and translations (`None`: overwritten by a store of another size, unknown); before
     /// either, the ELF's text.
     words: Mutex<HashMap<u64, Option<u32>>>,
-    stale: Flag,
+    stale: Blocks,
     done: AtomicBool,
 }
 
@@ -212,12 +252,44 @@ impl State {
             })
         });
         let r = f(model);
-        let stale = u64::from(model.pending() > 0);
+        let stale = model.pending() > 0;
         drop(guard);
-        for cpu in 0..self.cpus {
-            qemu_plugin::qemu_plugin_u64_set(self.stale.0, cpu as VCPUIndex, stale);
+        match &self.stale {
+            Blocks::Inline(flag) => {
+                for cpu in 0..self.cpus {
+                    qemu_plugin::qemu_plugin_u64_set(flag.0, cpu as VCPUIndex, u64::from(stale));
+                }
+            }
+            Blocks::Called(flag) => flag.store(stale, Ordering::Relaxed),
         }
         r
+    }
+
+    /// The CPU running the current callback (`vcpu`: the index QEMU passed; the crate docs say
+    /// why it is not trusted).
+    fn cpu(&self, vcpu: VCPUIndex) -> usize {
+        let fallback = vcpu as usize;
+        let Some((base, size)) = self.percpu else {
+            return fallback;
+        };
+        // A QEMU that refused the read (one that enforces the callback's register flags) must
+        // not leave the plugin trusting QEMU's index silently.
+        let slot = try_read(&self.regs().tpidr)
+            .unwrap_or_else(|e| fatal(&format!("cannot read TPIDR_EL1 to tell the vCPU: {e}")));
+        if slot.wrapping_sub(base) >= size {
+            return fallback;
+        }
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(&(_, cpu)) = slots.iter().find(|s| s.0 == slot) {
+            return cpu;
+        }
+        // `PerCpu::id`, a u32 at offset 0 (the kernel identity-maps its data).
+        let id = read_phys_u64(slot)
+            .map(|v| v as u32 as usize)
+            .filter(|&id| id < self.cpus)
+            .unwrap_or_else(|| fatal(&format!("TPIDR_EL1 {slot:#x}: no CPU number in the slot")));
+        slots.push((slot, id));
+        id
     }
 
     /// Translate `va` under the current regime, or stop: a maintenance address the model
@@ -272,12 +344,18 @@ impl State {
         if self.done.swap(true, Ordering::SeqCst) {
             return;
         }
-        // At exit another vCPU may be inside a callback holding the lock: never wait for it.
-        let stats = match self.model.try_lock() {
-            Ok(m) => m.as_ref().map(Model::stats).unwrap_or_default(),
-            Err(_) => {
-                eprintln!("icache: summary unavailable (model busy at exit)");
-                return;
+        // At exit another vCPU may be inside a callback holding the lock (multi-threaded TCG
+        // keeps running the others): wait for it a little, but never block — the exiting thread
+        // itself holds it after a fatal error inside a callback.
+        let give_up = Instant::now() + SUMMARY_WAIT;
+        let stats = loop {
+            match self.model.try_lock() {
+                Ok(m) => break m.as_ref().map(Model::stats).unwrap_or_default(),
+                Err(_) if Instant::now() < give_up => std::thread::sleep(Duration::from_millis(1)),
+                Err(_) => {
+                    eprintln!("icache: summary unavailable (model busy at exit)");
+                    return;
+                }
             }
         };
         eprintln!(
@@ -320,25 +398,33 @@ impl Register for Plugin {
             symbols,
             markers,
             text,
+            percpu,
         } = elf::load(&elf_path).unwrap_or_else(|e| fatal(&e));
         let cpus = info.system.as_ref().map_or(1, |s| s.smp_vcpus.max(1)) as usize;
         if cpus > 64 {
             fatal("the model handles at most 64 CPUs");
         }
-        // SAFETY: creating a scoreboard of 8-byte entries has no precondition.
-        let score = unsafe { qemu_plugin::sys::qemu_plugin_scoreboard_new(8) };
+        let stale = if cpus == 1 {
+            // SAFETY: creating a scoreboard of 8-byte entries has no precondition.
+            let score = unsafe { qemu_plugin::sys::qemu_plugin_scoreboard_new(8) };
+            Blocks::Inline(Flag(PluginU64 { score, offset: 0 }))
+        } else {
+            Blocks::Called(AtomicBool::new(false))
+        };
         let installed = State {
             mode,
             cmodx_local,
             cpus,
             symbols,
             markers,
+            percpu,
+            slots: Mutex::new(Vec::new()),
             text,
             regs: OnceLock::new(),
             model: Mutex::new(None),
             code: RwLock::new((Regime::default(), Vec::new())),
             words: Mutex::new(HashMap::new()),
-            stale: Flag(PluginU64 { score, offset: 0 }),
+            stale,
             done: AtomicBool::new(false),
         };
         if STATE.set(installed).is_err() {
@@ -402,12 +488,16 @@ impl HasCallbacks for Plugin {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .extend(words);
-        tb.register_conditional_execute_callback(
-            move |vcpu| check_block(vcpu as usize, &segments),
-            PluginCondition::QEMU_PLUGIN_COND_NE,
-            s.stale.0,
-            0,
-        );
+        let check = move |vcpu| check_block(vcpu, &segments);
+        match &s.stale {
+            Blocks::Inline(flag) => tb.register_conditional_execute_callback(
+                check,
+                PluginCondition::QEMU_PLUGIN_COND_NE,
+                flag.0,
+                0,
+            ),
+            Blocks::Called(_) => tb.register_execute_callback(check),
+        }
         Ok(())
     }
 }
@@ -447,7 +537,7 @@ fn instrument(insn: &qemu_plugin::Instruction, va: u64, word: u32, vbar: u64, ma
                 old
             };
             let store = Store {
-                cpu: vcpu as usize,
+                cpu: s.cpu(vcpu),
                 pc: va,
                 va: vaddr,
                 pa: spa,
@@ -460,15 +550,24 @@ fn instrument(insn: &qemu_plugin::Instruction, va: u64, word: u32, vbar: u64, ma
         Insn::DcClean { rt, .. } => by_address(insn, rt, Model::dc_clean),
         Insn::IcIvau { rt } => by_address(insn, rt, Model::ic_ivau),
         Insn::IcIall { broadcast } => insn.register_execute_callback_flags(
-            move |vcpu| state().with_model(|m| m.ic_iall(vcpu as usize, broadcast)),
+            move |vcpu| {
+                let s = state();
+                s.with_model(|m| m.ic_iall(s.cpu(vcpu), broadcast))
+            },
             no_regs,
         ),
         Insn::Dsb { completes: true } => insn.register_execute_callback_flags(
-            move |vcpu| state().with_model(|m| m.dsb(vcpu as usize)),
+            move |vcpu| {
+                let s = state();
+                s.with_model(|m| m.dsb(s.cpu(vcpu)))
+            },
             no_regs,
         ),
         Insn::Isb | Insn::Eret => insn.register_execute_callback_flags(
-            move |vcpu| state().with_model(|m| m.cse(vcpu as usize)),
+            move |vcpu| {
+                let s = state();
+                s.with_model(|m| m.cse(s.cpu(vcpu)))
+            },
             no_regs,
         ),
         Insn::Dsb { completes: false } | Insn::Other => {}
@@ -476,13 +575,19 @@ fn instrument(insn: &qemu_plugin::Instruction, va: u64, word: u32, vbar: u64, ma
     if va.wrapping_sub(vbar) < VECTORS_SIZE && (va - vbar).is_multiple_of(VECTOR_ENTRY) {
         // Exception entry: the first instruction of a vector runs only when one is taken.
         insn.register_execute_callback_flags(
-            move |vcpu| state().with_model(|m| m.cse(vcpu as usize)),
+            move |vcpu| {
+                let s = state();
+                s.with_model(|m| m.cse(s.cpu(vcpu)))
+            },
             no_regs,
         );
     }
     if markers.contains(&va) {
         insn.register_execute_callback_flags(
-            move |vcpu| state().with_model(|m| m.published(vcpu as usize)),
+            move |vcpu| {
+                let s = state();
+                s.with_model(|m| m.published(s.cpu(vcpu)))
+            },
             no_regs,
         );
     }
@@ -494,15 +599,23 @@ fn by_address(insn: &qemu_plugin::Instruction, rt: u8, apply: fn(&mut Model, usi
         move |vcpu| {
             let s = state();
             let target = s.pa(s.regs().xt(rt));
-            s.with_model(|m| apply(m, vcpu as usize, target));
+            let cpu = s.cpu(vcpu);
+            s.with_model(|m| apply(m, cpu, target));
         },
         CallbackFlags::QEMU_PLUGIN_CB_R_REGS,
     );
 }
 
-/// A block starts executing on `cpu` while some line is stale: check each chunk it covers.
-fn check_block(cpu: usize, segments: &[Segment]) {
+/// A block starts executing on `vcpu` while some line is stale (with several vCPUs: maybe
+/// stale, see [`Blocks`]): check each chunk it covers.
+fn check_block(vcpu: VCPUIndex, segments: &[Segment]) {
     let s = state();
+    if let Blocks::Called(stale) = &s.stale
+        && !stale.load(Ordering::Relaxed)
+    {
+        return;
+    }
+    let cpu = s.cpu(vcpu);
     let violation = s.with_model(|m| {
         segments.iter().find_map(|seg| {
             // One check per instruction word: the model keys by chunk, repeats are cheap.

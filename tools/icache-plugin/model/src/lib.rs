@@ -37,6 +37,13 @@
 //! A chunk stops being tracked once every started CPU is covered and took a CSE after its
 //! invalidation completed: from then on no CPU can hold the old instructions.
 //!
+//! A store to a chunk whose change is `Done` but not yet synchronized everywhere starts a new
+//! change of the chunk; the earlier words stay *settled*: they are at the point of unification,
+//! so they wait only for each CPU's CSE after their invalidation (a CPU that took it fetches them
+//! new whatever is written to the rest of the line), and their CMODX verdicts stay theirs. So
+//! after a stop-the-world change of a site's entry word — each parked CPU executes an ISB before
+//! it leaves the park — a live `bl` retarget of the same line is judged by its own word.
+//!
 //! Only the *written words* of a stale chunk are checked: a stale I-cache line holds the old
 //! copy of every word, and the unwritten ones are the same instructions. So a 64-bit literal
 //! written into a code line (a CALL_OPS slot, read only as data) needs no maintenance as long
@@ -137,22 +144,33 @@ enum Stage {
     Done { at: u64, cpus: u64 },
 }
 
+/// One change of a chunk: the words written since its sequence started, and how far the
+/// sequence got.
 #[derive(Clone, Copy, Debug)]
-struct Chunk {
+struct Change {
     stage: Stage,
     /// Written 4-byte words of the chunk (bit n: offset 4n).
     words: u64,
     store: Store,
-    /// Words (bit n: offset 4n) that took a store since the chunk became stale that was not a
-    /// CMODX-safe word replaced by another (a data store, an unknown old word, a non-CMODX
-    /// instruction). The others may run old or new until publication.
+    /// Words (bit n: offset 4n) that took a store in this change that was not a CMODX-safe
+    /// word replaced by another (a data store, an unknown old word, a non-CMODX instruction).
+    /// The others may run old or new until publication.
     unsafe_words: u64,
     /// An invalidation arrived before the clean completed.
     early_invalidate: bool,
     /// The kernel signalled publication after the last store.
     published: bool,
-    /// CPUs already reported for this chunk (one report per CPU per store).
+    /// CPUs already reported for this change (one report per CPU per store).
     reported: u64,
+}
+
+/// A tracked chunk: the change in progress and, when a store began it after an earlier change
+/// had completed its sequence ([`Stage::Done`]) but before every CPU synchronized, that earlier
+/// change (`settled`, always `Done`; the module documentation says why it stays apart).
+#[derive(Clone, Copy, Debug)]
+struct Chunk {
+    current: Change,
+    settled: Option<Change>,
 }
 
 /// Counters for the summary line.
@@ -240,25 +258,36 @@ impl Model {
             Stage::Written
         };
         let chunk = self.chunk;
+        let fresh = Change {
+            stage,
+            words: 0,
+            store,
+            unsafe_words: 0,
+            early_invalidate: false,
+            published: false,
+            reported: 0,
+        };
         for w in (pa & !3..pa + size.max(1)).step_by(4) {
             let bit = 1 << ((w & (chunk - 1)) / 4);
             let e = self.chunks.entry(w & !(chunk - 1)).or_insert(Chunk {
-                stage,
-                words: 0,
-                store,
-                unsafe_words: 0,
-                early_invalidate: false,
-                published: false,
-                reported: 0,
+                current: fresh,
+                settled: None,
             });
-            *e = Chunk {
-                stage,
-                words: e.words | bit,
-                store,
-                unsafe_words: e.unsafe_words | if safe { 0 } else { bit },
-                early_invalidate: false,
-                published: false,
-                reported: 0,
+            let (words, unsafe_words) = if let Stage::Done { .. } = e.current.stage {
+                e.settled = Some(e.settled.map_or(e.current, |s| settle(s, e.current)));
+                (0, 0)
+            } else {
+                (e.current.words, e.current.unsafe_words)
+            };
+            // A word written again belongs to the new change alone.
+            if let Some(s) = &mut e.settled {
+                s.words &= !bit;
+                s.unsafe_words &= !bit;
+            }
+            e.current = Change {
+                words: words | bit,
+                unsafe_words: unsafe_words | if safe { 0 } else { bit },
+                ..fresh
             };
         }
     }
@@ -268,9 +297,9 @@ impl Model {
         self.start(cpu);
         for c in self.chunks_of(pa, self.cfg.ctr.dcache_line()) {
             if let Some(e) = self.chunks.get_mut(&c)
-                && e.stage == Stage::Written
+                && e.current.stage == Stage::Written
             {
-                e.stage = Stage::Cleaned { by: cpu };
+                e.current.stage = Stage::Cleaned { by: cpu };
             }
         }
     }
@@ -281,7 +310,7 @@ impl Model {
         let all = self.all();
         for c in self.chunks_of(pa, self.cfg.ctr.icache_line()) {
             if let Some(e) = self.chunks.get_mut(&c) {
-                invalidate(e, cpu, all);
+                invalidate(&mut e.current, cpu, all);
             }
         }
     }
@@ -291,7 +320,7 @@ impl Model {
         self.start(cpu);
         let cpus = if broadcast { self.all() } else { 1 << cpu };
         for e in self.chunks.values_mut() {
-            invalidate(e, cpu, cpus);
+            invalidate(&mut e.current, cpu, cpus);
         }
     }
 
@@ -300,7 +329,7 @@ impl Model {
         self.start(cpu);
         let at = self.tick();
         let (dic, all) = (self.cfg.ctr.dic(), self.all());
-        for e in self.chunks.values_mut() {
+        for e in self.chunks.values_mut().map(|e| &mut e.current) {
             e.stage = match e.stage {
                 Stage::Cleaned { by } if by == cpu && dic => Stage::Done { at, cpus: all },
                 Stage::Cleaned { by } if by == cpu => Stage::CleanDone,
@@ -315,12 +344,19 @@ impl Model {
         let at = self.tick();
         self.cse[cpu] = Some(at);
         let (all, cse) = (self.all(), &self.cse);
-        let before = self.chunks.len();
-        self.chunks.retain(|_, e| match e.stage {
+        // Every CPU holds the change: covered by its invalidation, synchronized after it.
+        let everywhere = |c: &Change| match c.stage {
             Stage::Done { at, cpus } => {
-                cpus != all || cse.iter().any(|c| c.is_some_and(|t| t <= at))
+                cpus == all && !cse.iter().any(|c| c.is_some_and(|t| t <= at))
             }
-            _ => true,
+            _ => false,
+        };
+        let before = self.chunks.len();
+        self.chunks.retain(|_, e| {
+            if e.settled.as_ref().is_some_and(everywhere) {
+                e.settled = None;
+            }
+            e.settled.is_some() || !everywhere(&e.current)
         });
         self.stats.completed += (before - self.chunks.len()) as u64;
     }
@@ -330,7 +366,10 @@ impl Model {
     pub fn published(&mut self, cpu: usize) {
         self.start(cpu);
         for e in self.chunks.values_mut() {
-            e.published = true;
+            e.current.published = true;
+            if let Some(s) = &mut e.settled {
+                s.published = true;
+            }
         }
     }
 
@@ -339,11 +378,13 @@ impl Model {
     pub fn execute(&mut self, cpu: usize, va: u64, pa: u64) -> Option<Violation> {
         self.start(cpu);
         let key = pa & !(self.chunk - 1);
-        let e = self.chunks.get_mut(&key)?;
         let word = 1 << ((pa & (self.chunk - 1)) / 4);
-        if e.words & word == 0 {
-            return None;
-        }
+        let chunk = self.chunks.get_mut(&key)?;
+        let e = if chunk.current.words & word != 0 {
+            &mut chunk.current
+        } else {
+            chunk.settled.as_mut().filter(|s| s.words & word != 0)?
+        };
         let bit = 1u64 << cpu;
         let synced = self.cse[cpu].unwrap_or(0);
         let missing = match e.stage {
@@ -379,8 +420,27 @@ impl Model {
     }
 }
 
-/// An invalidation by `by` reaching `cpus` arrives at chunk `e`.
-fn invalidate(e: &mut Chunk, by: usize, cpus: u64) {
+/// Two completed changes of one chunk as one (settled words are judged by the later
+/// completion, on the CPUs both reached: never more lenient than either).
+fn settle(old: Change, new: Change) -> Change {
+    match (old.stage, new.stage) {
+        (Stage::Done { at: a, cpus: c }, Stage::Done { at: b, cpus: d }) => Change {
+            stage: Stage::Done {
+                at: a.max(b),
+                cpus: c & d,
+            },
+            words: old.words | new.words,
+            unsafe_words: old.unsafe_words | new.unsafe_words,
+            published: old.published && new.published,
+            reported: old.reported | new.reported,
+            ..new
+        },
+        _ => unreachable!("only completed changes settle"),
+    }
+}
+
+/// An invalidation by `by` reaching `cpus` arrives at the change `e`.
+fn invalidate(e: &mut Change, by: usize, cpus: u64) {
     e.stage = match e.stage {
         Stage::CleanDone => Stage::Invalidated { by, cpus },
         Stage::Invalidated { by: b, cpus: c } if b == by => {

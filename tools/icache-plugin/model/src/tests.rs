@@ -398,3 +398,86 @@ fn the_cmodx_exception_is_judged_per_word() {
     m.published(0);
     assert_eq!(missing(&mut m, 1), Some(Missing::Kick));
 }
+
+/// A stop-the-world change as the patcher makes it: `mov x9, x30` over the NOP at TEXT + 4 (not
+/// CMODX-safe) by cpu 0, maintained, published.
+fn stop_the_world_entry_word(m: &mut Model) {
+    m.store(
+        st(0, ALIAS + 4, TEXT + 4),
+        4,
+        Some(NOP),
+        insn::MOV_X9_X30.into(),
+    );
+    publish_on(m, 0, TEXT, "");
+}
+
+#[test]
+fn a_completed_change_keeps_its_verdict_when_the_line_is_written_again() {
+    // cpu 1 left the park (ISB) after the stop-the-world write; cpu 2 has not run since. Then a
+    // live BL over the NOP at TEXT, same line: cpu 1 may run the entry word (it synchronized
+    // after its invalidation) and the old or new BL word (CMODX-safe, not yet published).
+    let mut m = model(3);
+    m.cse(1);
+    m.cse(2);
+    stop_the_world_entry_word(&mut m);
+    m.cse(1);
+    m.published(0);
+    write_bl(&mut m, 0);
+    assert_eq!(
+        m.execute(1, TEXT + 4, TEXT + 4).map(|v| v.missing),
+        None,
+        "the entry word is published to cpu 1"
+    );
+    assert_eq!(missing(&mut m, 1), None, "the BL word is CMODX-safe");
+    assert_eq!(m.stats().cmodx_tolerated, 1);
+    // cpu 2 never synchronized after the entry word's invalidation: still its kick.
+    assert_eq!(
+        m.execute(2, TEXT + 4, TEXT + 4).map(|v| v.missing),
+        Some(Missing::Kick)
+    );
+    // The live change completes; once cpu 2 synchronizes too, nothing is left.
+    publish_on(&mut m, 0, TEXT, "");
+    m.published(0);
+    assert_eq!(
+        missing(&mut m, 1),
+        Some(Missing::Kick),
+        "the BL needs cpu 1's kick"
+    );
+    m.cse(1);
+    assert_eq!(m.pending(), 1, "cpu 2 holds both changes");
+    m.cse(2);
+    assert_eq!(m.pending(), 0);
+    assert_eq!(m.stats().violations, 2);
+}
+
+#[test]
+fn a_word_written_again_is_judged_by_its_new_change_alone() {
+    // The stop-the-world change wrote the BL word from an unknown old word (not CMODX-safe);
+    // then a live BL -> BL retarget of that word: CMODX-safe, so cpu 1 may run either until
+    // publication, whatever the earlier change was.
+    let mut m = model(3);
+    m.cse(1);
+    m.cse(2);
+    m.store(st(0, ALIAS, TEXT), 4, None, bl().into());
+    publish_on(&mut m, 0, TEXT, "");
+    m.cse(1);
+    m.published(0);
+    let retarget = insn::bl(TEXT, TEXT + 0x200).unwrap();
+    m.store(st(0, ALIAS, TEXT), 4, Some(bl()), retarget.into());
+    assert_eq!(missing(&mut m, 1), None);
+    assert_eq!(
+        missing(&mut m, 2),
+        None,
+        "the retarget is CMODX-safe for cpu 2 too"
+    );
+    // Two completed changes waiting for cpu 2 settle into one, judged by the later.
+    stop_the_world_entry_word(&mut m);
+    m.published(0);
+    m.cse(1);
+    write_bl(&mut m, 0);
+    assert_eq!(
+        m.execute(2, TEXT + 4, TEXT + 4).map(|v| v.missing),
+        Some(Missing::Kick)
+    );
+    assert_eq!(m.execute(1, TEXT + 4, TEXT + 4), None);
+}
