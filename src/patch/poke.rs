@@ -272,8 +272,8 @@ pub fn kick() -> bool {
 }
 
 /// Write one validated phase with IRQs masked (the alias slot is this CPU's), publish its
-/// instruction lines to this CPU, then, with `others` online, kick them.
-fn write_live(p: &[Write], others: bool, stats: &mut PokeStats) {
+/// instruction lines to this CPU, then, with `others` online, kick them. Whether it kicked.
+fn write_live(p: &[Write], others: bool, stats: &mut PokeStats) -> bool {
     {
         let _irqs = IrqsOff::new();
         write_phase(p, stats);
@@ -283,7 +283,9 @@ fn write_live(p: &[Write], others: bool, stats: &mut PokeStats) {
         if crate::mttcg::active() {
             rewrite_for_emulator(p);
         }
+        return true;
     }
+    false
 }
 
 /// Write a live phase's words a second time, after its kick: a workaround for QEMU's
@@ -402,12 +404,49 @@ pub fn apply_phases(
     match protocol {
         Protocol::StopMachine if others => write_stopped(phases, &mut stats)?,
         _ => {
+            let mut kicked = false;
             for p in phases.iter().filter(|p| !p.is_empty()) {
-                write_live(p, others, &mut stats);
+                if kicked && p.iter().any(|w| w.width == Width::Literal) {
+                    out_of_trampolines(&mut stats);
+                }
+                kicked |= write_live(p, others, &mut stats);
             }
         }
     }
     Ok(stats)
+}
+
+/// How many kicks [`out_of_trampolines`] sends before it calls the machine broken.
+const TRAMPOLINE_KICKS: u32 = 10_000;
+
+/// Before a live phase changes a literal after an earlier phase's kick: kick again until no
+/// other CPU was interrupted inside a trampoline.
+///
+/// The kick stops every CPU from running the old `bl` afterwards, but a CPU that ran it just
+/// before may sit between it and the trampoline's load of the site's literal — interrupted by
+/// the kick itself, which returns it there. Changing the literal under it (a restore puts back
+/// `nop; nop`, no ops pointer) would send it to a garbage address: found by the patch storm
+/// (`FAR_EL1 0xd503201fd503201f` in the ops caller). Each CPU's last interrupted PC
+/// (`PerCpu::irq_elr`) tells: once none lies in trampoline code, every CPU that entered one
+/// through the old `bl` has loaded the literal or left, and no CPU can enter through it again.
+/// Linux avoids the case by never making the literal invalid (it points at `ftrace_nop_ops` at
+/// rest); here a site at rest is byte-identical to boot.
+#[inline(never)]
+fn out_of_trampolines(stats: &mut PokeStats) {
+    let me = percpu::this().id;
+    for _ in 0..TRAMPOLINE_KICKS {
+        let inside = percpu::online_cpus().filter(|c| c.id != me).any(|c| {
+            let pc = c.irq_elr.load(core::sync::atomic::Ordering::Relaxed);
+            crate::unwind::in_trampoline(pc.wrapping_add(4))
+        });
+        if !inside {
+            return;
+        }
+        if kick() {
+            stats.kicks += 1;
+        }
+    }
+    panic!("a CPU stayed inside a trampoline across {TRAMPOLINE_KICKS} kicks");
 }
 
 /// Apply `writes` all-or-nothing: validate every one, then write them through the alias, publish
