@@ -27,10 +27,7 @@ use patchbay::{
     trace::{self, Filter, FtraceRegs, Mode, Ops},
 };
 
-patchbay::qemu_directives!(
-    "smp=4",
-    "tcg=multi",
-    "icount=0",
+storm::directives!(
     "timeout=2400",
     "bootargs=patchbay.tick_hz=250",
     "expect_console=\"suite\":\"smp\",\"mechanism\":\"call-ops\",\"subject\":\"leaf\",\"metric\":\"call-while-patching\"",

@@ -14,10 +14,7 @@ extern crate alloc;
 #[path = "support/storm.rs"]
 mod storm;
 
-patchbay::qemu_directives!(
-    "smp=4",
-    "tcg=multi",
-    "icount=0",
+storm::directives!(
     "timeout=240",
     "bootargs=patchbay.tick_hz=250 smp.break=stop-machine",
     "expect_exit=1",

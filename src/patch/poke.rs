@@ -272,13 +272,13 @@ pub fn kick() -> bool {
 }
 
 /// Write one validated phase with IRQs masked (the alias slot is this CPU's), publish its
-/// instruction lines to this CPU, then, with `others` online, kick them. Whether it kicked.
-fn write_live(p: &[Write], others: bool, stats: &mut PokeStats) -> bool {
+/// instruction lines to this CPU, then kick the other CPUs online. Whether it kicked.
+fn write_live(p: &[Write], stats: &mut PokeStats) -> bool {
     {
         let _irqs = IrqsOff::new();
         write_phase(p, stats);
     }
-    if others && p.iter().any(|w| w.width == Width::Insn) && kick() {
+    if p.iter().any(|w| w.width == Width::Insn) && kick() {
         stats.kicks += 1;
         if crate::mttcg::active() {
             rewrite_for_emulator(p);
@@ -403,17 +403,30 @@ pub fn apply_phases(
     let protocol = teeth::protocol(protocol);
     match protocol {
         Protocol::StopMachine if others => write_stopped(phases, &mut stats)?,
+        _ if others => write_live_with_others(phases, &mut stats),
+        // One CPU online: the plain write, no kick.
         _ => {
-            let mut kicked = false;
             for p in phases.iter().filter(|p| !p.is_empty()) {
-                if kicked && p.iter().any(|w| w.width == Width::Literal) {
-                    out_of_trampolines(&mut stats);
-                }
-                kicked |= write_live(p, others, &mut stats);
+                let _irqs = IrqsOff::new();
+                write_phase(p, &mut stats);
             }
         }
     }
     Ok(stats)
+}
+
+/// The live protocol with other CPUs online: each phase kicked, and a literal changed after a
+/// kicked phase only once no other CPU sits inside a trampoline ([`out_of_trampolines`]). Out of
+/// line: with one CPU online the plain loop above is all there is.
+#[inline(never)]
+fn write_live_with_others(phases: &[&mut [Write]], stats: &mut PokeStats) {
+    let mut kicked = false;
+    for p in phases.iter().filter(|p| !p.is_empty()) {
+        if kicked && p.iter().any(|w| w.width == Width::Literal) {
+            out_of_trampolines(stats);
+        }
+        kicked |= write_live(p, stats);
+    }
 }
 
 /// How many kicks [`out_of_trampolines`] sends before it calls the machine broken.

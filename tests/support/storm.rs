@@ -52,6 +52,15 @@ use patchbay::{
     },
 };
 
+/// The machine every storm kernel boots on — 4 CPUs, multi-threaded TCG, no icount — plus the
+/// kernel's own directives (its timeout and boot arguments, what its console must show).
+macro_rules! directives {
+    ($($line:literal),* $(,)?) => {
+        patchbay::qemu_directives!("smp=4", "tcg=multi", "icount=0", $($line),*);
+    };
+}
+pub(crate) use directives;
+
 /// Mode switches the switcher makes (boot argument `storm.switches=N` overrides).
 pub const SWITCHES: u64 = 10_000;
 /// Sites switched per round (one grace period each).
