@@ -197,6 +197,7 @@ extern "C" fn __patchbay_exception(kind: u64, frame: &mut ExceptionFrame) {
 
 /// Print the crash report and end the run.
 pub fn fatal(kind: Kind, frame: &ExceptionFrame) -> ! {
+    crate::exit::claim_report(percpu::this().id);
     let depth = percpu::this().fatal_depth.fetch_add(1, Ordering::Relaxed);
     let mut w = console::emergency();
     if depth > 0 {
@@ -209,7 +210,7 @@ pub fn fatal(kind: Kind, frame: &ExceptionFrame) -> ! {
         exit(ExitCode::Failure);
     }
     let _ = report(&mut w, kind, frame);
-    let _ = writeln!(w, "!!! end of report: exiting with failure !!!");
+    crate::exit::end_report(&mut w);
     exit(ExitCode::Failure)
 }
 

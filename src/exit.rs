@@ -5,7 +5,7 @@
 //! in the boot arguments) prints the same final line, then ends QEMU with the code through
 //! semihosting instead of halting: the run ends cleanly, not when a runner gives up waiting.
 
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use patchbay_wire::halt::Halted;
 
@@ -23,6 +23,45 @@ pub enum ExitCode {
 /// End the run with `code`.
 pub fn exit(code: ExitCode) -> ! {
     exit_with(code as u32)
+}
+
+/// The CPU writing the crash report (`u32::MAX`: none yet).
+static REPORTING: AtomicU32 = AtomicU32::new(u32::MAX);
+/// CPUs that failed while another one was reporting, one bit each.
+static ALSO_FAILED: AtomicU64 = AtomicU64::new(0);
+
+/// Claim the console for a crash report (a panic or a fatal exception). The first CPU to fail
+/// returns and writes its report; a CPU failing while it does notes itself in [`also_failed`]
+/// and parks with interrupts masked, so two reports never interleave (the run ends with the
+/// first). The reporting CPU returns again when its own report fails.
+pub fn claim_report(cpu: u32) {
+    match REPORTING.compare_exchange(u32::MAX, cpu, Ordering::AcqRel, Ordering::Acquire) {
+        Ok(_) => {}
+        Err(owner) if owner == cpu => {}
+        Err(_) => {
+            ALSO_FAILED.fetch_or(1 << cpu, Ordering::AcqRel);
+            arch::cpu::mask_all();
+            arch::cpu::halt()
+        }
+    }
+}
+
+/// The CPUs (one bit each) that failed while the report was written: for its last line.
+pub fn also_failed() -> u64 {
+    ALSO_FAILED.load(Ordering::Acquire)
+}
+
+/// Write the report's closing lines: the other CPUs that failed meanwhile, if any.
+pub fn end_report(w: &mut impl core::fmt::Write) {
+    let others = also_failed();
+    if others != 0 {
+        let _ = write!(w, "  also     : failed meanwhile, not reported: CPU");
+        for cpu in (0..64).filter(|c| others & (1 << c) != 0) {
+            let _ = write!(w, " {cpu}");
+        }
+        let _ = writeln!(w);
+    }
+    let _ = writeln!(w, "!!! end of report: exiting with failure !!!");
 }
 
 /// What runs first when the run ends (registered by `irq`: stop every CPU's tick, so no vCPU is

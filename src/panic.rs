@@ -11,6 +11,7 @@ use crate::{
 
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
+    crate::exit::claim_report(percpu::this().id);
     let depth = percpu::this().fatal_depth.fetch_add(1, Ordering::Relaxed);
     let mut w = console::emergency();
     if depth > 0 {
@@ -29,6 +30,6 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
     #[cfg(feature = "smp-teeth")]
     let _ = crate::patch::poke::teeth::describe(&mut w, None);
     let _ = unwind::print_backtrace(&mut w, None, unwind::current_fp());
-    let _ = writeln!(w, "!!! end of report: exiting with failure !!!");
+    crate::exit::end_report(&mut w);
     exit(ExitCode::Failure)
 }
