@@ -139,7 +139,9 @@ fn irqs_masked() -> bool {
 /// Spin until `cpu`'s slot has done `target`, at most [`TIMEOUT_MS`] from `start`.
 fn wait_done(cpu: usize, target: u64, start: u64) -> Result<(), IpiError> {
     let limit = arch::pmu::counter_frequency() * TIMEOUT_MS / 1000;
-    let sleep = crate::mttcg::active();
+    // Only with a tick running: it bounds each sleep, so the timeout below is still seen when
+    // the target never answers.
+    let sleep = crate::mttcg::active() && irq::tick_hz() != 0;
     while SLOTS[cpu].done.load(Ordering::Acquire) != target {
         if arch::pmu::cntvct().wrapping_sub(start) > limit {
             return Err(IpiError::Timeout { cpu });
