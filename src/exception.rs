@@ -285,8 +285,7 @@ pub fn report(w: &mut impl Write, kind: Kind, frame: &ExceptionFrame) -> core::f
                 POOL_FILL_IMM
             )?;
         }
-        #[cfg(feature = "smp-teeth")]
-        crate::patch::poke::teeth::describe(w, Some(frame.elr))?;
+        crate::exit::report_note(w, Some(frame.elr))?;
         if esr::is_abort(d.class()) {
             writeln!(
                 w,

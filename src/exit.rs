@@ -51,6 +51,30 @@ pub fn also_failed() -> u64 {
     ALSO_FAILED.load(Ordering::Acquire)
 }
 
+/// A line a higher layer adds to every crash report (`fn(w, pc)`, `pc` the faulting address of
+/// an exception, none for a panic): registered by test-only code that knows a likely cause (the
+/// torn-write tooth, `patch::poke::teeth`).
+static REPORT_NOTE: AtomicUsize = AtomicUsize::new(0);
+
+type ReportNote = fn(&mut dyn core::fmt::Write, Option<u64>) -> core::fmt::Result;
+
+/// Register the function that may add a line to crash reports.
+pub fn set_report_note(f: ReportNote) {
+    REPORT_NOTE.store(f as usize, Ordering::Release);
+}
+
+/// Let the registered note, if any, add its line to a crash report.
+pub fn report_note(w: &mut dyn core::fmt::Write, pc: Option<u64>) -> core::fmt::Result {
+    match REPORT_NOTE.load(Ordering::Acquire) {
+        0 => Ok(()),
+        f => {
+            // SAFETY: only `set_report_note` stores here, and it stores a `ReportNote`.
+            let f = unsafe { core::mem::transmute::<usize, ReportNote>(f) };
+            f(w, pc)
+        }
+    }
+}
+
 /// Write the report's closing lines: the other CPUs that failed meanwhile, if any.
 pub fn end_report(w: &mut impl core::fmt::Write) {
     let others = also_failed();

@@ -1,10 +1,10 @@
 //! What the kernel does differently under QEMU's multi-threaded TCG (every vCPU a host thread,
 //! no icount): two workarounds for the emulator, neither an architectural step.
 //!
-//! Chosen once at boot ([`init`]) from the clock mode: `qemu` (`pb run` without icount, or
-//! `virt` with no clock argument). Never on a board (mode `hardware`) and never under icount
-//! (mode `qemu-icount`: one host thread runs every vCPU round-robin), so the benchmark records
-//! and the hardware path do not change.
+//! Chosen once at boot ([`init`]) from the clock mode the runner names: `qemu` (`pb run` without
+//! icount; with no `patchbay.clock=` argument, the board's default, `qemu` on `virt`). Never on
+//! a board (mode `hardware`) and never under icount (mode `qemu-icount`: one host thread runs
+//! every vCPU round-robin), so the benchmark records and the hardware path do not change.
 //!
 //! 1. **Live writes are stored twice** (`patch::poke`, `rewrite_for_emulator`): QEMU can keep a
 //!    stale translation of a line written live, which no guest operation drops.
@@ -20,13 +20,22 @@
 
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use crate::{bench::clock, bsp::ClockMode};
+use patchbay_wire::bootargs;
+
+use crate::{
+    boot_info,
+    bsp::{self, ClockMode},
+};
 
 static ACTIVE: AtomicBool = AtomicBool::new(false);
 
-/// Decide, once at boot (after `bench::clock::init`), whether the workarounds are on.
+/// Decide, once at boot (after the boot arguments are recorded), whether the workarounds are on.
 pub fn init() {
-    ACTIVE.store(clock::mode() == ClockMode::Qemu, Ordering::Relaxed);
+    let mode = boot_info::get()
+        .bootarg(bootargs::CLOCK)
+        .and_then(ClockMode::from_name)
+        .unwrap_or(bsp::DEFAULT_CLOCK_MODE);
+    ACTIVE.store(mode == ClockMode::Qemu, Ordering::Relaxed);
 }
 
 /// Whether the kernel runs under QEMU's multi-threaded TCG (module documentation).

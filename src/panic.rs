@@ -27,8 +27,7 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
         let _ = writeln!(w, "  at       : {}:{}:{}", l.file(), l.line(), l.column());
     }
     let _ = writeln!(w, "  message  : {}", info.message());
-    #[cfg(feature = "smp-teeth")]
-    let _ = crate::patch::poke::teeth::describe(&mut w, None);
+    let _ = crate::exit::report_note(&mut w, None);
     let _ = unwind::print_backtrace(&mut w, None, unwind::current_fp());
     crate::exit::end_report(&mut w);
     exit(ExitCode::Failure)

@@ -570,7 +570,8 @@ pub fn poke_literal(addr: u64, expected: u64, new: u64) -> Result<(), PatchError
 /// (DDI0487 B2.2.5: another PE may execute an instruction that is neither the old nor the new
 /// one), which QEMU, storing whole words, never shows: a CPU running the word in the pause
 /// executes a mix of the two (for `mov x9, x30` <-> `brk`: an `orr` into x0, or an unallocated
-/// encoding). [`teeth::describe`] lets a crash report name that cause.
+/// encoding). Once a word has been torn, crash reports name that cause (`teeth::describe`,
+/// registered with `exit::set_report_note`).
 #[cfg(feature = "smp-teeth")]
 pub mod teeth {
     use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -626,7 +627,10 @@ pub mod teeth {
             return false;
         }
         TORN_AT.store(addr, Ordering::Relaxed);
-        TEARS.fetch_add(1, Ordering::Release);
+        if TEARS.fetch_add(1, Ordering::Release) == 0 {
+            // The first tear: from now on crash reports may name it.
+            crate::exit::set_report_note(describe);
+        }
         // SAFETY: `alias` is the caller's RW alias of `addr`, 4-aligned, so both halves are
         // aligned halfword stores inside the mapped page.
         unsafe { (alias as *mut u16).write_volatile(new as u16) };
@@ -642,7 +646,7 @@ pub mod teeth {
     /// written in halves now, or was less than [`RECENT_MS`] ago, a `cause` line naming it —
     /// definite when `pc` is that word, else the likely cause (a CPU that ran the mix goes on
     /// with a wrong register or a wrong path before it fails).
-    pub fn describe(w: &mut impl core::fmt::Write, pc: Option<u64>) -> core::fmt::Result {
+    fn describe(w: &mut dyn core::fmt::Write, pc: Option<u64>) -> core::fmt::Result {
         let tears = TEARS.load(Ordering::Acquire);
         if tears == 0 {
             return Ok(());
