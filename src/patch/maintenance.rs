@@ -32,6 +32,16 @@ pub fn record(f: impl FnOnce()) -> Vec<Op> {
     core::mem::take(&mut *LOG.lock())
 }
 
+/// Run `f` with the recording paused: for the second store of a live phase under QEMU's threads
+/// (`poke::rewrite_for_emulator`), an emulator workaround that repeats the same words and lines
+/// and is not part of the architectural sequence the recording is compared against. The text
+/// lock is held, so no other patcher records meanwhile.
+pub fn unrecorded(f: impl FnOnce()) {
+    let was = RECORDING.swap(false, Ordering::SeqCst);
+    f();
+    RECORDING.store(was, Ordering::SeqCst);
+}
+
 /// Publish instructions written to `written` (`[start, end)` ranges sorted by start, or
 /// [`cache::Words`]) to instruction fetch on this PE.
 pub fn sync_icache(written: impl cache::Written) {

@@ -309,7 +309,7 @@ fn write_live(p: &[Write], stats: &mut PokeStats) -> bool {
 #[inline(never)]
 fn rewrite_for_emulator(p: &[Write]) {
     let _irqs = IrqsOff::new();
-    write_phase(p, &mut PokeStats::default());
+    maintenance::unrecorded(|| write_phase(p, &mut PokeStats::default()));
 }
 
 /// Write the validated `phases` with every other CPU stopped, none of them interrupted between
