@@ -28,7 +28,7 @@ use patchbay::{
 };
 
 storm::directives!(
-    "timeout=2400",
+    "timeout=900",
     "bootargs=patchbay.tick_hz=250",
     "expect_console=\"suite\":\"smp\",\"mechanism\":\"call-ops\",\"subject\":\"leaf\",\"metric\":\"call-while-patching\"",
     "expect_console=storm: PASS seed ",
