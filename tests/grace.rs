@@ -55,11 +55,21 @@ fn idle_cpus_end_a_grace_period_at_once() {
     ktest::wait_until("every other CPU to be idle", 10, || {
         (1..4).all(smp::idle_cpu)
     });
-    let before = grace::stats();
-    grace::synchronize().unwrap();
-    let after = grace::stats();
-    assert!(after.completed > before.completed);
-    assert_eq!(after.nudges, before.nudges, "idle CPUs needed no IPI");
+    // The nudge is sent after 1 ms of host time: a host that deschedules this vCPU that long
+    // (a loaded machine) nudges without any CPU being at fault, so one of a few tries must do
+    // without.
+    let mut nudged = 0;
+    for _ in 0..5 {
+        let before = grace::stats();
+        grace::synchronize().unwrap();
+        let after = grace::stats();
+        assert!(after.completed > before.completed);
+        if after.nudges == before.nudges {
+            return;
+        }
+        nudged += 1;
+    }
+    panic!("idle CPUs needed an IPI in each of {nudged} grace periods");
 }
 
 /// A worker loop that calls a traced function and passes a quiescent point between calls.
