@@ -129,6 +129,12 @@ impl BootInfo {
                 (k == key).then_some(v)
             })
     }
+
+    /// The clock mode the runner named (`patchbay.clock=`), if it named a known one.
+    pub fn clock_mode(&self) -> Option<bsp::ClockMode> {
+        self.bootarg(patchbay_wire::bootargs::CLOCK)
+            .and_then(bsp::ClockMode::from_name)
+    }
 }
 
 struct Cell(UnsafeCell<BootInfo>);

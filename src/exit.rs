@@ -31,9 +31,9 @@ static REPORTING: AtomicU32 = AtomicU32::new(u32::MAX);
 static ALSO_FAILED: AtomicU64 = AtomicU64::new(0);
 
 /// Claim the console for a crash report (a panic or a fatal exception). The first CPU to fail
-/// returns and writes its report; a CPU failing while it does notes itself in [`also_failed`]
-/// and parks with interrupts masked, so two reports never interleave (the run ends with the
-/// first). The reporting CPU returns again when its own report fails.
+/// returns and writes its report; a CPU failing while it does notes itself (the report's last
+/// lines name it, [`end_report`]) and parks with interrupts masked, so two reports never
+/// interleave (the run ends with the first). The reporting CPU returns again when its own report fails.
 pub fn claim_report(cpu: u32) {
     match REPORTING.compare_exchange(u32::MAX, cpu, Ordering::AcqRel, Ordering::Acquire) {
         Ok(_) => {}
@@ -44,11 +44,6 @@ pub fn claim_report(cpu: u32) {
             arch::cpu::halt()
         }
     }
-}
-
-/// The CPUs (one bit each) that failed while the report was written: for its last line.
-pub fn also_failed() -> u64 {
-    ALSO_FAILED.load(Ordering::Acquire)
 }
 
 /// A line a higher layer adds to every crash report (`fn(w, pc)`, `pc` the faulting address of
@@ -77,7 +72,7 @@ pub fn report_note(w: &mut dyn core::fmt::Write, pc: Option<u64>) -> core::fmt::
 
 /// Write the report's closing lines: the other CPUs that failed meanwhile, if any.
 pub fn end_report(w: &mut impl core::fmt::Write) {
-    let others = also_failed();
+    let others = ALSO_FAILED.load(Ordering::Acquire);
     if others != 0 {
         let _ = write!(w, "  also     : failed meanwhile, not reported: CPU");
         for cpu in (0..64).filter(|c| others & (1 << c) != 0) {

@@ -20,8 +20,6 @@
 
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use patchbay_wire::bootargs;
-
 use crate::{
     boot_info,
     bsp::{self, ClockMode},
@@ -32,8 +30,7 @@ static ACTIVE: AtomicBool = AtomicBool::new(false);
 /// Decide, once at boot (after the boot arguments are recorded), whether the workarounds are on.
 pub fn init() {
     let mode = boot_info::get()
-        .bootarg(bootargs::CLOCK)
-        .and_then(ClockMode::from_name)
+        .clock_mode()
         .unwrap_or(bsp::DEFAULT_CLOCK_MODE);
     ACTIVE.store(mode == ClockMode::Qemu, Ordering::Relaxed);
 }

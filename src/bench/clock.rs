@@ -86,10 +86,7 @@ pub fn source() -> Source {
 /// was seen to count instructions exactly; else the board's default (QEMU `virt` is never
 /// hardware, so there it is `qemu`: icount unknown, never "cycles").
 pub fn mode() -> ClockMode {
-    match boot_info::get()
-        .bootarg(bootargs::CLOCK)
-        .and_then(ClockMode::from_name)
-    {
+    match boot_info::get().clock_mode() {
         Some(mode) => mode,
         None if SEEN_ICOUNT.load(Ordering::Relaxed) => ClockMode::QemuIcount,
         None => bsp::DEFAULT_CLOCK_MODE,

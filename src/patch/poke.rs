@@ -331,7 +331,7 @@ fn write_stopped(phases: &[&mut [Write]], stats: &mut PokeStats) -> Result<(), P
         let outcome = stop::stop_machine(|| {
             let busy = percpu::online_cpus().filter(|c| c.id != me).find_map(|c| {
                 let pc = c.irq_elr.load(core::sync::atomic::Ordering::Relaxed);
-                if literals && crate::unwind::in_trampoline(pc.wrapping_add(4)) {
+                if literals && interrupted_in_trampoline(c) {
                     return Some((c.id, pc));
                 }
                 // A torn pair: it resumes at a word being written right after another one,
@@ -429,6 +429,14 @@ fn write_live_with_others(phases: &[&mut [Write]], stats: &mut PokeStats) {
     }
 }
 
+/// Was CPU `c` last interrupted (its `irq_elr`) at an instruction of trampoline code — between
+/// a site's `bl` and its trampoline's load of the site's literal, perhaps?
+fn interrupted_in_trampoline(c: &percpu::PerCpu) -> bool {
+    let pc = c.irq_elr.load(core::sync::atomic::Ordering::Relaxed);
+    // `in_trampoline` takes a return address (it looks at the instruction before it).
+    crate::unwind::in_trampoline(pc.wrapping_add(4))
+}
+
 /// How many kicks [`out_of_trampolines`] sends before it calls the machine broken.
 const TRAMPOLINE_KICKS: u32 = 10_000;
 
@@ -448,10 +456,9 @@ const TRAMPOLINE_KICKS: u32 = 10_000;
 fn out_of_trampolines(stats: &mut PokeStats) {
     let me = percpu::this().id;
     for _ in 0..TRAMPOLINE_KICKS {
-        let inside = percpu::online_cpus().filter(|c| c.id != me).any(|c| {
-            let pc = c.irq_elr.load(core::sync::atomic::Ordering::Relaxed);
-            crate::unwind::in_trampoline(pc.wrapping_add(4))
-        });
+        let inside = percpu::online_cpus()
+            .filter(|c| c.id != me)
+            .any(interrupted_in_trampoline);
         if !inside {
             return;
         }
